@@ -1,0 +1,100 @@
+# photosearch: `make run` brings up the whole mesh, `make test` checks everything.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+PACKAGES := libs/common libs/devstack services/catalog services/search services/embedder \
+            services/fallback gateway
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install system-deps protos protos-check lint typecheck test test-unit \
+        test-integration test-e2e run import demo images bench bench-embed bench-search \
+        bench-import bench-gateway bench-quality bench-soak clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): $(PYPROJECTS) constraints.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch is pinned to the CPU build in constraints.txt (any other spec pulls CUDA).
+	$(PIP) install -q -c constraints.txt -r requirements-dev.txt $(addprefix -e ,$(PACKAGES))
+	# geffnet declares torchvision, which it never imports and which breaks transformers.
+	$(PIP) install -q -c constraints.txt --no-deps geffnet
+	touch $@
+
+install: $(STAMP) ## create .venv with every service and the dev tools
+
+system-deps: ## Debian packages the browser tests need (Chromium + driver)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; }
+
+protos: $(STAMP) ## regenerate the protobuf/gRPC code from protos/
+	$(PY) tools/gen_protos.py
+
+protos-check: protos ## fail when the generated code is stale
+	@git diff --exit-code --stat -- libs/common/src/photosearch \
+	  && test -z "$$(git status --porcelain -- libs/common/src/photosearch)" \
+	  || { echo "generated protobuf code is stale: run 'make protos' and commit"; exit 1; }
+
+lint: $(STAMP) ## ruff (lint + format check)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP) ## mypy --strict on our code
+	$(VENV)/bin/mypy libs/common/src/photosearch/common libs/devstack services gateway tools
+
+test-unit: $(STAMP)
+	$(VENV)/bin/pytest -q tests/unit
+
+test-integration: $(STAMP) system-deps
+	$(VENV)/bin/pytest -q tests/integration
+
+test-e2e: $(STAMP) system-deps
+	$(VENV)/bin/pytest -q tests/e2e
+
+test: $(STAMP) system-deps protos-check lint typecheck ## everything CI runs
+	$(VENV)/bin/pytest -q tests
+
+run: $(STAMP) ## start Postgres, NATS, every service and the gateway (Ctrl-C stops all)
+	$(PY) -m photosearch_devstack run
+
+import: $(STAMP) ## import a folder of images into the running mesh: make import DIR=path/to/photos
+	$(PY) -m photosearch_catalog.importer --catalog 127.0.0.1:50051 "$(DIR)"
+
+demo: $(STAMP) ## load the demo catalog into the running mesh
+	$(PY) -m photosearch_catalog.demo --catalog 127.0.0.1:50051
+
+images: ## build one container image per service (needs a Docker engine)
+	@for svc in catalog search embedder fallback; do \
+	  docker build -f services/$$svc/Dockerfile -t photosearch-$$svc:dev . || exit 1; done
+	docker build -f gateway/Dockerfile -t photosearch-gateway:dev .
+
+bench: bench-embed bench-search bench-import bench-gateway bench-quality ## every benchmark (slow)
+
+bench-embed: $(STAMP) ## embedder throughput/latency: eager vs ONNX fp32 vs int8
+	$(PY) bench/embed.py
+
+bench-search: $(STAMP) ## pgvector search latency/recall at 100k and 1M vectors
+	$(PY) bench/search.py
+
+bench-import: $(STAMP) ## import 1,000 generated images, then re-run (adds nothing)
+	$(PY) bench/import_images.py
+
+bench-gateway: $(STAMP) ## POST /search through the gateway vs search gRPC directly
+	$(PY) bench/gateway.py
+
+bench-quality: $(STAMP) ## retrieval quality on ../shared/datasets through the real mesh
+	$(PY) bench/quality.py
+
+bench-soak: $(STAMP) ## bounded soak of mixed search + ingest
+	$(PY) bench/soak.py
+
+clean: ## remove the venv and local data
+	rm -rf $(VENV) .data

@@ -1,0 +1,1 @@
+"""photosearch gateway: the HTTP API and web UI."""

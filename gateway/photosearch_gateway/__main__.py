@@ -1,0 +1,18 @@
+"""Entry point: python -m photosearch_gateway"""
+
+import uvicorn
+from photosearch.common.logging import configure_logging
+
+from photosearch_gateway.app import create_app
+from photosearch_gateway.config import GatewaySettings
+
+if __name__ == "__main__":
+    settings = GatewaySettings()
+    configure_logging("gateway", settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.http_port,
+        log_config=None,  # our structlog handler formats uvicorn's lines too
+        timeout_graceful_shutdown=10,
+    )

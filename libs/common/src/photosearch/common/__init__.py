@@ -1,0 +1,1 @@
+"""Runtime code every photosearch service shares (one copy, imported by all)."""

@@ -1,0 +1,36 @@
+"""Outgoing gRPC channels: request-id propagation, optional TLS, keepalive."""
+
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from photosearch.common.grpc_server import MAX_MESSAGE_BYTES
+from photosearch.common.interceptors import RequestIdClientInterceptor
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    # Fail fast when a peer is gone rather than waiting for the full backoff.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+]
+
+
+def open_channel(target: str, tls_dir: str = "") -> grpc.aio.Channel:
+    """A channel to another photosearch service (TLS when `tls_dir` holds a CA)."""
+    interceptors: Any = [RequestIdClientInterceptor()]
+    if not tls_dir:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    folder = Path(tls_dir)
+    key, cert = folder / "tls.key", folder / "tls.crt"
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=(folder / "ca.crt").read_bytes(),
+        private_key=key.read_bytes() if key.exists() else None,
+        certificate_chain=cert.read_bytes() if cert.exists() else None,
+    )
+    return grpc.aio.secure_channel(
+        target, credentials, options=CHANNEL_OPTIONS, interceptors=interceptors
+    )

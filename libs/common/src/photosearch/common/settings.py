@@ -1,0 +1,41 @@
+"""Typed settings. Each service subclasses ServiceSettings with its own env prefix,
+e.g. CATALOG_GRPC_PORT, SEARCH_DATABASE_URL."""
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
+
+    host: str = "0.0.0.0"
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # auto = JSON lines unless stdout is a terminal.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    # Seconds in-flight RPCs get to finish on SIGTERM (keep below the pod's grace period).
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # Directory with tls.crt/tls.key (and ca.crt for mutual TLS); empty = plaintext.
+    tls_dir: str = ""
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+
+class NatsSettings(BaseSettings):
+    """Mixed into the settings of services that use NATS."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    # 3 in production (a clustered JetStream); 1 for the embedded server.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
+
+
+class DatabaseSettings(BaseSettings):
+    """Mixed into the settings of services that own a Postgres database."""
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    database_pool_min: int = Field(default=1, ge=0)
+    database_pool_max: int = Field(default=10, ge=1)

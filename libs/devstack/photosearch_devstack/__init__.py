@@ -1,0 +1,1 @@
+"""Embedded infrastructure and a process supervisor for the whole mesh on one machine."""

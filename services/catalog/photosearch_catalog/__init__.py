@@ -1,0 +1,1 @@
+"""photosearch catalog service."""

@@ -1,0 +1,1 @@
+"""photosearch embedder service."""

@@ -1,0 +1,1 @@
+"""photosearch search service."""
