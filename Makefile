@@ -19,13 +19,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): $(PYPROJECTS) constraints.txt requirements-dev.txt
+$(STAMP): $(PYPROJECTS) constraints.txt requirements-dev.txt $(wildcard gateway/web/package-lock.json)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch is pinned to the CPU build in constraints.txt (any other spec pulls CUDA).
 	$(PIP) install -q -c constraints.txt -r requirements-dev.txt $(addprefix -e ,$(PACKAGES))
 	# geffnet declares torchvision, which it never imports and which breaks transformers.
 	$(PIP) install -q -c constraints.txt --no-deps geffnet
+	# Browser-side packages (onnxruntime-web) the gateway serves; no build step.
+	if [ -f gateway/web/package-lock.json ]; then npm --prefix gateway/web ci --no-audit --no-fund; fi
 	touch $@
 
 install: $(STAMP) ## create .venv with every service and the dev tools

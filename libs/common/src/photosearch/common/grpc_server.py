@@ -134,14 +134,12 @@ async def serve(
     readiness_interval: float = 1.0,
     stopping: asyncio.Event | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or `stopping` is set), then drain and stop."""
-    stopping = stopping or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+    """Run until SIGTERM/SIGINT (or, when given, until `stopping` is set), then drain and stop."""
+    if stopping is None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
     await server.server.start()
     log.info("server.started", port=server.port)
     started = await _start_with_retry(lifecycle, stopping)
