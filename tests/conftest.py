@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from photosearch_devstack.nats_server import NatsServer
 from photosearch_devstack.postgres import EmbeddedPostgres
 

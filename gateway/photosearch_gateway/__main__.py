@@ -1,8 +1,8 @@
 """Entry point: python -m photosearch_gateway"""
 
 import uvicorn
-from photosearch.common.logging import configure_logging
 
+from photosearch.common.logging import configure_logging
 from photosearch_gateway.app import create_app
 from photosearch_gateway.config import GatewaySettings
 

@@ -8,8 +8,8 @@ import grpc
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from photosearch.common.channels import open_channel
 
+from photosearch.common.channels import open_channel
 from photosearch_gateway.config import GatewaySettings
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+
 from photosearch_devstack.mesh import GRPC_SERVICES, Mesh
 
 pytestmark = pytest.mark.slow

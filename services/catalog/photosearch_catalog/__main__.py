@@ -4,7 +4,6 @@ import asyncio
 
 from photosearch.common.grpc_server import serve
 from photosearch.common.logging import configure_logging
-
 from photosearch_catalog.config import CatalogSettings
 from photosearch_catalog.server import build_server
 

@@ -1,7 +1,8 @@
 """Settings of the catalog service (environment variables prefixed CATALOG_)."""
 
-from photosearch.common.settings import DatabaseSettings, NatsSettings, ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from photosearch.common.settings import DatabaseSettings, NatsSettings, ServiceSettings
 
 
 class CatalogSettings(NatsSettings, DatabaseSettings, ServiceSettings):

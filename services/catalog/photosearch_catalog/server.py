@@ -3,7 +3,6 @@
 from photosearch.catalog.v1 import catalog_pb2_grpc
 from photosearch.common.grpc_server import GrpcServer, create_server
 from photosearch.common.infra import Infra
-
 from photosearch_catalog.config import CatalogSettings
 from photosearch_catalog.servicer import CatalogServicer
 

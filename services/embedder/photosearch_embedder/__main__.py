@@ -4,7 +4,6 @@ import asyncio
 
 from photosearch.common.grpc_server import serve
 from photosearch.common.logging import configure_logging
-
 from photosearch_embedder.config import EmbedderSettings
 from photosearch_embedder.server import build_server
 

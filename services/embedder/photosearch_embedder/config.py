@@ -1,7 +1,8 @@
 """Settings of the embedder service (environment variables prefixed EMBED_)."""
 
-from photosearch.common.settings import NatsSettings, ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from photosearch.common.settings import NatsSettings, ServiceSettings
 
 
 class EmbedderSettings(NatsSettings, ServiceSettings):

@@ -3,7 +3,6 @@
 from photosearch.common.grpc_server import GrpcServer, create_server
 from photosearch.common.infra import Infra
 from photosearch.embedder.v1 import embedder_pb2_grpc
-
 from photosearch_embedder.config import EmbedderSettings
 from photosearch_embedder.servicer import EmbedderServicer
 

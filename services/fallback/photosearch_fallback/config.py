@@ -1,7 +1,8 @@
 """Settings of the fallback service (environment variables prefixed FALLBACK_)."""
 
-from photosearch.common.settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from photosearch.common.settings import ServiceSettings
 
 
 class FallbackSettings(ServiceSettings):

@@ -3,7 +3,6 @@
 from photosearch.common.grpc_server import GrpcServer, create_server
 from photosearch.common.infra import Infra
 from photosearch.fallback.v1 import fallback_pb2_grpc
-
 from photosearch_fallback.config import FallbackSettings
 from photosearch_fallback.servicer import FallbackServicer
 

@@ -1,7 +1,8 @@
 """Settings of the search service (environment variables prefixed SEARCH_)."""
 
-from photosearch.common.settings import DatabaseSettings, NatsSettings, ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from photosearch.common.settings import DatabaseSettings, NatsSettings, ServiceSettings
 
 
 class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):

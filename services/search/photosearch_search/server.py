@@ -3,7 +3,6 @@
 from photosearch.common.grpc_server import GrpcServer, create_server
 from photosearch.common.infra import Infra
 from photosearch.search.v1 import search_pb2_grpc
-
 from photosearch_search.config import SearchSettings
 from photosearch_search.servicer import SearchServicer
 
