@@ -27,20 +27,26 @@ class EmbedRequest(_message.Message):
 
     IMAGE_FIELD_NUMBER: _builtins.int
     VARIANTS_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
     image: _builtins.bytes
+    ref: _builtins.str
+    """Caller's reference, echoed in the response (useful on EmbedStream)."""
     @_builtins.property
     def variants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Extra variants to compute beside "global" (e.g. "mirror")."""
+        """Extra variants to compute beside "global": "mirror" (horizontal flip) or
+        "crop:F" (centre crop keeping fraction F of each side, 0 < F < 1).
+        """
 
     def __init__(
         self,
         *,
         image: _builtins.bytes = ...,
         variants: _abc.Iterable[_builtins.str] | None = ...,
+        ref: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "variants", b"variants"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "ref", b"ref", "variants", b"variants"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -53,20 +59,29 @@ class EmbedResponse(_message.Message):
     MODEL_ID_FIELD_NUMBER: _builtins.int
     DIM_FIELD_NUMBER: _builtins.int
     EMBEDDINGS_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     dim: _builtins.int
+    ref: _builtins.str
+    error: _builtins.str
+    """EmbedStream only: why this image has no embeddings (empty on success)."""
     @_builtins.property
-    def embeddings(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.Embedding]: ...
+    def embeddings(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.Embedding]:
+        """L2-normalised vectors, "global" first."""
+
     def __init__(
         self,
         *,
         model_id: _builtins.str = ...,
         dim: _builtins.int = ...,
         embeddings: _abc.Iterable[_events_pb2.Embedding] | None = ...,
+        ref: _builtins.str = ...,
+        error: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dim", b"dim", "embeddings", b"embeddings", "model_id", b"model_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dim", b"dim", "embeddings", b"embeddings", "error", b"error", "model_id", b"model_id", "ref", b"ref"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -99,14 +114,35 @@ class InfoResponse(_message.Message):
     QUEUE_PENDING_FIELD_NUMBER: _builtins.int
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    MODEL_NOTE_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    INDEX_VARIANTS_FIELD_NUMBER: _builtins.int
+    QUEUE_IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    QUANTIZATION_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     model_id: _builtins.str
     dim: _builtins.int
     device: _builtins.str
     loaded: _builtins.bool
+    """The model is in memory now (it loads on first work, unloads when idle)."""
     queue_pending: _builtins.int
+    """Jobs of this model waiting in the queue."""
     batch_size: _builtins.int
     version: _builtins.str
+    model_note: _builtins.str
+    """Why this model is the one in use, e.g. that DINOv2 weights were not
+    available so the offline fallback model runs. Empty when nothing to say.
+    """
+    available: _builtins.bool
+    """The exported model files are ready (the service is SERVING only then)."""
+    queue_in_flight: _builtins.int
+    """Jobs handed to a worker and not acknowledged yet."""
+    quantization: _builtins.str
+    """"int8" or "none"."""
+    @_builtins.property
+    def index_variants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Variants computed for every queued image ("global" first)."""
+
     def __init__(
         self,
         *,
@@ -118,10 +154,15 @@ class InfoResponse(_message.Message):
         queue_pending: _builtins.int = ...,
         batch_size: _builtins.int = ...,
         version: _builtins.str = ...,
+        model_note: _builtins.str = ...,
+        available: _builtins.bool = ...,
+        index_variants: _abc.Iterable[_builtins.str] | None = ...,
+        queue_in_flight: _builtins.int = ...,
+        quantization: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "device", b"device", "dim", b"dim", "loaded", b"loaded", "model_id", b"model_id", "queue_pending", b"queue_pending", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "batch_size", b"batch_size", "device", b"device", "dim", b"dim", "index_variants", b"index_variants", "loaded", b"loaded", "model_id", b"model_id", "model_note", b"model_note", "quantization", b"quantization", "queue_in_flight", b"queue_in_flight", "queue_pending", b"queue_pending", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -55,13 +55,17 @@ class EmbedderServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Embed(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One image. An image that cannot be decoded is INVALID_ARGUMENT; no model
+        available (yet) is UNAVAILABLE.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def EmbedStream(self, request_iterator, context):
-        """Missing associated documentation comment in .proto file."""
+        """Many images over one stream, embedded in batches; one response per request,
+        in order. A bad image does not end the stream: its response carries `error`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -34,14 +34,26 @@ class EmbedderServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> EmbedderServiceAsyncStub: ...
     Embed: _grpc.UnaryUnaryMultiCallable[_embedder_pb2.EmbedRequest, _embedder_pb2.EmbedResponse]
+    """One image. An image that cannot be decoded is INVALID_ARGUMENT; no model
+    available (yet) is UNAVAILABLE.
+    """
     EmbedStream: _grpc.StreamStreamMultiCallable[_embedder_pb2.EmbedRequest, _embedder_pb2.EmbedResponse]
+    """Many images over one stream, embedded in batches; one response per request,
+    in order. A bad image does not end the stream: its response carries `error`.
+    """
     Info: _grpc.UnaryUnaryMultiCallable[_embedder_pb2.InfoRequest, _embedder_pb2.InfoResponse]
 
 @_typing.type_check_only
 class EmbedderServiceAsyncStub(EmbedderServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Embed: _aio.UnaryUnaryMultiCallable[_embedder_pb2.EmbedRequest, _embedder_pb2.EmbedResponse]  # type: ignore[assignment]
+    """One image. An image that cannot be decoded is INVALID_ARGUMENT; no model
+    available (yet) is UNAVAILABLE.
+    """
     EmbedStream: _aio.StreamStreamMultiCallable[_embedder_pb2.EmbedRequest, _embedder_pb2.EmbedResponse]  # type: ignore[assignment]
+    """Many images over one stream, embedded in batches; one response per request,
+    in order. A bad image does not end the stream: its response carries `error`.
+    """
     Info: _aio.UnaryUnaryMultiCallable[_embedder_pb2.InfoRequest, _embedder_pb2.InfoResponse]  # type: ignore[assignment]
 
 class EmbedderServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -50,14 +62,20 @@ class EmbedderServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _embedder_pb2.EmbedRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_embedder_pb2.EmbedResponse, _abc.Awaitable[_embedder_pb2.EmbedResponse]]: ...
+    ) -> _typing.Union[_embedder_pb2.EmbedResponse, _abc.Awaitable[_embedder_pb2.EmbedResponse]]:
+        """One image. An image that cannot be decoded is INVALID_ARGUMENT; no model
+        available (yet) is UNAVAILABLE.
+        """
 
     @_abc_1.abstractmethod
     def EmbedStream(
         self,
         request_iterator: _MaybeAsyncIterator[_embedder_pb2.EmbedRequest],
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_embedder_pb2.EmbedResponse], _abc.AsyncIterator[_embedder_pb2.EmbedResponse]]: ...
+    ) -> _typing.Union[_abc.Iterator[_embedder_pb2.EmbedResponse], _abc.AsyncIterator[_embedder_pb2.EmbedResponse]]:
+        """Many images over one stream, embedded in batches; one response per request,
+        in order. A bad image does not end the stream: its response carries `error`.
+        """
 
     @_abc_1.abstractmethod
     def Info(
