@@ -121,7 +121,12 @@ class SearchResponse(_message.Message):
 
     MODEL_ID_FIELD_NUMBER: _builtins.int
     CANDIDATES_FIELD_NUMBER: _builtins.int
+    EXACT_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
+    exact: _builtins.bool
+    """True when the filters were so selective that every matching vector was compared
+    (exact search) instead of walking the HNSW index.
+    """
     @_builtins.property
     def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Candidate]: ...
     def __init__(
@@ -129,10 +134,11 @@ class SearchResponse(_message.Message):
         *,
         model_id: _builtins.str = ...,
         candidates: _abc.Iterable[Global___Candidate] | None = ...,
+        exact: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "model_id", b"model_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "exact", b"exact", "model_id", b"model_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -197,18 +203,26 @@ class IndexStatusResponse(_message.Message):
     QUEUE_DEPTH_FIELD_NUMBER: _builtins.int
     REBUILD_IN_PROGRESS_FIELD_NUMBER: _builtins.int
     ACTIVE_MODEL_ID_FIELD_NUMBER: _builtins.int
+    DIM_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     catalog_images: _builtins.int
     embedded: _builtins.int
     pending: _builtins.int
     failed: _builtins.int
     queue_depth: _builtins.int
+    """Jobs of this model waiting in the queue or being worked on."""
     rebuild_in_progress: _builtins.bool
     active_model_id: _builtins.str
+    dim: _builtins.int
+    """Dimension of the model's fingerprints (0 while unknown)."""
     @_builtins.property
-    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___Failure]: ...
+    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___Failure]:
+        """The most recent failures (at most 100; `failed` counts them all)."""
+
     @_builtins.property
-    def workers(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.WorkerHeartbeat]: ...
+    def workers(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.WorkerHeartbeat]:
+        """Every embed-capable worker online, whatever its model."""
+
     def __init__(
         self,
         *,
@@ -222,10 +236,11 @@ class IndexStatusResponse(_message.Message):
         queue_depth: _builtins.int = ...,
         rebuild_in_progress: _builtins.bool = ...,
         active_model_id: _builtins.str = ...,
+        dim: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_model_id", b"active_model_id", "catalog_images", b"catalog_images", "embedded", b"embedded", "failed", b"failed", "failures", b"failures", "model_id", b"model_id", "pending", b"pending", "queue_depth", b"queue_depth", "rebuild_in_progress", b"rebuild_in_progress", "workers", b"workers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_model_id", b"active_model_id", "catalog_images", b"catalog_images", "dim", b"dim", "embedded", b"embedded", "failed", b"failed", "failures", b"failures", "model_id", b"model_id", "pending", b"pending", "queue_depth", b"queue_depth", "rebuild_in_progress", b"rebuild_in_progress", "workers", b"workers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -261,17 +276,26 @@ class RebuildResponse(_message.Message):
 
     MODEL_ID_FIELD_NUMBER: _builtins.int
     QUEUED_FIELD_NUMBER: _builtins.int
+    IN_PROGRESS_FIELD_NUMBER: _builtins.int
+    ALREADY_QUEUED_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     queued: _builtins.int
+    """Embed jobs this call queued (so far, when in_progress)."""
+    in_progress: _builtins.bool
+    """The catalog walk goes on in the background (large catalogs, or one already running)."""
+    already_queued: _builtins.int
+    """Images skipped because a job for them is already waiting in the queue."""
     def __init__(
         self,
         *,
         model_id: _builtins.str = ...,
         queued: _builtins.int = ...,
+        in_progress: _builtins.bool = ...,
+        already_queued: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "queued", b"queued"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_queued", b"already_queued", "in_progress", b"in_progress", "model_id", b"model_id", "queued", b"queued"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -480,8 +504,16 @@ class DuplicateReportResponse(_message.Message):
     THRESHOLD_FIELD_NUMBER: _builtins.int
     DUPLICATES_FIELD_NUMBER: _builtins.int
     CONFUSABLES_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
+    EXACT_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     threshold: _builtins.float
+    images: _builtins.int
+    """Images compared (their whole-image fingerprints)."""
+    exact: _builtins.bool
+    """True when every pair was compared; false on catalogs too large for that, where each
+    image's nearest neighbours come from the HNSW index.
+    """
     @_builtins.property
     def duplicates(self) -> _containers.RepeatedCompositeFieldContainer[Global___DuplicatePair]: ...
     @_builtins.property
@@ -493,10 +525,12 @@ class DuplicateReportResponse(_message.Message):
         threshold: _builtins.float = ...,
         duplicates: _abc.Iterable[Global___DuplicatePair] | None = ...,
         confusables: _abc.Iterable[Global___Confusable] | None = ...,
+        images: _builtins.int = ...,
+        exact: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["confusables", b"confusables", "duplicates", b"duplicates", "model_id", b"model_id", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confusables", b"confusables", "duplicates", b"duplicates", "exact", b"exact", "images", b"images", "model_id", b"model_id", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
