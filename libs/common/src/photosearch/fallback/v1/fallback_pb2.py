@@ -24,21 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&photosearch/fallback/v1/fallback.proto\x12\x17photosearch.fallback.v1\"6\n\x10WebDetectRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x13\n\x0bmax_results\x18\x02 \x01(\x05\"q\n\x04Lead\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.photosearch.fallback.v1.LeadType\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\r\n\x05score\x18\x05 \x01(\x02\"\\\n\x11WebDetectResponse\x12\x19\n\x11\x62\x65st_guess_labels\x18\x01 \x03(\t\x12,\n\x05leads\x18\x02 \x03(\x0b\x32\x1d.photosearch.fallback.v1.Lead*\xf0\x01\n\x08LeadType\x12\x19\n\x15LEAD_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14LEAD_TYPE_BEST_GUESS\x10\x01\x12\x18\n\x14LEAD_TYPE_WEB_ENTITY\x10\x02\x12!\n\x1dLEAD_TYPE_FULL_MATCHING_IMAGE\x10\x03\x12$\n LEAD_TYPE_PARTIAL_MATCHING_IMAGE\x10\x04\x12&\n\"LEAD_TYPE_PAGE_WITH_MATCHING_IMAGE\x10\x05\x12$\n LEAD_TYPE_VISUALLY_SIMILAR_IMAGE\x10\x06\x32u\n\x0f\x46\x61llbackService\x12\x62\n\tWebDetect\x12).photosearch.fallback.v1.WebDetectRequest\x1a*.photosearch.fallback.v1.WebDetectResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&photosearch/fallback/v1/fallback.proto\x12\x17photosearch.fallback.v1\"6\n\x10WebDetectRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x13\n\x0bmax_results\x18\x02 \x01(\x05\"\x84\x01\n\x04Lead\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.photosearch.fallback.v1.LeadType\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\r\n\x05score\x18\x05 \x01(\x02\x12\x11\n\timage_url\x18\x06 \x01(\t\"\\\n\x11WebDetectResponse\x12\x19\n\x11\x62\x65st_guess_labels\x18\x01 \x03(\t\x12,\n\x05leads\x18\x02 \x03(\x0b\x32\x1d.photosearch.fallback.v1.Lead*\xf0\x01\n\x08LeadType\x12\x19\n\x15LEAD_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14LEAD_TYPE_BEST_GUESS\x10\x01\x12\x18\n\x14LEAD_TYPE_WEB_ENTITY\x10\x02\x12!\n\x1dLEAD_TYPE_FULL_MATCHING_IMAGE\x10\x03\x12$\n LEAD_TYPE_PARTIAL_MATCHING_IMAGE\x10\x04\x12&\n\"LEAD_TYPE_PAGE_WITH_MATCHING_IMAGE\x10\x05\x12$\n LEAD_TYPE_VISUALLY_SIMILAR_IMAGE\x10\x06\x32u\n\x0f\x46\x61llbackService\x12\x62\n\tWebDetect\x12).photosearch.fallback.v1.WebDetectRequest\x1a*.photosearch.fallback.v1.WebDetectResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'photosearch.fallback.v1.fallback_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LEADTYPE']._serialized_start=333
-  _globals['_LEADTYPE']._serialized_end=573
+  _globals['_LEADTYPE']._serialized_start=353
+  _globals['_LEADTYPE']._serialized_end=593
   _globals['_WEBDETECTREQUEST']._serialized_start=67
   _globals['_WEBDETECTREQUEST']._serialized_end=121
-  _globals['_LEAD']._serialized_start=123
-  _globals['_LEAD']._serialized_end=236
-  _globals['_WEBDETECTRESPONSE']._serialized_start=238
-  _globals['_WEBDETECTRESPONSE']._serialized_end=330
-  _globals['_FALLBACKSERVICE']._serialized_start=575
-  _globals['_FALLBACKSERVICE']._serialized_end=692
+  _globals['_LEAD']._serialized_start=124
+  _globals['_LEAD']._serialized_end=256
+  _globals['_WEBDETECTRESPONSE']._serialized_start=258
+  _globals['_WEBDETECTRESPONSE']._serialized_end=350
+  _globals['_FALLBACKSERVICE']._serialized_start=595
+  _globals['_FALLBACKSERVICE']._serialized_end=712
 # @@protoc_insertion_point(module_scope)

@@ -45,7 +45,13 @@ class FallbackServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def WebDetect(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Errors: FAILED_PRECONDITION (web fallback off, or no API key set), INVALID_ARGUMENT
+        (not a usable photo, too large, max_results out of range, or Vision refused the photo),
+        UNAUTHENTICATED / PERMISSION_DENIED (Google rejected the API key or the project may not
+        use the Vision API), RESOURCE_EXHAUSTED (Vision quota used up), UNAVAILABLE (Vision or
+        catalog unreachable, or Vision failing with 5xx after retries), DEADLINE_EXCEEDED
+        (Vision did not answer within the deadline).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
