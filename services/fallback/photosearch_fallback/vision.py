@@ -3,9 +3,7 @@
 The client is synchronous, so each call runs in a small thread pool; waiting and
 backoff happen on the event loop. Retries: UNAVAILABLE / 5xx, 429, connection errors
 and timeouts, with exponential backoff and jitter, within one overall deadline.
-Every failure leaves as a domain error whose message a person can act on; upstream
-messages are passed through with the API key masked (Google does not echo keys, but
-nothing here relies on that)."""
+Every failure leaves as a domain error (see vision_errors)."""
 
 import asyncio
 import contextvars
@@ -23,18 +21,18 @@ from google.cloud import vision
 
 from photosearch.common import errors
 from photosearch.common.logging import get_logger
+from photosearch_fallback.vision_errors import (
+    Failure,
+    VisionRejected,
+    classify_http,
+    classify_rejection,
+)
 
 log = get_logger(__name__)
 
 # At DEBUG these loggers write whole request bodies, i.e. the photo: never let them.
 for _name in ("google.cloud.vision_v1", "google.auth.transport.requests", "google.api_core"):
     logging.getLogger(_name).setLevel(logging.INFO)
-
-KEY_REJECTED = "the Google Vision API key was rejected"
-_KEY_INVALID_REASONS = {"API_KEY_INVALID", "API_KEY_NOT_FOUND", "API_KEY_EXPIRED"}
-# google.rpc.Code values Vision may put in a per-image error of a 200 reply.
-_RPC_INVALID_ARGUMENT, _RPC_PERMISSION_DENIED, _RPC_RESOURCE_EXHAUSTED = 3, 7, 8
-_RPC_UNAUTHENTICATED, _RPC_UNAVAILABLE = 16, 14
 
 
 @dataclass(frozen=True)
@@ -46,129 +44,6 @@ class VisionOptions:
     backoff_seconds: float
     backoff_max_seconds: float
     concurrency: int
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """One failed attempt: what to tell the caller, and whether another attempt may help."""
-
-    error: errors.DomainError
-    outcome: str  # short word for logs and metrics
-    transient: bool
-    http_status: int | None = None
-    retry_after: float | None = None
-
-
-class VisionRejected(Exception):
-    """Raised in the worker thread for a per-image error inside an HTTP 200 reply."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _masked(text: str, api_key: str, limit: int = 300) -> str:
-    if api_key:
-        text = text.replace(api_key, "[redacted]")
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _retry_after(exc: google_errors.GoogleAPICallError) -> float | None:
-    response = exc.response
-    value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:  # an HTTP date: ignore, backoff applies
-        return None
-
-
-def _upstream_message(exc: google_errors.GoogleAPICallError) -> str:
-    """Google's own message, without the client's "POST <url>: " prefix."""
-    message = exc.message or ""
-    method, _, rest = message.partition(" ")
-    if method.isupper() and rest.startswith(("http://", "https://")) and ": " in rest:
-        return rest.split(": ", 1)[1]
-    return message
-
-
-def _classify_http(exc: google_errors.GoogleAPICallError, api_key: str, where: str) -> _Failure:
-    status = int(exc.code) if isinstance(exc.code, int) else None
-    detail = _masked(_upstream_message(exc), api_key)
-    reason = (exc.reason or "").upper()
-    if status == 401 or reason in _KEY_INVALID_REASONS or "API KEY NOT VALID" in detail.upper():
-        return _Failure(
-            errors.Unauthenticated(f"{KEY_REJECTED} ({detail}): set a valid key in the settings"),
-            "key_rejected",
-            False,
-            status,
-        )
-    if status == 429 or "RATE_LIMIT" in reason or "QUOTA" in reason:
-        return _Failure(
-            errors.ResourceExhausted(
-                f"the Google Vision quota is used up ({detail}); try again later "
-                "or raise the quota of the key's project"
-            ),
-            "quota",
-            True,
-            status,
-            _retry_after(exc),
-        )
-    if status == 403:
-        return _Failure(
-            errors.PermissionDenied(
-                f"{KEY_REJECTED} for this request ({detail}): check that the key is valid, "
-                "that the Cloud Vision API is enabled for its project and billing is on"
-            ),
-            "forbidden",
-            False,
-            status,
-        )
-    if status is not None and status >= 500:
-        return _Failure(
-            errors.Unavailable(
-                f"Google Vision is failing (HTTP {status}: {detail}); try again later"
-            ),
-            "upstream_error",
-            True,
-            status,
-            _retry_after(exc),
-        )
-    if status == 400:
-        return _Failure(
-            errors.InvalidArgument(f"Google Vision refused the photo ({detail})"),
-            "refused",
-            False,
-            status,
-        )
-    return _Failure(
-        errors.Unavailable(
-            f"Google Vision at {where} answered HTTP {status} ({detail}); "
-            "check FALLBACK_VISION_ENDPOINT"
-        ),
-        "unexpected_status",
-        False,
-        status,
-    )
-
-
-def _classify_rejection(exc: VisionRejected, api_key: str) -> _Failure:
-    detail = _masked(exc.message, api_key)
-    if exc.code in (_RPC_UNAUTHENTICATED, _RPC_PERMISSION_DENIED):
-        error: errors.DomainError = errors.PermissionDenied(f"{KEY_REJECTED} ({detail})")
-        return _Failure(error, "key_rejected", False)
-    if exc.code == _RPC_RESOURCE_EXHAUSTED:
-        error = errors.ResourceExhausted(f"the Google Vision quota is used up ({detail})")
-        return _Failure(error, "quota", True)
-    if exc.code == _RPC_UNAVAILABLE:
-        error = errors.Unavailable(f"Google Vision is failing ({detail}); try again later")
-        return _Failure(error, "upstream_error", True)
-    if exc.code == _RPC_INVALID_ARGUMENT:
-        error = errors.InvalidArgument(f"Google Vision could not use the photo ({detail})")
-        return _Failure(error, "refused", False)
-    error = errors.Unavailable(f"Google Vision could not process the photo ({detail})")
-    return _Failure(error, "upstream_error", False)
 
 
 class VisionWebDetector:
@@ -213,13 +88,13 @@ class VisionWebDetector:
             raise VisionRejected(answer.error.code, answer.error.message)
         return answer.web_detection
 
-    def _classify(self, exc: BaseException, api_key: str, timeout: float) -> _Failure:
+    def _classify(self, exc: BaseException, api_key: str, timeout: float) -> Failure:
         if isinstance(exc, google_errors.GoogleAPICallError):
-            return _classify_http(exc, api_key, self._where)
+            return classify_http(exc, api_key, self._where)
         if isinstance(exc, VisionRejected):
-            return _classify_rejection(exc, api_key)
+            return classify_rejection(exc, api_key)
         if isinstance(exc, requests.Timeout | TimeoutError):
-            return _Failure(
+            return Failure(
                 errors.DeadlineExceeded(
                     f"Google Vision did not answer within {timeout:.1f} s; try again later"
                 ),
@@ -227,14 +102,14 @@ class VisionWebDetector:
                 True,
             )
         if isinstance(exc, requests.ConnectionError | auth_errors.TransportError):
-            return _Failure(
+            return Failure(
                 errors.Unavailable(f"cannot reach Google Vision at {self._where}; try again later"),
                 "unreachable",
                 True,
             )
         raise exc
 
-    def _backoff(self, attempt: int, failure: _Failure) -> float:
+    def _backoff(self, attempt: int, failure: Failure) -> float:
         ceiling = min(
             self._options.backoff_max_seconds, self._options.backoff_seconds * 2.0 ** (attempt - 1)
         )
