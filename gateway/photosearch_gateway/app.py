@@ -1,66 +1,87 @@
-"""The FastAPI application: routes are thin, gRPC clients do the work."""
+"""The FastAPI application: wiring only. Routes are thin, gRPC clients do the work."""
 
-import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-import grpc
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from photosearch.common.channels import open_channel
 from photosearch_gateway.config import GatewaySettings
+from photosearch_gateway.errors import ErrorBody, install_error_handlers
+from photosearch_gateway.metrics import Metrics
+from photosearch_gateway.middleware import BodyLimit, RequestContext
+from photosearch_gateway.routes import admin, assets, fallback, items, public, system
+from photosearch_gateway.schemas import SearchQuery
+from photosearch_gateway.state import Gateway
+
+UPLOAD_PATHS = re.compile(r"^/api/v1/(items/[^/]+/images|fallback/web)$")
+DESCRIPTION = """Photograph an object and get the catalog entry it is. The page computes the
+photo's fingerprint on the device (`GET /api/v1/config` says which model and preprocessing) and
+sends only the vector to `POST /api/v1/search`. Errors are JSON: `{"error": {"code", "message",
+"request_id"}}`. Admin routes need `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>`."""
 
 
-class Dependencies:
-    """One gRPC channel per upstream service, opened once."""
+def _tidy_openapi(app: FastAPI) -> None:
+    """Document validation errors as the 400s they are (not FastAPI's 422), and the search
+    body that the route parses itself."""
+    generate = app.openapi
 
-    def __init__(self, settings: GatewaySettings) -> None:
-        self.settings = settings
-        self.channels: dict[str, grpc.aio.Channel] = {
-            "catalog": open_channel(settings.catalog_addr, settings.tls_dir),
-            "search": open_channel(settings.search_addr, settings.tls_dir),
-            "embedder": open_channel(settings.embedder_addr, settings.tls_dir),
-            "fallback": open_channel(settings.fallback_addr, settings.tls_dir),
-        }
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        search_schema = SearchQuery.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(search_schema.pop("$defs", {}))
+        components["SearchQuery"] = search_schema
+        error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+        components.setdefault("ErrorBody", ErrorBody.model_json_schema())
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None:
+                    responses.setdefault(
+                        "400",
+                        {
+                            "description": "Invalid request (the message names the field)",
+                            "content": {"application/json": {"schema": error_ref}},
+                        },
+                    )
+        app.openapi_schema = schema
+        return schema
 
-    async def health(self) -> dict[str, str]:
-        async def check(name: str, channel: grpc.aio.Channel) -> tuple[str, str]:
-            stub = health_pb2_grpc.HealthStub(channel)
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-                return name, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-            except grpc.aio.AioRpcError as exc:
-                return name, exc.code().name
-
-        results = await asyncio.gather(*(check(n, c) for n, c in self.channels.items()))
-        return dict(results)
-
-    async def close(self) -> None:
-        await asyncio.gather(*(c.close(None) for c in self.channels.values()))
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # gRPC aio channels belong to the loop they are made on: open them in the server's loop.
-        app.state.deps = Dependencies(settings)
+        app.state.gateway = Gateway(settings, metrics)
         yield
-        await app.state.deps.close()
+        await app.state.gateway.close()
 
-    app = FastAPI(title="photosearch", version="1.0.0", lifespan=lifespan)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        services = await app.state.deps.health()
-        ready = all(status == "SERVING" for status in services.values())
-        return JSONResponse(
-            {"ready": ready, "services": services}, status_code=200 if ready else 503
-        )
-
+    app = FastAPI(
+        title="photosearch",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        separate_input_output_schemas=False,
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        BodyLimit,
+        json_bytes=settings.max_json_bytes,
+        upload_bytes=settings.max_upload_bytes,
+        upload_paths=UPLOAD_PATHS,
+    )
+    app.add_middleware(RequestContext, metrics=metrics)
+    for module in (system, public, items, fallback, admin, assets):
+        app.include_router(module.router)
+    _tidy_openapi(app)
     return app

@@ -1,7 +1,12 @@
 """Settings of the gateway (environment variables prefixed GATEWAY_)."""
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# onnxruntime-web installed by `npm --prefix gateway/web ci` (see gateway/web/package.json).
+DEFAULT_ORT_DIR = Path(__file__).resolve().parent.parent / "web/node_modules/onnxruntime-web/dist"
 
 
 class GatewaySettings(BaseSettings):
@@ -19,5 +24,28 @@ class GatewaySettings(BaseSettings):
     tls_dir: str = ""
     # Token for the admin routes; empty disables them (they answer 503).
     admin_token: SecretStr = SecretStr("")
+    # When set, search, the web fallback and writes need this token (or the admin token).
+    user_token: SecretStr = SecretStr("")
     # Default deadline for a call to another service.
     rpc_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Deadlines of the slow calls: a web lookup, a rebuild (streams the catalog), the report.
+    fallback_timeout_seconds: float = Field(default=20.0, gt=0)
+    admin_timeout_seconds: float = Field(default=30.0, gt=0)
+    # What a 503 tells clients to wait before retrying.
+    retry_after_seconds: int = Field(default=2, ge=1)
+    # Where the embedder exports models (ModelFiles layout); the page downloads them from here.
+    model_dir: Path = Path(".data/models")
+    # onnxruntime-web's dist folder.
+    ort_dir: Path = DEFAULT_ORT_DIR
+    # Per-client token buckets: sustained requests per minute and burst; 0 = no limit.
+    search_rate_per_minute: float = Field(default=120.0, ge=0)
+    search_burst: int = Field(default=30, ge=1)
+    fallback_rate_per_minute: float = Field(default=10.0, ge=0)
+    fallback_burst: int = Field(default=3, ge=1)
+    # Honour X-Forwarded-For from these proxies (comma-separated IPs) when naming a client.
+    trusted_proxies: str = ""
+    # Request body limits.
+    max_json_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # How long the settings and active model read from catalog/search are reused.
+    cache_seconds: float = Field(default=2.0, ge=0)

@@ -1,0 +1,1 @@
+"""One client per upstream service; each call has a deadline and maps errors in one place."""

@@ -1,0 +1,60 @@
+"""Calls to the catalog service: items, images, thumbnails and admin settings."""
+
+from photosearch.catalog.v1 import catalog_pb2 as pb
+from photosearch.catalog.v1 import catalog_pb2_grpc
+from photosearch_gateway.clients.base import Upstream
+
+
+class CatalogClient:
+    def __init__(self, upstream: Upstream) -> None:
+        self.rpc = upstream
+        self.stub = catalog_pb2_grpc.CatalogServiceStub(upstream.channel)
+
+    async def list_items(self, request: pb.ListItemsRequest) -> pb.ListItemsResponse:
+        return await self.rpc.unary("ListItems", self.stub.ListItems, request)
+
+    async def get_item(self, item_id: str) -> pb.Item:
+        return await self.rpc.unary("GetItem", self.stub.GetItem, pb.GetItemRequest(id=item_id))
+
+    async def batch_get_items(self, ids: list[str]) -> dict[str, pb.Item]:
+        if not ids:
+            return {}
+        reply = await self.rpc.unary(
+            "BatchGetItems", self.stub.BatchGetItems, pb.BatchGetItemsRequest(ids=ids)
+        )
+        return {item.id: item for item in reply.items}
+
+    async def create_item(self, item: pb.Item) -> pb.Item:
+        return await self.rpc.unary(
+            "CreateItem", self.stub.CreateItem, pb.CreateItemRequest(item=item)
+        )
+
+    async def delete_item(self, item_id: str) -> None:
+        await self.rpc.unary("DeleteItem", self.stub.DeleteItem, pb.DeleteItemRequest(id=item_id))
+
+    async def list_images(self, item_id: str) -> list[pb.Image]:
+        reply = await self.rpc.unary(
+            "ListImages", self.stub.ListImages, pb.ListImagesRequest(item_id=item_id)
+        )
+        return list(reply.images)
+
+    async def add_image(
+        self, item_id: str, data: bytes, filename: str, role: "pb.ImageRole.ValueType"
+    ) -> pb.AddImageResponse:
+        request = pb.AddImageRequest(item_id=item_id, data=data, filename=filename, role=role)
+        return await self.rpc.unary("AddImage", self.stub.AddImage, request)
+
+    async def get_image(self, image_id: str, thumbnail_size: int = 0) -> pb.GetImageResponse:
+        request = pb.GetImageRequest(id=image_id, thumbnail_size=thumbnail_size)
+        return await self.rpc.unary("GetImage", self.stub.GetImage, request)
+
+    async def delete_image(self, image_id: str) -> None:
+        await self.rpc.unary(
+            "DeleteImage", self.stub.DeleteImage, pb.DeleteImageRequest(id=image_id)
+        )
+
+    async def get_settings(self) -> pb.Settings:
+        return await self.rpc.unary("GetSettings", self.stub.GetSettings, pb.GetSettingsRequest())
+
+    async def update_settings(self, request: pb.UpdateSettingsRequest) -> pb.Settings:
+        return await self.rpc.unary("UpdateSettings", self.stub.UpdateSettings, request)

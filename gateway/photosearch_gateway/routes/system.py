@@ -1,0 +1,31 @@
+"""Probes and metrics."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+
+from photosearch_gateway.schemas import Health, Readiness
+from photosearch_gateway.state import Gateway, gateway
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    """The process answers (liveness)."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+async def readyz(gw: Annotated[Gateway, Depends(gateway)]) -> JSONResponse:
+    """Every gRPC dependency reports SERVING (readiness)."""
+    services = await gw.health()
+    ready = all(status == "SERVING" for status in services.values())
+    body = Readiness(ready=ready, services=services).model_dump()
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(gw: Annotated[Gateway, Depends(gateway)]) -> Response:
+    return Response(gw.metrics.render(), media_type=gw.metrics.content_type)

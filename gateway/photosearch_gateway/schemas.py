@@ -1,0 +1,301 @@
+"""The JSON shapes of the public API (items, images, search, config, fallback).
+Admin shapes live in admin_schemas. Conversions from protobuf live beside the
+shapes they build, so routes stay thin."""
+
+import math
+from datetime import datetime
+from typing import Annotated, Literal
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from photosearch.catalog.v1 import catalog_pb2 as catalog_pb
+from photosearch.fallback.v1 import fallback_pb2 as fallback_pb
+
+THUMBNAIL_SIZES = (128, 256, 512, 1024)
+DEFAULT_THUMBNAIL = 256
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown fields, so a typo is an error and not a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def image_url(image_id: str) -> str:
+    return f"/api/v1/images/{image_id}"
+
+
+def thumbnail_url(image_id: str, size: int = DEFAULT_THUMBNAIL) -> str:
+    return f"/api/v1/images/{image_id}/thumbnail?size={size}"
+
+
+def _time(ts: Timestamp) -> datetime | None:
+    return ts.ToDatetime().replace(tzinfo=None) if ts.seconds or ts.nanos else None
+
+
+# --- items and images -----------------------------------------------------------------------
+
+
+class ExternalRef(Strict):
+    system: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+    url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
+
+
+class ItemCreate(Strict):
+    """A new catalog item (manual entry). Only the name is required."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    series: Text = ""
+    maker: Text = ""
+    year: int | None = Field(default=None, ge=1, le=9999)
+    variant: Text = ""
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    attributes: dict[Tag, Text] = Field(default_factory=dict, max_length=50)
+    external_refs: list[ExternalRef] = Field(default_factory=list, max_length=20)
+
+    def to_proto(self) -> catalog_pb.Item:
+        return catalog_pb.Item(
+            name=self.name,
+            series=self.series,
+            maker=self.maker,
+            year=self.year or 0,
+            variant=self.variant,
+            tags=self.tags,
+            attributes=self.attributes,
+            external_refs=[
+                catalog_pb.ExternalRef(system=r.system, ref=r.ref, url=r.url)
+                for r in self.external_refs
+            ],
+        )
+
+
+class ItemSummary(BaseModel):
+    id: str
+    name: str
+    series: str
+    maker: str
+    year: int | None
+    variant: str
+
+    @classmethod
+    def from_proto(cls, item: catalog_pb.Item) -> "ItemSummary":
+        return cls(
+            id=item.id,
+            name=item.name,
+            series=item.series,
+            maker=item.maker,
+            year=item.year or None,
+            variant=item.variant,
+        )
+
+
+class Item(ItemSummary):
+    tags: list[str]
+    attributes: dict[str, str]
+    external_refs: list[ExternalRef]
+    image_count: int
+    cover_image_id: str | None
+    cover_thumbnail_url: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, item: catalog_pb.Item) -> "Item":
+        cover = item.cover_image_id or None
+        return cls(
+            **ItemSummary.from_proto(item).model_dump(),
+            tags=list(item.tags),
+            attributes=dict(item.attributes),
+            external_refs=[
+                ExternalRef(system=r.system or "unknown", ref=r.ref, url=r.url)
+                for r in item.external_refs
+            ],
+            image_count=item.image_count,
+            cover_image_id=cover,
+            cover_thumbnail_url=thumbnail_url(cover) if cover else None,
+            created_at=_time(item.created_at),
+            updated_at=_time(item.updated_at),
+        )
+
+
+class ItemPage(BaseModel):
+    items: list[Item]
+    next_page_token: str | None = Field(description="Pass as page_token for the next page.")
+
+
+ImageRole = Literal["official", "uploaded", "unspecified"]
+_ROLE_NAMES: dict[int, ImageRole] = {
+    catalog_pb.IMAGE_ROLE_OFFICIAL: "official",
+    catalog_pb.IMAGE_ROLE_UPLOADED: "uploaded",
+}
+
+
+class Image(BaseModel):
+    id: str
+    item_id: str
+    role: ImageRole
+    sha256: str
+    width: int
+    height: int
+    format: str
+    size_bytes: int
+    created_at: datetime | None
+    url: str
+    thumbnail_url: str
+
+    @classmethod
+    def from_proto(cls, image: catalog_pb.Image) -> "Image":
+        return cls(
+            id=image.id,
+            item_id=image.item_id,
+            role=_ROLE_NAMES.get(image.role, "unspecified"),
+            sha256=image.sha256,
+            width=image.width,
+            height=image.height,
+            format=image.format,
+            size_bytes=image.size_bytes,
+            created_at=_time(image.created_at),
+            url=image_url(image.id),
+            thumbnail_url=thumbnail_url(image.id),
+        )
+
+
+class ImageList(BaseModel):
+    images: list[Image]
+
+
+class ImageAdded(BaseModel):
+    image: Image
+    created: bool = Field(description="False when the same bytes were already on this item.")
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+class SearchFilters(Strict):
+    series: list[Tag] = Field(default_factory=list, max_length=20)
+    makers: list[Tag] = Field(default_factory=list, max_length=20)
+    tags: list[Tag] = Field(default_factory=list, max_length=20, description="All must match.")
+
+
+class SearchQuery(Strict):
+    """A fingerprint computed on the device. Photos are refused: only the vector is sent."""
+
+    model_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    vector: list[FiniteFloat] = Field(min_length=1, max_length=4096)
+    k: int = Field(default=10, ge=1, le=100)
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+    min_score: float = Field(default=0.0, ge=-1.0, le=1.0)
+
+    @field_validator("vector")
+    @classmethod
+    def not_all_zero(cls, vector: list[float]) -> list[float]:
+        if not any(vector):
+            raise ValueError("the fingerprint is all zeros; compute it from a photo")
+        if not math.isfinite(sum(v * v for v in vector)):
+            raise ValueError("the fingerprint's values are too large")
+        return vector
+
+
+class Candidate(BaseModel):
+    item: ItemSummary
+    image_id: str = Field(description="The item's best-matching image.")
+    score: float = Field(description="Cosine similarity of the fingerprint and that image.")
+    thumbnail_url: str
+
+
+class SearchResult(BaseModel):
+    model_id: str
+    candidates: list[Candidate]
+    exact: bool = Field(description="Filters were so selective that every vector was compared.")
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+class ModelAsset(BaseModel):
+    """What the page needs to compute fingerprints itself."""
+
+    model_id: str
+    dim: int
+    onnx_url: str
+    onnx_sha256: str
+    onnx_integrity: str = Field(description="Subresource-integrity value of the ONNX file.")
+    onnx_bytes: int
+    preprocess_url: str
+    preprocess: dict[str, object]
+
+
+class PublicConfig(BaseModel):
+    photo_search_enabled: bool
+    photo_search_available: bool = Field(
+        description="Enabled, and the active model's files can be downloaded."
+    )
+    unavailable_reason: str | None
+    model: ModelAsset | None
+    web_fallback_available: bool = Field(
+        description="Turned on and a Google Vision key is set: the page may offer it."
+    )
+    ort_base_url: str
+    max_upload_bytes: int
+
+
+# --- web fallback ---------------------------------------------------------------------------
+
+
+class WebLead(BaseModel):
+    label: str
+    url: str
+    title: str
+    score: float
+    image_url: str = Field(description="For a page: the matching image on it.")
+
+
+class WebLeads(BaseModel):
+    best_guess: str | None = Field(description="Pre-fills the manual entry's name.")
+    best_guess_labels: list[str]
+    entities: list[WebLead]
+    full_matching_images: list[WebLead]
+    partial_matching_images: list[WebLead]
+    pages: list[WebLead]
+    visually_similar_images: list[WebLead]
+
+    @classmethod
+    def from_proto(cls, reply: fallback_pb.WebDetectResponse) -> "WebLeads":
+        groups: dict[int, list[WebLead]] = {}
+        for lead in reply.leads:
+            groups.setdefault(lead.type, []).append(
+                WebLead(
+                    label=lead.label,
+                    url=lead.url,
+                    title=lead.title,
+                    score=lead.score,
+                    image_url=lead.image_url,
+                )
+            )
+        labels = list(reply.best_guess_labels) or [
+            lead.label for lead in groups.get(fallback_pb.LEAD_TYPE_BEST_GUESS, [])
+        ]
+        return cls(
+            best_guess=labels[0] if labels else None,
+            best_guess_labels=labels,
+            entities=groups.get(fallback_pb.LEAD_TYPE_WEB_ENTITY, []),
+            full_matching_images=groups.get(fallback_pb.LEAD_TYPE_FULL_MATCHING_IMAGE, []),
+            partial_matching_images=groups.get(fallback_pb.LEAD_TYPE_PARTIAL_MATCHING_IMAGE, []),
+            pages=groups.get(fallback_pb.LEAD_TYPE_PAGE_WITH_MATCHING_IMAGE, []),
+            visually_similar_images=groups.get(fallback_pb.LEAD_TYPE_VISUALLY_SIMILAR_IMAGE, []),
+        )
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    services: dict[str, str]

@@ -1,0 +1,99 @@
+"""The gateway's composition root: one channel and client per upstream service,
+the short-lived caches, the rate limiters and the metrics, opened once per app."""
+
+import asyncio
+
+import grpc
+from fastapi import Request
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from photosearch.catalog.v1 import catalog_pb2 as catalog_pb
+from photosearch.common.channels import open_channel
+from photosearch.common.model_files import ModelFiles
+from photosearch_gateway.cache import Cached
+from photosearch_gateway.clients.base import Upstream
+from photosearch_gateway.clients.catalog import CatalogClient
+from photosearch_gateway.clients.embedder import EmbedderClient
+from photosearch_gateway.clients.fallback import FallbackClient
+from photosearch_gateway.clients.search import SearchClient
+from photosearch_gateway.config import GatewaySettings
+from photosearch_gateway.errors import ApiError
+from photosearch_gateway.metrics import Metrics
+from photosearch_gateway.ratelimit import RateLimiter
+
+SERVICES = ("catalog", "search", "embedder", "fallback")
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        addresses = {
+            "catalog": settings.catalog_addr,
+            "search": settings.search_addr,
+            "embedder": settings.embedder_addr,
+            "fallback": settings.fallback_addr,
+        }
+        self.channels = {name: open_channel(addresses[name], settings.tls_dir) for name in SERVICES}
+
+        def upstream(name: str, timeout: float | None = None) -> Upstream:
+            return Upstream(
+                name,
+                self.channels[name],
+                metrics,
+                timeout=timeout or settings.rpc_timeout_seconds,
+                retry_after=settings.retry_after_seconds,
+            )
+
+        self.catalog = CatalogClient(upstream("catalog"))
+        self.search = SearchClient(upstream("search"), settings.admin_timeout_seconds)
+        self.embedder = EmbedderClient(upstream("embedder"))
+        self.fallback = FallbackClient(upstream("fallback", settings.fallback_timeout_seconds))
+        self.catalog_settings: Cached[catalog_pb.Settings] = Cached(
+            self.catalog.get_settings, settings.cache_seconds
+        )
+        self.active_model: Cached[str] = Cached(self._load_active_model, settings.cache_seconds)
+        self.limiters = {
+            "search": RateLimiter(settings.search_rate_per_minute, settings.search_burst),
+            "fallback": RateLimiter(settings.fallback_rate_per_minute, settings.fallback_burst),
+        }
+        self.trusted_proxies = {p.strip() for p in settings.trusted_proxies.split(",") if p.strip()}
+
+    async def _load_active_model(self) -> str:
+        for model in await self.search.list_models():
+            if model.active:
+                return model.model_id
+        # No vector yet for any model: search still knows which model is configured.
+        status = await self.search.index_status()
+        if not status.active_model_id:
+            raise ApiError(
+                409, "no_active_model", "search has no active model yet; start an embedder"
+            )
+        return status.active_model_id
+
+    def model_files(self, model_id: str) -> ModelFiles | None:
+        """The exported files of a model, when the embedder has written them here."""
+        try:
+            return ModelFiles.load(self.settings.model_dir, model_id)
+        except (OSError, ValueError, KeyError):
+            return None  # half-written or unreadable: treat as not exported yet
+
+    async def health(self) -> dict[str, str]:
+        async def check(name: str) -> tuple[str, str]:
+            stub = health_pb2_grpc.HealthStub(self.channels[name])
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                return name, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.aio.AioRpcError as exc:
+                return name, exc.code().name
+
+        return dict(await asyncio.gather(*(check(name) for name in SERVICES)))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close(None) for c in self.channels.values()))
+
+
+def gateway(request: Request) -> Gateway:
+    """FastAPI dependency: the app's Gateway."""
+    gw: Gateway = request.app.state.gateway
+    return gw

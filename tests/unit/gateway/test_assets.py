@@ -1,0 +1,42 @@
+"""Model files, onnxruntime-web's files and the rate limiter."""
+
+import httpx
+
+from photosearch.common.subjects import model_key
+from photosearch_gateway.ratelimit import RateLimiter
+from tests.unit.gateway.fakes import MODEL
+
+
+async def test_model_files_are_served_only_from_the_manifest(client: httpx.AsyncClient) -> None:
+    key = model_key(MODEL)
+    assert (await client.get(f"/models/{key}/preprocess.json")).json()["version"] == 1
+    unversioned = await client.get(f"/models/{key}/model.onnx")
+    assert unversioned.status_code == 200 and unversioned.headers["cache-control"] == "no-cache"
+    stale = await client.get(f"/models/{key}/model.onnx", params={"v": "0000"})
+    assert stale.headers["cache-control"] == "no-cache"
+    for path in (
+        f"/models/{key}/manifest.json.tmp",
+        f"/models/{key}/..%2Fmanifest.json",
+        "/models/..%2F..%2Fetc/passwd",
+        "/models/nope/model.onnx",
+    ):
+        assert (await client.get(path)).status_code == 404, path
+
+
+async def test_only_the_wasm_runtime_files_are_served(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/vendor/ort/ort.node.min.mjs")).status_code == 404
+    assert (await client.get("/vendor/ort/..%2Fpackage.json")).status_code == 404
+    wasm = await client.get("/vendor/ort/ort-wasm-simd-threaded.wasm")
+    assert wasm.status_code == 200 and wasm.headers["content-type"] == "application/wasm"
+    assert wasm.headers["cross-origin-embedder-policy"] == "require-corp"
+
+
+def test_token_bucket_allows_a_burst_then_the_sustained_rate() -> None:
+    limiter = RateLimiter(rate_per_minute=60, burst=2, max_clients=2)
+    assert limiter.acquire("a") == 0 and limiter.acquire("a") == 0
+    wait = limiter.acquire("a")
+    assert 0 < wait <= 1.0
+    assert limiter.acquire("b") == 0  # clients are counted apart
+    limiter.acquire("c")  # a third client evicts the longest idle one
+    assert len(limiter._buckets) == 2
+    assert RateLimiter(0, 1).acquire("x") == 0  # 0 = no limit
