@@ -1,0 +1,168 @@
+// "Recognise by photo": fingerprint on the device, send only the vector, show candidates.
+import { api, el } from "/static/js/api.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { config: null, fingerprinter: null, loading: null, file: null, searches: 0 };
+// For tests and curious users: what the page computed and sent.
+window.photosearch = { state, lastFingerprint: null, lastQuery: null };
+
+function status(text) {
+  $("status").textContent = text;
+}
+
+function showProgress(received, total, cached) {
+  $("progress").hidden = false;
+  $("progress-bar").value = total ? received / total : 0;
+  $("progress-text").textContent = cached
+    ? "model loaded from this device's cache"
+    : `downloading the model (once): ${(received / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
+}
+
+async function fingerprinter() {
+  if (state.fingerprinter) return state.fingerprinter;
+  if (!state.loading) {
+    const { Fingerprinter } = await import("/static/js/fingerprint.js");
+    state.loading = Fingerprinter.load(state.config.model, showProgress);
+  }
+  try {
+    state.fingerprinter = await state.loading;
+  } catch (error) {
+    state.loading = null;
+    throw error;
+  }
+  $("progress").hidden = true;
+  return state.fingerprinter;
+}
+
+function percent(score) {
+  return `${Math.round(Math.max(0, score) * 100)}%`;
+}
+
+function renderCandidates(candidates) {
+  const list = $("candidates");
+  list.replaceChildren();
+  $("results").hidden = false;
+  $("no-candidates").hidden = candidates.length > 0;
+  for (const candidate of candidates) {
+    const { item } = candidate;
+    const details = [item.series, item.maker, item.year].filter(Boolean).join(" · ");
+    list.append(
+      el("li", { class: "candidate", "data-item-id": item.id },
+        el("img", { src: candidate.thumbnail_url, alt: item.name, loading: "lazy" }),
+        el("div", { class: "grow" },
+          el("strong", { class: "name", text: item.name }),
+          el("div", { class: "quiet", text: details })),
+        el("span", { class: "score", text: percent(candidate.score) }),
+        el("button", { type: "button", text: "This one", onclick: () => confirm(item) })),
+    );
+  }
+}
+
+function confirm(item) {
+  $("confirmed").hidden = false;
+  $("confirmed").dataset.itemId = item.id;
+  $("confirmed-text").textContent = `${item.name}${item.series ? ` (${item.series})` : ""}`;
+  $("results").hidden = true;
+}
+
+async function onPhoto(file) {
+  if (!file) return;
+  state.file = file;
+  $("preview").src = URL.createObjectURL(file);
+  $("preview").hidden = false;
+  $("confirmed").hidden = true;
+  $("web").hidden = !state.config.web_fallback_available;
+  $("web-results").hidden = true;
+  $("attach-label").hidden = false;
+  if (!state.config.photo_search_available) return;
+  try {
+    status("Loading the model…");
+    const model = await fingerprinter();
+    status("Computing the fingerprint on this device…");
+    const vector = await model.compute(file);
+    window.photosearch.lastFingerprint = vector;
+    const query = { model_id: model.asset.model_id, vector, k: 10 };
+    window.photosearch.lastQuery = query;
+    status("Searching the catalog…");
+    const result = await api("/api/v1/search", { method: "POST", json: query });
+    renderCandidates(result.candidates);
+    state.searches += 1;
+    status(result.candidates.length ? "Pick the right one, or add it manually." : "No match.");
+    document.body.dataset.searches = String(state.searches);
+  } catch (error) {
+    status(`Photo search failed: ${error.message}. You can still add the item manually.`);
+    document.body.dataset.searchError = error.message;
+  }
+}
+
+async function searchTheWeb() {
+  if (!state.file) return;
+  const form = new FormData();
+  form.append("photo", state.file);
+  $("web-search").disabled = true;
+  status("Asking Google about your photo…");
+  try {
+    const leads = await api("/api/v1/fallback/web", { method: "POST", form });
+    $("web-results").hidden = false;
+    $("best-guess").textContent = leads.best_guess || "—";
+    const list = $("web-leads");
+    list.replaceChildren();
+    for (const entity of leads.entities) list.append(el("li", { text: entity.label }));
+    for (const page of [...leads.pages, ...leads.full_matching_images, ...leads.visually_similar_images]) {
+      const link = el("a", { href: page.url, rel: "noopener noreferrer", target: "_blank", text: page.title || page.url });
+      list.append(el("li", {}, link));
+    }
+    if (leads.best_guess) {
+      $("manual-form").elements.name.value = leads.best_guess;
+      $("manual-form").hidden = false;
+    }
+    status("Web results below. The best guess is filled in for manual entry.");
+  } catch (error) {
+    status(`Web search failed: ${error.message}`);
+  } finally {
+    $("web-search").disabled = false;
+  }
+}
+
+async function saveManual(event) {
+  event.preventDefault();
+  const form = event.target;
+  const fields = Object.fromEntries(new FormData(form));
+  const item = { name: fields.name };
+  for (const key of ["series", "maker"]) if (fields[key]) item[key] = fields[key];
+  if (fields.year) item.year = Number(fields.year);
+  try {
+    const created = await api("/api/v1/items", { method: "POST", json: item });
+    if (state.file && form.elements.attach.checked) {
+      const upload = new FormData();
+      upload.append("photo", state.file);
+      await api(`/api/v1/items/${created.id}/images`, { method: "POST", form: upload });
+    }
+    $("manual-result").textContent = `Added "${created.name}".`;
+    form.reset();
+    form.hidden = true;
+  } catch (error) {
+    $("manual-result").textContent = `Could not add it: ${error.message}`;
+  }
+}
+
+async function start() {
+  for (const id of ["camera", "file"]) $(id).addEventListener("change", (e) => onPhoto(e.target.files[0]));
+  $("web-search").addEventListener("click", searchTheWeb);
+  $("add-manually").addEventListener("click", () => { $("manual-form").hidden = false; });
+  $("manual-cancel").addEventListener("click", () => { $("manual-form").hidden = true; });
+  $("manual-form").addEventListener("submit", saveManual);
+  try {
+    state.config = await api("/api/v1/config");
+  } catch (error) {
+    status(`The server is not reachable (${error.message}). Try again shortly.`);
+    return;
+  }
+  $("pickers").hidden = false;
+  status(state.config.photo_search_available
+    ? "Photograph the object, or pick a photo of it."
+    : `Photo search is not available: ${state.config.unavailable_reason}. Add items manually.`);
+  document.body.dataset.ready = "true";
+}
+
+start();

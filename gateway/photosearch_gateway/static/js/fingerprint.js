@@ -1,0 +1,88 @@
+// The model in the page: download once (progress, integrity check, Cache Storage keyed by
+// the file's sha256), run with onnxruntime-web (wasm, threads when cross-origin isolated).
+import * as ort from "/vendor/ort/ort.wasm.min.mjs";
+import { decodeToRGB, toTensor } from "/static/js/preprocess.js";
+
+const CACHE = "photosearch-models-v1";
+
+ort.env.wasm.wasmPaths = "/vendor/ort/";
+ort.env.wasm.numThreads = self.crossOriginIsolated
+  ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1))
+  : 1;
+
+function hex(buffer) {
+  return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function download(asset, onProgress) {
+  if (!self.crypto?.subtle) {
+    // Not a secure context: let the browser check the integrity (no byte-level progress).
+    const reply = await fetch(asset.onnx_url, { integrity: asset.onnx_integrity });
+    if (!reply.ok) throw new Error(`model download failed (HTTP ${reply.status})`);
+    return new Uint8Array(await reply.arrayBuffer());
+  }
+  const reply = await fetch(asset.onnx_url);
+  if (!reply.ok || !reply.body) throw new Error(`model download failed (HTTP ${reply.status})`);
+  const total = asset.onnx_bytes || Number(reply.headers.get("content-length")) || 0;
+  const parts = [];
+  let received = 0;
+  const reader = reply.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    received += value.length;
+    onProgress(received, total);
+  }
+  const all = new Uint8Array(await new Blob(parts).arrayBuffer());
+  const digest = hex(await crypto.subtle.digest("SHA-256", all));
+  if (digest !== asset.onnx_sha256) throw new Error("the model file is corrupt (sha256 mismatch)");
+  return all;
+}
+
+// The ONNX bytes: from Cache Storage when this exact file was fetched before.
+export async function modelBytes(asset, onProgress = () => {}) {
+  const key = `/model-cache/${asset.onnx_sha256}`;
+  const cache = self.caches ? await caches.open(CACHE) : null;
+  const hit = cache && (await cache.match(key));
+  if (hit) {
+    onProgress(1, 1, true);
+    return new Uint8Array(await hit.arrayBuffer());
+  }
+  const bytes = await download(asset, onProgress);
+  if (cache) {
+    for (const old of await cache.keys()) await cache.delete(old); // one model at a time
+    await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
+  }
+  return bytes;
+}
+
+export class Fingerprinter {
+  static async load(asset, onProgress) {
+    const bytes = await modelBytes(asset, onProgress);
+    const session = await ort.InferenceSession.create(bytes, {
+      executionProviders: ["wasm"],
+      graphOptimizationLevel: "all",
+    });
+    return new Fingerprinter(asset, session);
+  }
+
+  constructor(asset, session) {
+    this.asset = asset;
+    this.spec = asset.preprocess;
+    this.session = session;
+  }
+
+  // A photo file -> the L2-normalised fingerprint (plain array of numbers).
+  async compute(file) {
+    const { rgb, width, height } = await decodeToRGB(file, this.spec);
+    const { data, dims } = toTensor(rgb, width, height, this.spec);
+    const input = new ort.Tensor("float32", data, dims);
+    const outputs = await this.session.run({ [this.spec.input_name]: input });
+    const values = outputs[this.spec.output_name].data;
+    let norm = 0;
+    for (const v of values) norm += v * v;
+    norm = Math.sqrt(norm) || 1;
+    return Array.from(values, (v) => v / norm);
+  }
+}
