@@ -19,11 +19,12 @@ class FallbackSettings(ServiceSettings):
 
     # Empty = Google's endpoint; tests and air-gapped deployments set e.g. http://127.0.0.1:8089.
     vision_endpoint: str = ""
-    # Total time a WebDetect may spend on Vision, retries included (a caller's shorter
-    # gRPC deadline wins).
-    vision_deadline_seconds: float = Field(default=30.0, gt=0)
-    # Time one attempt may take.
-    vision_attempt_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Total time a WebDetect may spend on Vision, retries included. A caller's shorter
+    # gRPC deadline wins; keeping this below the gateway's (20 s) means the caller gets
+    # this service's own explanation rather than a bare deadline.
+    vision_deadline_seconds: float = Field(default=15.0, gt=0)
+    # Time one attempt may take (Vision usually answers web detection in 1-3 s).
+    vision_attempt_timeout_seconds: float = Field(default=8.0, gt=0)
     # Attempts on transient failures (UNAVAILABLE, 429, 5xx, connection errors, timeouts).
     vision_max_attempts: int = Field(default=3, ge=1, le=10)
     # First backoff between attempts; doubles each time, with jitter.

@@ -45,15 +45,21 @@ class CatalogCredentials:
         self._lock = asyncio.Lock()
 
     async def get(self) -> VisionCredentials:
-        if self._cached is not None and time.monotonic() < self._expires:
-            return self._cached
+        if self._ttl <= 0:
+            return await self._read()
+        cached = self._fresh()
+        if cached is not None:
+            return cached
         async with self._lock:  # one read for a burst of concurrent calls
-            if self._cached is not None and time.monotonic() < self._expires:
-                return self._cached
+            cached = self._fresh()
+            if cached is not None:
+                return cached
             credentials = await self._read()
-            if self._ttl > 0:
-                self._cached, self._expires = credentials, time.monotonic() + self._ttl
+            self._cached, self._expires = credentials, time.monotonic() + self._ttl
             return credentials
+
+    def _fresh(self) -> VisionCredentials | None:
+        return self._cached if time.monotonic() < self._expires else None
 
     def invalidate(self) -> None:
         self._cached = None

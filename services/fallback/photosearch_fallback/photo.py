@@ -2,6 +2,8 @@
 re-encode as JPEG within a byte budget. Nothing is written anywhere."""
 
 import io
+import math
+import warnings
 from dataclasses import dataclass
 
 from PIL import Image
@@ -32,6 +34,22 @@ def _encode(image: Image.Image, quality: int) -> bytes:
     return buffer.getvalue()
 
 
+def _draft_size(data: bytes, max_side: int) -> tuple[int, int] | None:
+    """The stored size scaled to `max_side`, so a JPEG decodes at 1/2, 1/4 or 1/8 scale
+    when that still leaves enough pixels: a 12 MP photo then decodes ~4x faster."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+    except Exception:  # decode_image says what is wrong with it
+        return None
+    scale = max_side / max(width, height, 1)
+    if scale >= 1:
+        return None
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
+
+
 def prepare_photo(
     data: bytes,
     *,
@@ -44,11 +62,13 @@ def prepare_photo(
     """A JPEG of at most `max_side` px and `max_upload_bytes`; raises InvalidArgument
     (via decode_image) for what is not a usable photo."""
     decoded = decode_image(
-        data, max_bytes=max_bytes, max_pixels=max_pixels, draft_size=(max_side, max_side)
+        data,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        draft_size=_draft_size(data, max_side) if len(data) <= max_bytes else None,
     )
     image = decoded.image
     if max(image.size) > max_side:
-        image = image.copy()
         image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     jpeg = _encode(image, quality)
     # Rare (noisy, huge-detail photos): lower quality first, then the size.

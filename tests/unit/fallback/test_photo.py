@@ -90,3 +90,13 @@ def test_too_many_bytes_is_refused_before_decoding() -> None:
             max_bytes=1_000,
             max_pixels=50_000_000,
         )
+
+
+def test_a_large_rotated_photo_keeps_its_aspect_and_enough_pixels() -> None:
+    # Stored landscape 4000x3000, shown portrait (orientation 8): uploaded 1200x1600.
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    data = encode(Image.new("RGB", (4000, 3000), "gray"), exif=exif.tobytes())
+    photo = prepare(data, max_side=1600)
+    assert (photo.source_width, photo.source_height) == (3000, 4000)
+    assert (photo.width, photo.height) == (1200, 1600)
