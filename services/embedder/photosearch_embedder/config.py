@@ -1,11 +1,65 @@
 """Settings of the embedder service (environment variables prefixed EMBED_)."""
 
-from pydantic_settings import SettingsConfigDict
+from pathlib import Path
+from typing import Annotated, Literal
 
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from photosearch.common.errors import InvalidArgument
 from photosearch.common.settings import NatsSettings, ServiceSettings
+from photosearch_embedder.variants import parse_variants
 
 
 class EmbedderSettings(NatsSettings, ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="EMBED_")
 
     grpc_port: int = 50053
+    # "auto" (DINOv2-small when its weights can be had, else efficientnet-lite0),
+    # a model name (facebook/dinov2-small, efficientnet-lite0, ...) or a local directory
+    # (a transformers checkpoint or an exported model).
+    model: str = "auto"
+    # Name vectors are tagged with when `model` is a directory holding a checkpoint of a
+    # published model (e.g. facebook/dinov2-small); default: the directory's name.
+    model_name: str = ""
+    # Where exported ONNX models live ({dir}/{model key}/manifest.json, ...).
+    model_cache_dir: Path = Path("models")
+    # "auto" = the model family's default (see docs/models.md).
+    quantize: Literal["auto", "int8", "none"] = "auto"
+    device: Literal["cpu", "cuda"] = "cpu"
+    # Seconds without work before the model leaves memory; 0 = as soon as the queue drains.
+    model_idle_grace: float = Field(default=300.0, ge=0)
+    batch_size: int = Field(default=16, ge=1, le=256)
+    # Catalog's gRPC address (where image bytes come from).
+    catalog_addr: str = "127.0.0.1:50051"
+    catalog_timeout_seconds: float = Field(default=20.0, gt=0)
+    # Variants embedded for every queued image, comma-separated: "global" always comes
+    # first; extra views are "mirror" and "crop:F".
+    index_variants: Annotated[list[str], NoDecode] = ["global"]
+    # Seconds a fetched job may stay un-acknowledged before JetStream redelivers it.
+    ack_wait_seconds: float = Field(default=60.0, ge=1)
+    # Seconds the worker waits for jobs per pull.
+    fetch_timeout_seconds: float = Field(default=2.0, gt=0)
+    heartbeat_interval_seconds: float = Field(default=3.0, gt=0)
+    heartbeat_ttl_seconds: float = Field(default=10.0, ge=1)
+    # How long `auto` (or a hub name) may try to reach the model hub before giving up.
+    hub_probe_seconds: float = Field(default=4.0, gt=0)
+    # Unique per replica; default hostname-pid.
+    worker_id: str = ""
+    # Threads that decode images (inference has its own single thread; onnxruntime
+    # uses every core inside it).
+    decode_threads: int = Field(default=2, ge=1, le=64)
+    # Threads onnxruntime uses inside one inference call; 0 = one per core.
+    inference_threads: int = Field(default=0, ge=0, le=256)
+
+    @field_validator("index_variants", mode="before")
+    @classmethod
+    def _split_variants(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            try:
+                return [v.name for v in parse_variants([str(v) for v in value])]
+            except InvalidArgument as exc:
+                raise ValueError(str(exc)) from None
+        return value

@@ -1,7 +1,117 @@
 """Protobuf <-> domain translation for the embedder service."""
 
-from photosearch.embedder.v1 import embedder_pb2_grpc
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from photosearch.common.errors import Unavailable
+from photosearch.common.logging import get_logger
+from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from photosearch.events.v1 import events_pb2
+from photosearch_embedder.lifecycle import EmbedderLifecycle
+from photosearch_embedder.service import Embedder, Fingerprints
+
+log = get_logger(__name__)
+
+
+def _response(embedder: Embedder, ref: str, result: Fingerprints) -> embedder_pb2.EmbedResponse:
+    return embedder_pb2.EmbedResponse(
+        model_id=embedder.model_id,
+        dim=embedder.dim,
+        ref=ref,
+        embeddings=[events_pb2.Embedding(variant=k, values=v) for k, v in result.vectors.items()],
+        error=str(result.error) if result.error else "",
+    )
 
 
 class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
-    pass
+    def __init__(self, lifecycle: EmbedderLifecycle) -> None:
+        self.lifecycle = lifecycle
+
+    def _embedder(self) -> Embedder:
+        if self.lifecycle.embedder is None:
+            raise Unavailable(f"no model is ready yet: {self.lifecycle.problem}")
+        return self.lifecycle.embedder
+
+    async def Embed(
+        self, request: embedder_pb2.EmbedRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> embedder_pb2.EmbedResponse:
+        embedder = self._embedder()
+        vectors = await embedder.embed_one(request.image, list(request.variants))
+        return _response(embedder, request.ref, Fingerprints(vectors))
+
+    async def EmbedStream(
+        self,
+        request_iterator: AsyncIterator[embedder_pb2.EmbedRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[embedder_pb2.EmbedResponse]:
+        embedder = self._embedder()
+        limit = self.lifecycle.settings.batch_size
+        pending: asyncio.Queue[embedder_pb2.EmbedRequest | None] = asyncio.Queue(limit * 2)
+
+        async def read() -> None:
+            async for request in request_iterator:
+                await pending.put(request)
+            await pending.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            finished = False
+            while not finished:
+                first = await pending.get()
+                if first is None:
+                    break
+                batch = [first]
+                # Whatever has already arrived joins this batch: one model call for all.
+                while len(batch) < limit and not pending.empty():
+                    following = pending.get_nowait()
+                    if following is None:
+                        finished = True
+                        break
+                    batch.append(following)
+                for response in await self._embed_batch(embedder, batch):
+                    yield response
+            await reader
+        finally:
+            reader.cancel()
+
+    async def _embed_batch(
+        self, embedder: Embedder, batch: list[embedder_pb2.EmbedRequest]
+    ) -> list[embedder_pb2.EmbedResponse]:
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for index, request in enumerate(batch):
+            groups.setdefault(tuple(request.variants), []).append(index)
+        responses: list[embedder_pb2.EmbedResponse | None] = [None] * len(batch)
+        for variants, indexes in groups.items():
+            results = await embedder.embed([batch[i].image for i in indexes], list(variants))
+            for i, result in zip(indexes, results, strict=True):
+                responses[i] = _response(embedder, batch[i].ref, result)
+        return [r for r in responses if r is not None]
+
+    async def Info(
+        self, request: embedder_pb2.InfoRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> embedder_pb2.InfoResponse:
+        lc = self.lifecycle
+        reply = embedder_pb2.InfoResponse(
+            worker_id=lc.worker_id,
+            batch_size=lc.settings.batch_size,
+            version=lc.version,
+            index_variants=lc.settings.index_variants,
+            available=lc.embedder is not None,
+            model_note=lc.model.note if lc.model else lc.problem,
+            quantization=lc.quantization,
+        )
+        if lc.embedder is not None:
+            manager = lc.embedder.manager
+            reply.model_id = manager.model_id
+            reply.dim = manager.dim
+            reply.device = manager.device
+            reply.loaded = manager.loaded
+        if lc.worker is not None:
+            try:
+                reply.queue_pending, reply.queue_in_flight = await lc.worker.queue_depth()
+            except Exception as exc:  # NATS away: the rest of the answer still helps
+                log.warning("info.queue_depth_failed", error=str(exc))
+        return reply

@@ -1,0 +1,229 @@
+"""Export a model to ONNX into the model cache (what the Kubernetes init container runs):
+
+    python -m photosearch_embedder.export --model <auto|name|dir> --cache-dir <dir> \
+        [--quantize int8|none] [--model-name NAME]
+
+Writes {cache}/{model_key(model_id)}/: the ONNX graph (`pixel_values` float32 NCHW with
+a dynamic batch -> L2-normalised `fingerprint`), preprocess.json and manifest.json
+(sha256 of each file). Idempotent: when an intact export is there it does nothing."""
+
+import argparse
+import fcntl
+import json
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from photosearch.common.errors import DomainError
+from photosearch.common.logging import configure_logging, get_logger
+from photosearch.common.model_files import PREPROCESS, ModelFiles, sha256_file
+from photosearch.common.subjects import model_key
+from photosearch_embedder.models import ModelSpec
+from photosearch_embedder.preprocess import INPUT_NAME, OUTPUT_NAME
+from photosearch_embedder.resolve import (
+    Quantize,
+    damaged_files,
+    find_export,
+    onnx_name,
+    read_export,
+    resolve,
+)
+
+log = get_logger(__name__)
+OPSET = 18
+FP32_MIN_COSINE = 0.9999
+INT8_WARN_COSINE = 0.99
+
+
+@contextmanager
+def _export_lock(cache_dir: Path, model_id: str) -> Iterator[None]:
+    """Replicas sharing a cache volume export one at a time (the others then find it)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir / f".{model_key(model_id)}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _check_graph(path: Path, expected: np.ndarray, sample: np.ndarray, floor: float) -> float:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: sample})[0]
+    cosine = float(np.min(np.sum(got * expected, axis=1)))
+    if cosine < floor:
+        raise RuntimeError(f"{path.name} disagrees with PyTorch (cosine {cosine:.5f} < {floor})")
+    return cosine
+
+
+def _sample_input(spec: ModelSpec) -> np.ndarray:
+    """Two smooth, image-like inputs (not noise) to check the graph against PyTorch."""
+    size = spec.preprocess.crop_size
+    ramp = np.linspace(-1.5, 1.5, size, dtype=np.float32)
+    first = np.stack(
+        [
+            np.add.outer(ramp, ramp),
+            np.outer(ramp, ramp),
+            np.sin(3 * ramp)[None, :] + ramp[:, None] * 0,
+        ]
+    )
+    return np.stack([first, -first[::-1]]).astype(np.float32)
+
+
+def export_onnx(spec: ModelSpec, directory: Path, quantization: Literal["int8", "none"]) -> int:
+    """Write the graph for `spec` into `directory`; returns the fingerprint's dimension."""
+    import torch
+
+    from photosearch_embedder.torch_models import fingerprint_module
+
+    module = fingerprint_module(spec)
+    sample = _sample_input(spec)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(sample)).numpy()
+    fp32 = directory / onnx_name("none")
+    started = time.monotonic()
+    torch.onnx.export(
+        module,
+        (torch.from_numpy(sample),),
+        str(fp32),
+        dynamo=True,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes={"pixel_values": {0: torch.export.Dim("batch", min=1, max=1024)}},
+        opset_version=OPSET,
+        external_data=False,
+    )
+    cosine = _check_graph(fp32, expected, sample, FP32_MIN_COSINE)
+    log.info(
+        "export.onnx",
+        model_id=spec.model_id,
+        seconds=round(time.monotonic() - started, 1),
+        cosine=cosine,
+    )
+    if quantization == "int8":
+        _quantize_int8(fp32, directory / onnx_name("int8"))
+        cosine = _check_graph(directory / onnx_name("int8"), expected, sample, 0.0)
+        (log.warning if cosine < INT8_WARN_COSINE else log.info)(
+            "export.int8", model_id=spec.model_id, cosine_vs_pytorch=round(cosine, 5)
+        )
+        fp32.unlink()
+    return int(expected.shape[1])
+
+
+def _quantize_int8(fp32: Path, int8: Path) -> None:
+    """Dynamic int8 with signed weights (QUInt8 weights measured much slower here)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = fp32.with_suffix(".pre.onnx")
+    try:
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        quantize_dynamic(str(prepared), str(int8), weight_type=QuantType.QInt8)
+    finally:
+        prepared.unlink(missing_ok=True)
+
+
+def _publish(directory: Path, model_id: str, dim: int, onnx: str) -> ModelFiles:
+    names = [onnx, PREPROCESS]
+    files = ModelFiles(
+        directory, model_id, dim, onnx, {n: sha256_file(directory / n) for n in names}
+    )
+    files.write_manifest()  # last: readers look for the manifest
+    return files
+
+
+def export_model(spec: ModelSpec, cache_dir: Path, quantize: Quantize = "auto") -> ModelFiles:
+    """Export `spec` unless an intact export (of the asked quantization) is there."""
+    with _export_lock(cache_dir, spec.model_id):
+        if existing := find_export(cache_dir, spec.model_id, quantize):
+            log.info("export.present", model_id=spec.model_id, directory=str(existing.directory))
+            return existing
+        quantization = spec.default_quantization if quantize == "auto" else quantize
+        directory = ModelFiles.directory_for(cache_dir, spec.model_id)
+        if directory.exists():
+            shutil.rmtree(directory)  # damaged or of another quantization
+        directory.mkdir(parents=True)
+        dim = export_onnx(spec, directory, quantization)
+        (directory / PREPROCESS).write_text(json.dumps(spec.preprocess.to_json(), indent=2))
+        files = _publish(directory, spec.model_id, dim, onnx_name(quantization))
+        log.info(
+            "export.done",
+            model_id=spec.model_id,
+            onnx=files.onnx,
+            dim=dim,
+            directory=str(directory),
+        )
+        return files
+
+
+def copy_export(source: ModelFiles, cache_dir: Path) -> ModelFiles:
+    """Bring an export made elsewhere (a directory with a manifest) into the cache."""
+    with _export_lock(cache_dir, source.model_id):
+        if existing := find_export(cache_dir, source.model_id):
+            if existing.files == source.files:
+                return existing
+        directory = ModelFiles.directory_for(cache_dir, source.model_id)
+        if directory.resolve() == source.directory.resolve():
+            return source
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        for name in source.files:
+            shutil.copyfile(source.directory / name, directory / name)
+        copied = read_export(source.directory)
+        files = ModelFiles(directory, copied.model_id, copied.dim, copied.onnx, copied.files)
+        if bad := damaged_files(files):
+            raise RuntimeError(f"copy of {source.directory} is damaged: {bad}")
+        files.write_manifest()
+        return files
+
+
+def run(
+    model: str, cache_dir: Path, quantize: Quantize, model_name: str, probe_seconds: float
+) -> ModelFiles:
+    resolution = resolve(
+        model, cache_dir, model_name=model_name, quantize=quantize, probe_seconds=probe_seconds
+    )
+    if resolution.note:
+        log.info("export.model", model_id=resolution.model_id, note=resolution.note)
+    if resolution.spec is None:
+        assert resolution.files is not None
+        return copy_export(resolution.files, cache_dir)
+    if resolution.files is not None:
+        log.info("export.present", model_id=resolution.model_id)
+        return resolution.files
+    return export_model(resolution.spec, cache_dir, quantize)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m photosearch_embedder.export", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--model", required=True, help="auto, a model name, or a local directory")
+    parser.add_argument("--cache-dir", required=True, type=Path)
+    parser.add_argument("--quantize", choices=["auto", "int8", "none"], default="auto")
+    parser.add_argument("--model-name", default="", help="name for a checkpoint directory")
+    parser.add_argument("--hub-probe-seconds", type=float, default=4.0)
+    args = parser.parse_args(argv)
+    configure_logging("embedder-export", "info", "auto")
+    try:
+        files = run(
+            args.model, args.cache_dir, args.quantize, args.model_name, args.hub_probe_seconds
+        )
+    except DomainError as exc:
+        log.error("export.failed", model=args.model, error=str(exc))
+        return 2
+    log.info("export.ready", model_id=files.model_id, onnx=str(files.onnx_path), dim=files.dim)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

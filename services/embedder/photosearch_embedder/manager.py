@@ -1,0 +1,121 @@
+"""The model in memory: loaded on first work, unloaded when idle, memory given back.
+
+Every model call runs on one dedicated inference thread (onnxruntime spreads one
+call over all cores itself), never on the event loop; loads and unloads run on the
+same thread, so they are ordered with the calls around them."""
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from photosearch.common.logging import get_logger
+from photosearch.common.model_files import ModelFiles
+from photosearch_embedder.runtime import OnnxEncoder, pick_device, release_memory
+
+log = get_logger(__name__)
+
+
+class ModelManager:
+    def __init__(
+        self,
+        files: ModelFiles,
+        *,
+        device: str = "cpu",
+        idle_grace: float = 300.0,
+        batch_size: int = 16,
+        threads: int = 0,
+    ) -> None:
+        self.files = files
+        self.device = pick_device(device)
+        self.idle_grace = idle_grace
+        self.batch_size = batch_size
+        self.threads = threads
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="inference")
+        self._encoder: OnnxEncoder | None = None
+        self._busy = 0
+        self._last_used = time.monotonic()
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self.files.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.files.dim
+
+    @property
+    def loaded(self) -> bool:
+        return self._encoder is not None
+
+    async def encode(self, pixel_values: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) -> (N, dim), in chunks of the batch size; loads the model if needed."""
+        self._busy += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, self._encode, pixel_values)
+        finally:
+            self._busy -= 1
+            self._last_used = time.monotonic()
+
+    def _encode(self, pixel_values: np.ndarray) -> np.ndarray:
+        if self._encoder is None:
+            started = time.monotonic()
+            self._encoder = OnnxEncoder(self.files, self.device, self.threads)
+            log.info(
+                "model.loaded",
+                model_id=self.model_id,
+                device=self.device,
+                seconds=round(time.monotonic() - started, 2),
+            )
+        encoder = self._encoder
+        chunks = [
+            encoder.encode(pixel_values[i : i + self.batch_size])
+            for i in range(0, len(pixel_values), self.batch_size)
+        ]
+        return np.concatenate(chunks) if chunks else encoder.encode(pixel_values)
+
+    async def maybe_unload(self, *, queue_drained: bool = False) -> bool:
+        """Unload when idle long enough; with a grace of 0, as soon as the queue drained."""
+        if self._encoder is None or self._busy:
+            return False
+        if self.idle_grace == 0 and not queue_drained:
+            return False
+        idle = time.monotonic() - self._last_used
+        if idle < self.idle_grace:
+            return False
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._unload, idle)
+
+    def _unload(self, idle: float) -> bool:
+        if self._encoder is None or self._busy:
+            return False
+        self._encoder.close()
+        self._encoder = None
+        release_memory()
+        log.info("model.unloaded", model_id=self.model_id, idle_seconds=round(idle, 1))
+        return True
+
+    def start(self) -> None:
+        if self.idle_grace > 0 and self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch_idle(), name="model-idle-watch")
+
+    async def _watch_idle(self) -> None:
+        interval = min(max(self.idle_grace / 4, 0.05), 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.maybe_unload()
+            except Exception as exc:  # keep watching; a failed unload is retried
+                log.error("model.unload_failed", error=str(exc))
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._unload, 0.0)
+        self._thread.shutdown(wait=False)

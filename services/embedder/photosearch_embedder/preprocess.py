@@ -1,0 +1,170 @@
+"""Image -> model input, defined once as data (preprocess.json) that the server and
+the browser both read, so a photo gives the same fingerprint on either side.
+
+The steps, in order (every number comes from the spec):
+ 1. decode; apply the EXIF orientation; take the first frame of an animation;
+ 2. flatten transparency onto `alpha_background`; convert to 8-bit RGB;
+ 3. resize so the short side is `resize.short_side` and the long side is
+    floor(long * short_side / short), with Pillow's BICUBIC filter (a = -0.5,
+    antialiased: when shrinking the kernel is widened by the scale factor), as
+    `Image.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=None)` does on 8-bit RGB;
+ 4. centre crop `center_crop.width` x `center_crop.height` at
+    left = floor((w - width) / 2), top = floor((h - height) / 2);
+ 5. x = value * `scale`, then (x - mean[c]) / std[c] per RGB channel;
+ 6. float32 tensor in NCHW layout, named `input_name`.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from photosearch.common.images import WHITE, decode_image
+from photosearch_embedder.variants import Variant
+
+SPEC_VERSION = 1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INPUT_NAME = "pixel_values"
+OUTPUT_NAME = "fingerprint"
+# A JPEG is decoded at a reduced DCT scale only while it stays at least this many
+# times the resize target, so the result is the same to within JPEG noise.
+DRAFT_MARGIN = 2
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    resize_short_side: int
+    crop_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    scale: float = 1 / 255
+    background: tuple[int, int, int] = WHITE
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": SPEC_VERSION,
+            "order": [
+                "decode",
+                "exif_orientation",
+                "first_frame",
+                "flatten_alpha",
+                "rgb8",
+                "resize",
+                "center_crop",
+                "scale",
+                "normalize",
+                "layout",
+            ],
+            "exif_orientation": True,
+            "first_frame": True,
+            "alpha_background": list(self.background),
+            "color": "RGB",
+            "resize": {
+                "short_side": self.resize_short_side,
+                "long_side": "floor(long * short_side / short)",
+                "filter": "bicubic",
+                "bicubic_a": -0.5,
+                "antialias": True,
+                "reference": "Pillow Image.resize((w, h), Image.Resampling.BICUBIC, "
+                "reducing_gap=None) on 8-bit RGB: separable, horizontal pass then "
+                "vertical, each rounded and clamped to 0..255",
+            },
+            "center_crop": {
+                "width": self.crop_size,
+                "height": self.crop_size,
+                "left": "floor((w - width) / 2)",
+                "top": "floor((h - height) / 2)",
+            },
+            "scale": self.scale,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "layout": "NCHW",
+            "dtype": "float32",
+            "input_name": INPUT_NAME,
+            "output_name": OUTPUT_NAME,
+            "output_l2_normalized": True,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "PreprocessSpec":
+        if data.get("version") != SPEC_VERSION:
+            raise ValueError(
+                f"preprocess.json version {data.get('version')} is not {SPEC_VERSION}: "
+                "re-export the model with this embedder version"
+            )
+        crop = data["center_crop"]
+        if crop["width"] != crop["height"]:
+            raise ValueError("only square centre crops are supported")
+        return cls(
+            resize_short_side=int(data["resize"]["short_side"]),
+            crop_size=int(crop["width"]),
+            mean=_triple(data["mean"]),
+            std=_triple(data["std"]),
+            scale=float(data["scale"]),
+            background=(
+                int(data["alpha_background"][0]),
+                int(data["alpha_background"][1]),
+                int(data["alpha_background"][2]),
+            ),
+        )
+
+    def draft_size(self, variants: list[Variant]) -> tuple[int, int]:
+        smallest_crop = min(v.crop_fraction for v in variants)
+        side = math.ceil(DRAFT_MARGIN * self.resize_short_side / smallest_crop)
+        return side, side
+
+    def decode(self, data: bytes, variants: list[Variant]) -> Image.Image:
+        """Untrusted bytes -> 8-bit RGB, oriented; raises InvalidImage with the reason."""
+        decoded = decode_image(
+            data, background=self.background, draft_size=self.draft_size(variants)
+        )
+        return decoded.image
+
+    def resize_and_crop(self, image: Image.Image) -> Image.Image:
+        width, height = image.size
+        short, long = min(width, height), max(width, height)
+        new_long = int(long * self.resize_short_side / short)
+        size = (
+            (self.resize_short_side, new_long)
+            if width <= height
+            else (new_long, self.resize_short_side)
+        )
+        if size != image.size:
+            image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=None)
+        left = (size[0] - self.crop_size) // 2
+        top = (size[1] - self.crop_size) // 2
+        return image.crop((left, top, left + self.crop_size, top + self.crop_size))
+
+    def to_tensor(self, image: Image.Image) -> np.ndarray:
+        """8-bit RGB crop -> float32 CHW."""
+        pixels = np.asarray(image, dtype=np.float32) * np.float32(self.scale)
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        normalised = (pixels - mean) / std
+        return np.ascontiguousarray(normalised.transpose(2, 0, 1))
+
+    def view(self, image: Image.Image, variant: Variant) -> np.ndarray:
+        if variant.crop_fraction < 1.0:
+            width, height = image.size
+            keep_w = max(1, round(width * variant.crop_fraction))
+            keep_h = max(1, round(height * variant.crop_fraction))
+            left, top = (width - keep_w) // 2, (height - keep_h) // 2
+            image = image.crop((left, top, left + keep_w, top + keep_h))
+        tensor = self.to_tensor(self.resize_and_crop(image))
+        if variant.mirror:
+            tensor = np.ascontiguousarray(tensor[:, :, ::-1])
+        return tensor
+
+    def tensors(self, data: bytes, variants: list[Variant]) -> np.ndarray:
+        """Bytes -> (len(variants), 3, crop, crop) float32, one row per variant."""
+        image = self.decode(data, variants)
+        return np.stack([self.view(image, v) for v in variants])
+
+
+def _triple(values: list[float]) -> tuple[float, float, float]:
+    if len(values) != 3:
+        raise ValueError("mean and std need one value per RGB channel")
+    return float(values[0]), float(values[1]), float(values[2])

@@ -1,0 +1,231 @@
+"""The queue worker: pull embed jobs in batches from the shared durable consumer of
+this model, fetch the bytes from catalog, embed, publish the result, then settle.
+
+Nothing is lost: a job is acked only after its EmbedCompleted (or EmbedFailed) is
+stored in JetStream; a worker that dies leaves its jobs un-acked and JetStream
+hands them to another after `ack_wait`. Nothing is doubled: a result's msg_id is
+derived from the job's stream sequence, so a redelivered job's result is dropped
+as a duplicate by JetStream."""
+
+import asyncio
+from dataclasses import dataclass
+
+import nats.errors
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from photosearch.common import subjects
+from photosearch.common.errors import InvalidArgument, NotFound, Unavailable
+from photosearch.common.logging import get_logger
+from photosearch.common.nats import ensure_consumer, publish
+from photosearch.events.v1 import events_pb2
+from photosearch_embedder.service import Embedder
+from photosearch_embedder.source import ImageSource
+
+log = get_logger(__name__)
+MAX_BACKOFF = 60.0
+
+
+def backoff(num_delivered: int) -> float:
+    """Seconds before a job that hit a transient error is offered again: 2, 4, ... 60."""
+    return float(min(MAX_BACKOFF, 2 ** min(max(num_delivered, 1), 6)))
+
+
+@dataclass
+class Job:
+    msg: Msg
+    job: events_pb2.EmbedJob
+    sequence: int  # the job's stream sequence: the same on every redelivery
+
+    def result_id(self, kind: str) -> str:
+        return f"{kind}:{subjects.model_key(self.job.model_id)}:{self.job.image_id}:{self.sequence}"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    worker_id: str
+    batch_size: int = 16
+    variants: tuple[str, ...] = ("global",)
+    ack_wait: float = 60.0
+    fetch_timeout: float = 2.0
+
+
+class EmbedWorker:
+    def __init__(
+        self, js: JetStreamContext, embedder: Embedder, source: ImageSource, options: WorkerOptions
+    ) -> None:
+        self.js = js
+        self.embedder = embedder
+        self.source = source
+        self.options = options
+        self.model_id = embedder.model_id
+        self.consumer = subjects.embed_consumer_name(self.model_id)
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.processed = 0
+
+    async def start(self) -> None:
+        await ensure_consumer(
+            self.js,
+            subjects.EMBED_JOBS_STREAM,
+            self.consumer,
+            filter_subject=subjects.embed_job_subject(self.model_id),
+            ack_wait=self.options.ack_wait,
+        )
+        self._psub = await self.js.pull_subscribe_bind(
+            durable=self.consumer, stream=subjects.EMBED_JOBS_STREAM
+        )
+        self._task = asyncio.create_task(self._run(), name="embed-worker")
+        log.info("worker.started", consumer=self.consumer, model_id=self.model_id)
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch in hand (so its jobs are settled), then stop pulling."""
+        self._stopping.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout)
+            except TimeoutError:  # un-acked jobs go back to the queue after ack_wait
+                log.warning("worker.stop_timeout", timeout_s=timeout)
+            try:
+                await self._psub.unsubscribe()
+            except Exception as exc:
+                log.debug("worker.unsubscribe_failed", error=str(exc))
+
+    async def queue_depth(self) -> tuple[int, int]:
+        """(jobs waiting, jobs handed out and not yet acked) for this model."""
+        info = await self.js.consumer_info(subjects.EMBED_JOBS_STREAM, self.consumer)
+        return int(info.num_pending or 0), int(info.num_ack_pending or 0)
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await self._psub.fetch(
+                    self.options.batch_size, timeout=self.options.fetch_timeout
+                )
+            except nats.errors.TimeoutError:
+                await self.embedder.manager.maybe_unload(queue_drained=True)
+                continue
+            except Exception as exc:  # disconnected: the client reconnects by itself
+                log.warning("worker.fetch_failed", error=str(exc))
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await self.process(msgs)
+            except Exception as exc:  # a bug must not stop the worker; jobs come back
+                log.exception("worker.batch_failed", error=str(exc))
+
+    async def process(self, msgs: list[Msg]) -> None:
+        jobs = [job for msg in msgs if (job := await self._parse(msg)) is not None]
+        if not jobs:
+            return
+        keepalive = asyncio.create_task(self._keep_alive(jobs))
+        try:
+            await self._process(jobs)
+        finally:
+            keepalive.cancel()
+            await asyncio.gather(keepalive, return_exceptions=True)
+
+    async def _parse(self, msg: Msg) -> Job | None:
+        job = events_pb2.EmbedJob()
+        try:
+            job.ParseFromString(msg.data)
+        except DecodeError:
+            log.error("worker.bad_job", subject=msg.subject, size=len(msg.data))
+            await msg.term()
+            return None
+        if job.model_id != self.model_id or not job.image_id:
+            log.error("worker.job_not_for_us", job_model=job.model_id, image_id=job.image_id)
+            await msg.term()
+            return None
+        return Job(msg, job, msg.metadata.sequence.stream)
+
+    async def _keep_alive(self, jobs: list[Job]) -> None:
+        """Tell JetStream a long batch is still being worked on, so it is not redelivered."""
+        while True:
+            await asyncio.sleep(self.options.ack_wait / 3)
+            for job in jobs:
+                try:
+                    await job.msg.in_progress()
+                except Exception as exc:
+                    log.debug("worker.in_progress_failed", error=str(exc))
+
+    async def _process(self, jobs: list[Job]) -> None:
+        fetched = await asyncio.gather(
+            *(self.source.fetch(j.job.image_id) for j in jobs), return_exceptions=True
+        )
+        ready: list[tuple[Job, bytes]] = []
+        for job, outcome in zip(jobs, fetched, strict=True):
+            if isinstance(outcome, bytes):
+                ready.append((job, outcome))
+            else:
+                await self._settle_unfetched(job, outcome)
+        if not ready:
+            return
+        try:
+            results = await self.embedder.embed([d for _, d in ready], list(self.options.variants))
+        except Exception as exc:  # e.g. the model failed to load: retry later, elsewhere
+            log.exception("worker.embed_failed", error=str(exc), jobs=len(ready))
+            for job, _ in ready:
+                await self._nak(job, str(exc))
+            return
+        for (job, _), result in zip(ready, results, strict=True):
+            if result.error is not None:
+                await self._fail(job, str(result.error))
+            else:
+                await self._complete(job, result.vectors)
+
+    async def _settle_unfetched(self, job: Job, error: BaseException) -> None:
+        if isinstance(error, NotFound):
+            log.info("worker.image_gone", image_id=job.job.image_id, reason=str(error))
+            await self._settle(job.msg.ack(), job)
+        elif isinstance(error, InvalidArgument):
+            await self._fail(job, str(error))
+        else:
+            reason = str(error) if isinstance(error, Unavailable) else repr(error)
+            await self._nak(job, reason)
+
+    async def _complete(self, job: Job, vectors: dict[str, list[float]]) -> None:
+        event = events_pb2.EmbedCompleted(
+            image_id=job.job.image_id,
+            item_id=job.job.item_id,
+            model_id=self.model_id,
+            worker_id=self.options.worker_id,
+            embeddings=[events_pb2.Embedding(variant=k, values=v) for k, v in vectors.items()],
+        )
+        if await self._publish(job, subjects.EMBED_COMPLETED, event, job.result_id("completed")):
+            self.processed += 1
+            await self._settle(job.msg.ack(), job)
+
+    async def _fail(self, job: Job, reason: str) -> None:
+        log.warning("worker.image_failed", image_id=job.job.image_id, reason=reason)
+        event = events_pb2.EmbedFailed(
+            image_id=job.job.image_id,
+            item_id=job.job.item_id,
+            model_id=self.model_id,
+            reason=reason,
+            worker_id=self.options.worker_id,
+        )
+        if await self._publish(job, subjects.EMBED_FAILED, event, job.result_id("failed")):
+            await self._settle(job.msg.term(), job)
+
+    async def _publish(self, job: Job, subject: str, event: object, msg_id: str) -> bool:
+        try:
+            await publish(self.js, subject, event, msg_id=msg_id)  # type: ignore[arg-type]
+            return True
+        except Exception as exc:  # NATS timeout / disconnect: offer the job again later
+            await self._nak(job, f"publishing {subject} failed: {exc!r}")
+            return False
+
+    async def _nak(self, job: Job, reason: str) -> None:
+        delay = backoff(job.msg.metadata.num_delivered)
+        log.warning(
+            "worker.retry_later", image_id=job.job.image_id, reason=reason, retry_in_s=delay
+        )
+        await self._settle(job.msg.nak(delay=delay), job)
+
+    async def _settle(self, action: "asyncio.Future[None] | object", job: Job) -> None:
+        try:
+            await action  # type: ignore[misc]
+        except Exception as exc:  # the job comes back after ack_wait; its result is a duplicate
+            log.warning("worker.settle_failed", image_id=job.job.image_id, error=str(exc))
