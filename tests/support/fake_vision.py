@@ -142,13 +142,6 @@ class Reply:
         return cls(hang_up=True)
 
 
-def key_invalid_reply() -> Reply:
-    """What Google answers for an unknown API key."""
-    return Reply.error(
-        400, "API key not valid. Please pass a valid API key.", reason="API_KEY_INVALID"
-    )
-
-
 @dataclass(frozen=True)
 class RecordedRequest:
     method: str
@@ -202,6 +195,7 @@ class FakeVision:
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> "FakeVision":
+        self._stopping.clear()
         server = ThreadingHTTPServer(self._address, _handler_for(self))
         server.daemon_threads = True
         self._server = server
