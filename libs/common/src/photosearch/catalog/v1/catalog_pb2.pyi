@@ -688,7 +688,14 @@ class ImportRecord(_message.Message):
     IMPORT_KEY_FIELD_NUMBER: _builtins.int
     ITEM_FIELD_NUMBER: _builtins.int
     IMAGES_FIELD_NUMBER: _builtins.int
+    UPDATE_EXISTING_FIELD_NUMBER: _builtins.int
     import_key: _builtins.str
+    """Stable key of the source record (e.g. "folder:cards/dark_magician"). Records
+    with the same key add images to the same item, so a large item can be sent
+    in several records.
+    """
+    update_existing: _builtins.bool
+    """An item that already exists keeps its fields unless this is set."""
     @_builtins.property
     def item(self) -> Global___Item: ...
     @_builtins.property
@@ -699,10 +706,11 @@ class ImportRecord(_message.Message):
         import_key: _builtins.str = ...,
         item: Global___Item | None = ...,
         images: _abc.Iterable[Global___ImportImage] | None = ...,
+        update_existing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "import_key", b"import_key", "item", b"item"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "import_key", b"import_key", "item", b"item", "update_existing", b"update_existing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,95 @@
+"""Protobuf <-> domain conversions for the catalog's messages."""
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from photosearch.catalog.v1 import catalog_pb2
+from photosearch.common.errors import InvalidArgument
+from photosearch_catalog.domain import (
+    ExternalRef,
+    Image,
+    ImageRole,
+    ImportImage,
+    ImportRecord,
+    Item,
+    ItemFields,
+)
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def fields_from_proto(item: catalog_pb2.Item) -> ItemFields:
+    return ItemFields(
+        name=item.name,
+        series=item.series,
+        maker=item.maker,
+        year=item.year,
+        variant=item.variant,
+        tags=tuple(item.tags),
+        attributes=dict(item.attributes),
+        external_refs=tuple(ExternalRef(r.system, r.ref, r.url) for r in item.external_refs),
+    )
+
+
+def item_to_proto(item: Item) -> catalog_pb2.Item:
+    fields = item.fields
+    return catalog_pb2.Item(
+        id=item.id,
+        name=fields.name,
+        series=fields.series,
+        maker=fields.maker,
+        year=fields.year,
+        variant=fields.variant,
+        tags=list(fields.tags),
+        attributes=fields.attributes,
+        external_refs=[
+            catalog_pb2.ExternalRef(system=r.system, ref=r.ref, url=r.url)
+            for r in fields.external_refs
+        ],
+        created_at=_timestamp(item.created_at),
+        updated_at=_timestamp(item.updated_at),
+        image_count=item.image_count,
+        import_key=item.import_key,
+        cover_image_id=item.cover_image_id,
+    )
+
+
+def role_from_proto(role: int, default: ImageRole) -> ImageRole:
+    """UNSPECIFIED takes the default; unknown numbers are a caller's mistake."""
+    if role == catalog_pb2.IMAGE_ROLE_UNSPECIFIED:
+        return default
+    try:
+        return ImageRole(role)
+    except ValueError:
+        raise InvalidArgument(f"unknown image role {role}: use OFFICIAL or UPLOADED") from None
+
+
+def image_to_proto(image: Image) -> catalog_pb2.Image:
+    return catalog_pb2.Image(
+        id=image.id,
+        item_id=image.item_id,
+        role=int(image.role),  # type: ignore[arg-type]
+        sha256=image.sha256,
+        width=image.width,
+        height=image.height,
+        format=image.format,
+        size_bytes=image.size_bytes,
+        created_at=_timestamp(image.created_at),
+    )
+
+
+def import_record_from_proto(record: catalog_pb2.ImportRecord) -> ImportRecord:
+    return ImportRecord(
+        import_key=record.import_key,
+        fields=fields_from_proto(record.item),
+        images=[
+            ImportImage(image.data, image.filename, role_from_proto(image.role, ImageRole.OFFICIAL))
+            for image in record.images
+        ],
+        update_existing=record.update_existing,
+    )

@@ -1,0 +1,142 @@
+"""The catalog's domain objects: items, their images, admin settings."""
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class ImageRole(enum.IntEnum):
+    # Values match catalog.v1.ImageRole and the images.role column.
+    OFFICIAL = 1
+    UPLOADED = 2
+
+
+@dataclass(frozen=True)
+class ExternalRef:
+    system: str
+    ref: str
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class ItemFields:
+    """What a person or an import says about an item (everything but ids and times)."""
+
+    name: str
+    series: str = ""
+    maker: str = ""
+    year: int = 0
+    variant: str = ""
+    tags: tuple[str, ...] = ()
+    attributes: dict[str, str] = field(default_factory=dict)
+    external_refs: tuple[ExternalRef, ...] = ()
+
+
+# Field names an update mask may name.
+ITEM_FIELD_NAMES = (
+    "name",
+    "series",
+    "maker",
+    "year",
+    "variant",
+    "tags",
+    "attributes",
+    "external_refs",
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    fields: ItemFields
+    import_key: str
+    created_at: datetime
+    updated_at: datetime
+    image_count: int = 0
+    cover_image_id: str = ""
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    item_id: str
+    role: ImageRole
+    sha256: str
+    width: int
+    height: int
+    format: str
+    size_bytes: int
+    filename: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    image_id: str
+    item_id: str
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    query: str = ""
+    series: str = ""
+    maker: str = ""
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    items: list[Item]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """An image that passed validation, ready to be stored."""
+
+    data: bytes
+    sha256: str
+    role: ImageRole
+    width: int
+    height: int
+    format: str
+    filename: str
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    photo_search_enabled: bool
+    web_fallback_enabled: bool
+    vision_api_key_set: bool
+
+
+@dataclass(frozen=True)
+class ImportImage:
+    data: bytes
+    filename: str
+    role: ImageRole
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    import_key: str
+    fields: ItemFields
+    images: list[ImportImage]
+    # Existing items keep what they have unless the import says to overwrite.
+    update_existing: bool = False
+
+
+@dataclass(frozen=True)
+class ImportFailure:
+    import_key: str
+    filename: str
+    message: str
+
+
+@dataclass
+class ImportSummary:
+    items_created: int = 0
+    items_existing: int = 0
+    images_added: int = 0
+    images_existing: int = 0
+    errors: list[ImportFailure] = field(default_factory=list)
