@@ -1,0 +1,204 @@
+"""Structural schemas for the custom resources photosearch renders, which
+kubernetes-validate has no schema for. They cover the fields used here and refuse unknown
+ones at the levels written by hand, so a typo or a number where the operator wants a
+string fails the build instead of the apply."""
+
+from typing import Any
+
+Schema = dict[str, Any]
+
+STR: Schema = {"type": "string", "minLength": 1}
+STR_MAP: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
+DURATION: Schema = {"type": "string", "pattern": r"^[0-9]+(h|m|s)$"}
+METADATA: Schema = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": STR, "namespace": STR, "labels": STR_MAP, "annotations": STR_MAP},
+    "additionalProperties": False,
+}
+QUANTITY_MAP: Schema = {"type": "object", "additionalProperties": {"type": ["string", "integer"]}}
+RESOURCES: Schema = {
+    "type": "object",
+    "properties": {"requests": QUANTITY_MAP, "limits": QUANTITY_MAP},
+    "additionalProperties": False,
+}
+
+
+def _object(api_version: str, kind: str, spec: Schema) -> Schema:
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": api_version},
+            "kind": {"const": kind},
+            "metadata": METADATA,
+            "spec": spec,
+        },
+        "additionalProperties": False,
+    }
+
+
+SCALED_OBJECT = _object(
+    "keda.sh/v1alpha1",
+    "ScaledObject",
+    {
+        "type": "object",
+        "required": ["scaleTargetRef", "triggers"],
+        "properties": {
+            "scaleTargetRef": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"apiVersion": STR, "kind": STR, "name": STR},
+                "additionalProperties": False,
+            },
+            "minReplicaCount": {"type": "integer", "minimum": 0},
+            "maxReplicaCount": {"type": "integer", "minimum": 1},
+            "pollingInterval": {"type": "integer", "minimum": 1},
+            "cooldownPeriod": {"type": "integer", "minimum": 0},
+            "advanced": {"type": "object"},
+            "triggers": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["type", "metadata"],
+                    "properties": {
+                        "type": {"enum": ["nats-jetstream", "cpu", "memory"]},
+                        "metricType": {"enum": ["Utilization", "AverageValue", "Value"]},
+                        # KEDA reads every trigger setting as a string.
+                        "metadata": STR_MAP,
+                    },
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "additionalProperties": False,
+    },
+)
+
+CNPG_CLUSTER = _object(
+    "postgresql.cnpg.io/v1",
+    "Cluster",
+    {
+        "type": "object",
+        "required": ["instances", "imageName", "storage", "bootstrap"],
+        "properties": {
+            "instances": {"type": "integer", "minimum": 1},
+            # The operator reads the major version from the tag.
+            "imageName": {"type": "string", "pattern": r":[0-9]+(\.[0-9]+)?-"},
+            "primaryUpdateStrategy": {"enum": ["unsupervised", "supervised"]},
+            "enablePDB": {"type": "boolean"},
+            "inheritedMetadata": {
+                "type": "object",
+                "properties": {"labels": STR_MAP, "annotations": STR_MAP},
+                "additionalProperties": False,
+            },
+            "bootstrap": {
+                "type": "object",
+                "required": ["initdb"],
+                "properties": {
+                    "initdb": {
+                        "type": "object",
+                        "required": ["database", "owner"],
+                        "properties": {
+                            "database": STR,
+                            "owner": STR,
+                            "postInitApplicationSQL": {"type": "array", "items": STR},
+                        },
+                        "additionalProperties": False,
+                    }
+                },
+                "additionalProperties": False,
+            },
+            "postgresql": {
+                "type": "object",
+                # Postgres parameters must be strings for the operator.
+                "properties": {"parameters": STR_MAP},
+                "additionalProperties": False,
+            },
+            "storage": {
+                "type": "object",
+                "required": ["size"],
+                "properties": {"size": STR, "storageClass": STR},
+                "additionalProperties": False,
+            },
+            "resources": RESOURCES,
+            "affinity": {
+                "type": "object",
+                "properties": {"enablePodAntiAffinity": {"type": "boolean"}, "topologyKey": STR},
+                "additionalProperties": False,
+            },
+        },
+        "additionalProperties": False,
+    },
+)
+
+CERTIFICATE = _object(
+    "cert-manager.io/v1",
+    "Certificate",
+    {
+        "type": "object",
+        "required": ["secretName", "issuerRef"],
+        "properties": {
+            "secretName": STR,
+            "commonName": STR,
+            "isCA": {"type": "boolean"},
+            "dnsNames": {"type": "array", "items": STR, "minItems": 1},
+            "usages": {
+                "type": "array",
+                "items": {
+                    "enum": ["server auth", "client auth", "digital signature", "key encipherment"]
+                },
+            },
+            "duration": DURATION,
+            "renewBefore": DURATION,
+            "privateKey": {
+                "type": "object",
+                "properties": {
+                    "algorithm": {"enum": ["RSA", "ECDSA", "Ed25519"]},
+                    "size": {"type": "integer"},
+                    "rotationPolicy": {"enum": ["Never", "Always"]},
+                },
+                "additionalProperties": False,
+            },
+            "issuerRef": {
+                "type": "object",
+                "required": ["name", "kind"],
+                "properties": {
+                    "name": STR,
+                    "kind": {"enum": ["Issuer", "ClusterIssuer"]},
+                    "group": {"const": "cert-manager.io"},
+                },
+                "additionalProperties": False,
+            },
+        },
+        "additionalProperties": False,
+    },
+)
+
+ISSUER = _object(
+    "cert-manager.io/v1",
+    "Issuer",
+    {
+        "type": "object",
+        "oneOf": [{"required": ["selfSigned"]}, {"required": ["ca"]}],
+        "properties": {
+            "selfSigned": {"type": "object", "additionalProperties": False},
+            "ca": {
+                "type": "object",
+                "required": ["secretName"],
+                "properties": {"secretName": STR},
+                "additionalProperties": False,
+            },
+        },
+        "additionalProperties": False,
+    },
+)
+
+# (apiVersion, kind) -> schema
+CRD_SCHEMAS: dict[tuple[str, str], Schema] = {
+    ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT,
+    ("postgresql.cnpg.io/v1", "Cluster"): CNPG_CLUSTER,
+    ("cert-manager.io/v1", "Certificate"): CERTIFICATE,
+    ("cert-manager.io/v1", "Issuer"): ISSUER,
+}
