@@ -23,7 +23,7 @@ class FallbackSettings(ServiceSettings):
     # gRPC deadline wins; keeping this below the gateway's (20 s) means the caller gets
     # this service's own explanation rather than a bare deadline.
     vision_deadline_seconds: float = Field(default=15.0, gt=0)
-    # Time one attempt may take (Vision usually answers web detection in 1-3 s).
+    # Time one attempt may take (two attempts fit in the deadline).
     vision_attempt_timeout_seconds: float = Field(default=8.0, gt=0)
     # Attempts on transient failures (UNAVAILABLE, 429, 5xx, connection errors, timeouts).
     vision_max_attempts: int = Field(default=3, ge=1, le=10)
