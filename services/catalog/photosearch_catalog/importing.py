@@ -37,6 +37,8 @@ class ImportService:
             existing = await repo.get_item_by_import_key(conn, key)
             known = await repo.image_hashes(conn, existing.id) if existing else set()
         images = await self._new_images(record, key, known, summary)
+        if record.images and not images and existing is None:
+            return  # every photo was refused: no item without the photos it came with
         async with self.catalog.pool().connection() as conn, conn.transaction():
             item = await repo.get_item_by_import_key(conn, key, for_update=True)
             if item is None:
