@@ -1,5 +1,6 @@
 """Settings of the search service (environment variables prefixed SEARCH_)."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from photosearch.common.settings import DatabaseSettings, NatsSettings, ServiceSettings
@@ -9,3 +10,38 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SEARCH_")
 
     grpc_port: int = 50052
+    catalog_addr: str = "127.0.0.1:50051"
+    # Seconds a call to catalog may take (a rebuild's walk reads one batch per call).
+    catalog_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # The model queries use until an admin picks one. Empty: adopt the model of the
+    # first embed-capable worker that comes online.
+    default_model_id: str = ""
+
+    # HNSW graph parameters (docs/benchmarks/search.md has the measurements behind them).
+    hnsw_m: int = Field(default=16, ge=2, le=100)
+    hnsw_ef_construction: int = Field(default=64, ge=4, le=1000)
+    hnsw_ef_search: int = Field(default=40, ge=1, le=1000)
+    # Upper bound of index rows one iterative scan visits before giving up.
+    hnsw_max_scan_tuples: int = Field(default=20000, ge=100)
+    # Postgres maintenance_work_mem for index builds: 1 GB builds 100k vectors ~4x
+    # faster than the 64 MB default.
+    index_build_memory: str = "1GB"
+    index_build_parallel_workers: int = Field(default=1, ge=0, le=16)
+
+    max_k: int = Field(default=100, ge=1, le=1000)
+    # Filters that leave at most this many vectors are answered by comparing them all.
+    exact_search_max_rows: int = Field(default=20000, ge=0)
+
+    # Duplicate report: pairs of different items at least this similar (cosine).
+    duplicate_threshold: float = Field(default=0.90, gt=0, le=1)
+    # Up to this many images the report compares every pair; above, HNSW neighbours.
+    duplicate_exact_max_images: int = Field(default=20000, ge=0)
+
+    rebuild_batch_size: int = Field(default=500, ge=1, le=10000)
+    # How long Rebuild waits for the catalog walk before answering "in progress".
+    rebuild_wait_seconds: float = Field(default=5.0, ge=0)
+
+    # Worker heartbeats: entries in the KV bucket expire after this many seconds.
+    workers_ttl_seconds: float = Field(default=10.0, gt=0)
+    workers_poll_seconds: float = Field(default=2.0, gt=0)

@@ -1,7 +1,117 @@
 """Protobuf <-> domain translation for the search service."""
 
-from photosearch.search.v1 import search_pb2_grpc
+from typing import Any
+
+import grpc
+
+from photosearch.search.v1 import search_pb2, search_pb2_grpc
+from photosearch_search.service import SearchService
+from photosearch_search.vectors import make_filters
+
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
-    pass
+    def __init__(self, service: SearchService) -> None:
+        self._service = service
+
+    async def Search(
+        self, request: search_pb2.SearchRequest, context: Context
+    ) -> search_pb2.SearchResponse:
+        filters = make_filters(request.filters.series, request.filters.makers, request.filters.tags)
+        # request.extra (extra query descriptors) is reserved for re-ranking.
+        result = await self._service.search(
+            request.model_id, request.vector, request.k, filters, request.min_score
+        )
+        return search_pb2.SearchResponse(
+            model_id=result.model_id,
+            exact=result.exact,
+            candidates=[
+                search_pb2.Candidate(item_id=c.item_id, image_id=c.image_id, score=c.score)
+                for c in result.candidates
+            ],
+        )
+
+    async def IndexStatus(
+        self, request: search_pb2.IndexStatusRequest, context: Context
+    ) -> search_pb2.IndexStatusResponse:
+        status = await self._service.index_status(request.model_id)
+        return search_pb2.IndexStatusResponse(
+            model_id=status.model_id,
+            active_model_id=status.active_model_id,
+            dim=status.dim,
+            catalog_images=status.catalog_images,
+            embedded=status.embedded,
+            pending=status.pending,
+            failed=status.failed,
+            failures=[
+                search_pb2.Failure(image_id=f.image_id, item_id=f.item_id, reason=f.reason)
+                for f in status.failures
+            ],
+            workers=status.workers,
+            queue_depth=status.queue_depth,
+            rebuild_in_progress=status.rebuild_in_progress,
+        )
+
+    async def Rebuild(
+        self, request: search_pb2.RebuildRequest, context: Context
+    ) -> search_pb2.RebuildResponse:
+        outcome = await self._service.rebuild(request.model_id, request.retry_failed)
+        return search_pb2.RebuildResponse(
+            model_id=outcome.model_id,
+            queued=outcome.queued,
+            already_queued=outcome.already_queued,
+            in_progress=outcome.in_progress,
+        )
+
+    async def ListModels(
+        self, request: search_pb2.ListModelsRequest, context: Context
+    ) -> search_pb2.ListModelsResponse:
+        models = await self._service.list_models()
+        return search_pb2.ListModelsResponse(
+            models=[
+                search_pb2.ModelInfo(
+                    model_id=m.model_id, dim=m.dim, embedded=m.embedded, active=m.active
+                )
+                for m in models
+            ]
+        )
+
+    async def SetActiveModel(
+        self, request: search_pb2.SetActiveModelRequest, context: Context
+    ) -> search_pb2.SetActiveModelResponse:
+        active = await self._service.set_active_model(request.model_id, request.force)
+        return search_pb2.SetActiveModelResponse(active_model_id=active)
+
+    async def DuplicateReport(
+        self, request: search_pb2.DuplicateReportRequest, context: Context
+    ) -> search_pb2.DuplicateReportResponse:
+        report = await self._service.duplicate_report(
+            request.model_id, request.threshold, request.limit
+        )
+        return search_pb2.DuplicateReportResponse(
+            model_id=report.model_id,
+            threshold=report.threshold,
+            images=report.images,
+            exact=report.exact,
+            duplicates=[
+                search_pb2.DuplicatePair(
+                    item_id_a=p.item_id_a,
+                    image_id_a=p.image_id_a,
+                    item_id_b=p.item_id_b,
+                    image_id_b=p.image_id_b,
+                    score=p.score,
+                )
+                for p in report.duplicates
+            ],
+            confusables=[
+                search_pb2.Confusable(
+                    item_id=c.item_id,
+                    nearest_item_id=c.nearest_item_id,
+                    nearest_score=c.nearest_score,
+                    own_score=c.own_score,
+                    margin=c.margin,
+                )
+                for c in report.confusables
+            ],
+        )

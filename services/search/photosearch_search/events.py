@@ -1,0 +1,171 @@
+"""NATS consumers: catalog events and embed results in, acked only after the
+database commit (a crash before the ack means a redelivery, which is idempotent)."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from google.protobuf.message import DecodeError, Message
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+
+from photosearch.common import subjects
+from photosearch.common.context import bind_request_id
+from photosearch.common.infra import Infra
+from photosearch.common.logging import get_logger
+from photosearch.common.nats import ensure_consumer
+from photosearch.events.v1 import events_pb2
+from photosearch_search.indexer import Indexer
+
+log = get_logger(__name__)
+
+CATALOG_CONSUMER = "search-catalog"
+RESULTS_CONSUMER = "search-embed-results"
+
+_CATALOG_EVENTS: dict[str, type[Message]] = {
+    subjects.IMAGE_ADDED: events_pb2.ImageAdded,
+    subjects.IMAGE_DELETED: events_pb2.ImageDeleted,
+    subjects.ITEM_UPSERTED: events_pb2.ItemUpserted,
+    subjects.ITEM_DELETED: events_pb2.ItemDeleted,
+}
+
+
+def retry_delay(msg: Msg) -> float:
+    """Back off 0.5 s, 1 s, 2 s ... up to 30 s as a message keeps failing."""
+    try:
+        delivered = msg.metadata.num_delivered
+    except Exception:
+        delivered = 1
+    return float(min(0.5 * 2 ** max(delivered - 1, 0), 30.0))
+
+
+def _bind_request_id(msg: Msg) -> None:
+    bind_request_id((msg.headers or {}).get(subjects.REQUEST_ID_HEADER))
+
+
+class Consumer:
+    """One durable pull consumer, fetching batches until stopped."""
+
+    def __init__(
+        self,
+        infra: Infra,
+        stream: str,
+        durable: str,
+        handle: Callable[[list[Msg]], Awaitable[None]],
+        batch: int,
+    ) -> None:
+        self._infra = infra
+        self._stream = stream
+        self._durable = durable
+        self._handle = handle
+        self._batch = batch
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        js = self._infra.require_js()
+        await ensure_consumer(js, self._stream, self._durable, ack_wait=60.0)
+        sub = await js.pull_subscribe_bind(self._durable, self._stream)
+        log.info("consumer.started", stream=self._stream, durable=self._durable)
+        try:
+            while not stopping.is_set():
+                try:
+                    msgs = await sub.fetch(self._batch, timeout=1.0)
+                except NatsTimeout:
+                    continue
+                except Exception as exc:  # NATS away: the client reconnects by itself
+                    log.warning("consumer.fetch_failed", durable=self._durable, error=str(exc))
+                    await asyncio.sleep(1.0)
+                    continue
+                await self._handle(msgs)
+        finally:
+            # Leave the durable consumer in place; only this subscription goes.
+            await sub.unsubscribe()
+
+
+class CatalogEvents:
+    """Stream CATALOG: images queued for embedding, item attributes, deletions."""
+
+    def __init__(self, indexer: Indexer) -> None:
+        self._indexer = indexer
+
+    async def handle(self, msgs: list[Msg]) -> None:
+        for msg in msgs:  # in order: an item's events must not overtake each other
+            await self._one(msg)
+
+    async def _one(self, msg: Msg) -> None:
+        _bind_request_id(msg)
+        kind = _CATALOG_EVENTS.get(msg.subject)
+        if kind is None:  # an event search has no use for
+            await msg.ack()
+            return
+        event = kind()
+        try:
+            event.ParseFromString(msg.data)
+        except DecodeError:
+            log.error("event.undecodable", subject=msg.subject)
+            await msg.term()
+            return
+        try:
+            if isinstance(event, events_pb2.ImageAdded):
+                await self._indexer.image_added(event)
+            elif isinstance(event, events_pb2.ImageDeleted):
+                await self._indexer.image_deleted(event)
+            elif isinstance(event, events_pb2.ItemUpserted):
+                await self._indexer.item_upserted(event)
+            elif isinstance(event, events_pb2.ItemDeleted):
+                await self._indexer.item_deleted(event)
+        except Exception as exc:
+            delay = retry_delay(msg)
+            log.warning("event.retry", subject=msg.subject, error=str(exc), retry_in_s=delay)
+            await msg.nak(delay=delay)
+            return
+        await msg.ack()
+
+
+class EmbedResults:
+    """Stream EMBED_RESULTS: vectors and failures, a fetched batch per transaction."""
+
+    def __init__(self, indexer: Indexer) -> None:
+        self._indexer = indexer
+
+    async def handle(self, msgs: list[Msg]) -> None:
+        decoded: list[tuple[Msg, Message]] = []
+        for msg in msgs:
+            event: Message = (
+                events_pb2.EmbedCompleted()
+                if msg.subject == subjects.EMBED_COMPLETED
+                else events_pb2.EmbedFailed()
+            )
+            try:
+                event.ParseFromString(msg.data)
+            except DecodeError:
+                log.error("event.undecodable", subject=msg.subject)
+                await msg.term()
+                continue
+            decoded.append((msg, event))
+        if not decoded:
+            return
+        try:
+            await self._apply([event for _, event in decoded])
+        except Exception as exc:
+            # Find the message at fault: redo them one by one, each its own transaction.
+            log.warning("results.batch_failed", size=len(decoded), error=str(exc))
+            for msg, event in decoded:
+                await self._one(msg, event)
+            return
+        for msg, _ in decoded:
+            await msg.ack()
+
+    async def _one(self, msg: Msg, event: Message) -> None:
+        _bind_request_id(msg)
+        try:
+            await self._apply([event])
+        except Exception as exc:
+            delay = retry_delay(msg)
+            log.warning("results.retry", subject=msg.subject, error=str(exc), retry_in_s=delay)
+            await msg.nak(delay=delay)
+            return
+        await msg.ack()
+
+    async def _apply(self, events: list[Message]) -> None:
+        completed = [e for e in events if isinstance(e, events_pb2.EmbedCompleted)]
+        failed = [e for e in events if isinstance(e, events_pb2.EmbedFailed)]
+        await self._indexer.embed_results(completed, failed)

@@ -1,0 +1,126 @@
+"""SQL of the read side: nearest vectors (HNSW or exact), counts for the index status."""
+
+import weakref
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection, sql
+
+from photosearch_search.domain import Failure, Filters, ImageHit, Model, Vector
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    ef_search: int
+    max_scan_tuples: int
+
+    def statements(self) -> list[str]:
+        # relaxed_order: with filters the scan goes on until it has found LIMIT rows
+        # instead of stopping at ef_search candidates; results are re-sorted afterwards.
+        return [
+            f"SET hnsw.ef_search = {int(self.ef_search)}",
+            "SET hnsw.iterative_scan = relaxed_order",
+            f"SET hnsw.max_scan_tuples = {int(self.max_scan_tuples)}",
+        ]
+
+
+class VectorQueries:
+    def __init__(self, scan: ScanSettings) -> None:
+        self._scan = scan
+        # Session settings are applied once per pooled connection, not per query.
+        self._configured: weakref.WeakKeyDictionary[AsyncConnection, ScanSettings] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def _prepare(self, conn: AsyncConnection) -> None:
+        if self._configured.get(conn) != self._scan:
+            for statement in self._scan.statements():
+                await conn.execute(statement)  # type: ignore[arg-type]
+            self._configured[conn] = self._scan
+
+    @staticmethod
+    def _where(filters: Filters) -> tuple[sql.Composable, dict[str, object]]:
+        clauses: list[sql.Composable] = []
+        params: dict[str, object] = {}
+        if filters.series:
+            clauses.append(sql.SQL("series = ANY(%(series)s::text[])"))
+            params["series"] = list(filters.series)
+        if filters.makers:
+            clauses.append(sql.SQL("maker = ANY(%(makers)s::text[])"))
+            params["makers"] = list(filters.makers)
+        if filters.tags:
+            clauses.append(sql.SQL("tags @> %(tags)s::text[]"))
+            params["tags"] = list(filters.tags)
+        if not clauses:
+            return sql.SQL(""), params
+        return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses), params
+
+    async def nearest(
+        self, conn: AsyncConnection, model: Model, vector: Vector, filters: Filters, limit: int
+    ) -> list[ImageHit]:
+        """Approximate nearest vectors through the model's HNSW index."""
+        await self._prepare(conn)
+        where, params = self._where(filters)
+        query = sql.SQL(
+            "SELECT item_id, image_id, embedding <=> %(q)s AS distance FROM {t}{where}"
+            " ORDER BY distance LIMIT %(limit)s"
+        ).format(t=sql.Identifier(model.table), where=where)
+        cur = await conn.execute(query, {**params, "q": vector, "limit": limit})
+        return [ImageHit(str(r[0]), str(r[1]), float(r[2])) for r in await cur.fetchall()]
+
+    async def exact_best_per_item(
+        self, conn: AsyncConnection, model: Model, vector: Vector, filters: Filters, k: int
+    ) -> list[ImageHit]:
+        """Every matching vector compared; each item's best image, best k items first.
+        (Its own SQL text: a plan prepared for the index query can never be reused here.)"""
+        where, params = self._where(filters)
+        query = sql.SQL(
+            "SELECT item_id, image_id, distance FROM ("
+            " SELECT DISTINCT ON (item_id) item_id, image_id, embedding <=> %(q)s AS distance"
+            " FROM {t}{where} ORDER BY item_id, distance, image_id) best"
+            " ORDER BY distance, item_id LIMIT %(k)s"
+        ).format(t=sql.Identifier(model.table), where=where)
+        cur = await conn.execute(query, {**params, "q": vector, "k": k})
+        return [ImageHit(str(r[0]), str(r[1]), float(r[2])) for r in await cur.fetchall()]
+
+    async def count_matching(
+        self, conn: AsyncConnection, model: Model, filters: Filters, cap: int
+    ) -> int:
+        """Vectors passing the filters, counted up to `cap` (cheap on a broad filter)."""
+        where, params = self._where(filters)
+        query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {t}{where} LIMIT %(cap)s) s").format(
+            t=sql.Identifier(model.table), where=where
+        )
+        cur = await conn.execute(query, {**params, "cap": cap})
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def embedded_images(conn: AsyncConnection, model: Model) -> int:
+    cur = await conn.execute(
+        sql.SQL("SELECT count(*) FROM (SELECT DISTINCT image_id FROM {t}) s").format(
+            t=sql.Identifier(model.table)
+        )
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def failures(conn: AsyncConnection, model_id: str, limit: int) -> tuple[int, list[Failure]]:
+    cur = await conn.execute("SELECT count(*) FROM embed_failures WHERE model_id = %s", (model_id,))
+    row = await cur.fetchone()
+    total = int(row[0]) if row else 0
+    cur = await conn.execute(
+        "SELECT image_id, item_id, reason FROM embed_failures WHERE model_id = %s"
+        " ORDER BY failed_at DESC, image_id LIMIT %s",
+        (model_id, limit),
+    )
+    return total, [Failure(str(r[0]), str(r[1]), str(r[2])) for r in await cur.fetchall()]
+
+
+async def outstanding_jobs(conn: AsyncConnection, model_id: str, rebuild_only: bool) -> int:
+    query = "SELECT count(*) FROM embed_requests WHERE model_id = %s"
+    if rebuild_only:
+        query += " AND rebuild_id IS NOT NULL"
+    cur = await conn.execute(query, (model_id,))  # type: ignore[arg-type]
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
