@@ -25,6 +25,26 @@ WALK_STALE_SECONDS = 60.0
 JOB_GRACE_SECONDS = 60.0
 
 
+def plan_batch(
+    refs: list[ImageRef],
+    states: dict[str, repo.ImageState],
+    retry_failed: bool,
+    queue_busy: bool,
+) -> tuple[list[ImageRef], int]:
+    """The images of one batch that need a job, and how many already have one waiting."""
+    todo: list[ImageRef] = []
+    waiting = 0
+    for ref in refs:
+        state = states[ref.image_id]
+        if state.deleted or state.embedded or (state.failed and not retry_failed):
+            continue
+        if state.queued_age is not None and (queue_busy or state.queued_age < JOB_GRACE_SECONDS):
+            waiting += 1
+            continue
+        todo.append(ref)
+    return todo, waiting
+
+
 @dataclass
 class Progress:
     queued: int = 0
@@ -67,6 +87,8 @@ class Rebuilder:
             return RebuildOutcome(model_id, 0, 0, in_progress=True)
         progress = Progress()
         task = asyncio.create_task(self._walk(model_id, rebuild_id, retry_failed, progress))
+        # A walk that outlives its call reports failures through the log and the status.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._walks[model_id] = task
         try:
             await asyncio.wait_for(asyncio.shield(task), self._wait)
@@ -117,17 +139,8 @@ class Rebuilder:
                     states = await repo.image_states(
                         conn, model, model_id, [r.image_id for r in refs]
                     )
-                todo: list[ImageRef] = []
-                for ref in refs:
-                    state = states[ref.image_id]
-                    if state.deleted or state.embedded or (state.failed and not retry_failed):
-                        continue
-                    if state.queued_age is not None and (
-                        queue_busy or state.queued_age < JOB_GRACE_SECONDS
-                    ):
-                        progress.already_queued += 1
-                        continue
-                    todo.append(ref)
+                todo, waiting = plan_batch(refs, states, retry_failed, queue_busy)
+                progress.already_queued += waiting
                 await self._queue.publish(model_id, todo, attempt=rebuild_id)
                 async with self._infra.require_pool().connection() as conn:
                     await repo.record_jobs(conn, model_id, todo, rebuild_id)
