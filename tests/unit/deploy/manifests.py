@@ -15,6 +15,10 @@ K8S = REPO / "deploy" / "k8s"
 Obj = dict[str, Any]
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+# The oldest Kubernetes docs/deploy.md supports (validated beside the newest known).
+OLDEST_SUPPORTED = "1.30.0"
+# Secrets neither rendered nor made by an operator: the ones docs/deploy.md has you create.
+OUT_OF_BAND = {"catalog-secrets", "gateway-secrets", "photosearch-ingress-tls"}
 # The photosearch services: name -> (env prefix, port name, port).
 SERVICES = {
     "catalog": ("CATALOG_", "grpc", 50051),

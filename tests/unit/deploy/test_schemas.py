@@ -16,10 +16,9 @@ from kubernetes_validate import utils as kv_utils
 from referencing import Registry, Resource
 
 from tests.unit.deploy.crd_schemas import CRD_SCHEMAS
-from tests.unit.deploy.manifests import Obj, Render, ident
+from tests.unit.deploy.manifests import OLDEST_SUPPORTED, Obj, Render, ident
 
 # The oldest Kubernetes docs/deploy.md supports, and the newest kubernetes-validate knows.
-OLDEST_SUPPORTED = "1.30.0"
 VERSIONS = [OLDEST_SUPPORTED, kv_utils.latest_version()]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from photosearch.common.subjects import EMBED_JOBS_STREAM, embed_consumer_name
 from tests.unit.deploy.manifests import (
+    OUT_OF_BAND,
     SERVICES,
     Obj,
     Render,
@@ -22,10 +23,6 @@ from tests.unit.deploy.manifests import (
     pod_spec,
     selects,
 )
-
-# Secrets that exist outside the rendered objects, and who makes them.
-OPERATOR_MADE = "made by CloudNativePG for each Cluster"
-OUT_OF_BAND = {"catalog-secrets", "gateway-secrets", "photosearch-ingress-tls"}
 
 
 def test_every_service_selects_exactly_one_workload_and_its_named_ports(render: Render) -> None:
@@ -248,14 +245,9 @@ def test_the_model_id_is_one_the_embedder_accepts_as_is(render: Render) -> None:
             assert models.spec_for(model).model_id == model
 
 
-def test_embedder_copies_are_configured_alike(render: Render) -> None:
-    """embedder-next differs from the embedder only in its model and its pod label."""
-    workers = [
-        d for d in render.kinds("Deployment")
-        if pod_labels(d).get("app.kubernetes.io/component") == "embedder"
-    ]  # fmt: skip
-    if len(workers) < 2:
-        pytest.skip(f"{render.name} runs one embedder")
+def test_embedder_copies_are_configured_alike(renders: dict[str, Render]) -> None:
+    """embedder-next differs from the embedder only in its model and its pod label, whatever
+    other components (tls, gpu, keda) the overlay has."""
 
     def shape(workload: Obj) -> object:
         spec = pod_spec(workload)
@@ -266,5 +258,28 @@ def test_embedder_copies_are_configured_alike(render: Render) -> None:
             [(c["image"], c["resources"], c.get("readinessProbe")) for c in spec["containers"]],
         )
 
-    assert len({repr(shape(w)) for w in workers}) == 1
-    assert len({config_maps_of(render.objects, w)["EMBED_MODEL"] for w in workers}) == 2
+    checked = 0
+    for render in renders.values():
+        workers = [
+            d for d in render.kinds("Deployment")
+            if pod_labels(d).get("app.kubernetes.io/component") == "embedder"
+        ]  # fmt: skip
+        if len(workers) > 1:
+            assert len({repr(shape(w)) for w in workers}) == 1, render.name
+            models = {config_maps_of(render.objects, w)["EMBED_MODEL"] for w in workers}
+            assert len(models) == len(workers), render.name
+            checked += 1
+    assert checked >= 2
+
+
+def test_every_service_declares_streams_with_the_same_replicas(render: Render) -> None:
+    """They all update the stream configuration at start: disagreeing values would flip it."""
+    values = {
+        value
+        for config in render.kinds("ConfigMap")
+        for key, value in config.get("data", {}).items()
+        if key.endswith("_NATS_STREAM_REPLICAS")
+    }
+    assert len(values) == 1, values
+    servers = render.get("StatefulSet", "nats")["spec"]["replicas"]
+    assert int(values.pop()) == servers  # 1 on the dev server, 3 on the prod cluster
