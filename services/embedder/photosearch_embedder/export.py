@@ -10,6 +10,7 @@ a dynamic batch -> L2-normalised `fingerprint`), preprocess.json and manifest.js
 import argparse
 import fcntl
 import json
+import logging
 import shutil
 import sys
 import time
@@ -100,6 +101,7 @@ def export_onnx(spec: ModelSpec, directory: Path, quantization: Literal["int8", 
         dynamic_shapes={"pixel_values": {0: torch.export.Dim("batch", min=1, max=1024)}},
         opset_version=OPSET,
         external_data=False,
+        verbose=False,
     )
     cosine = _check_graph(fp32, expected, sample, FP32_MIN_COSINE)
     log.info(
@@ -214,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hub-probe-seconds", type=float, default=4.0)
     args = parser.parse_args(argv)
     configure_logging("embedder-export", "info", "auto")
+    # The exporter and the quantiser narrate every graph pass at INFO.
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in (__name__, "photosearch_embedder"):
+        logging.getLogger(name).setLevel(logging.INFO)
     try:
         files = run(
             args.model, args.cache_dir, args.quantize, args.model_name, args.hub_probe_seconds

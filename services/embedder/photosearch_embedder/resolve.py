@@ -71,12 +71,12 @@ def find_export(cache_dir: Path, model_id: str, quantize: Quantize = "auto") -> 
 
 def _probe_hub(repo_id: str, seconds: float) -> str | None:
     """None when the hub served the model's config within `seconds`, else why not."""
+    from huggingface_hub import hf_hub_download  # imported first: only the network is timed
+
     outcome: dict[str, str] = {}
 
     def fetch() -> None:
         try:
-            from huggingface_hub import hf_hub_download
-
             hf_hub_download(repo_id, "config.json", etag_timeout=seconds)
             outcome["ok"] = ""
         except Exception as exc:

@@ -1,0 +1,81 @@
+"""Small real models for tests: a random tiny DINOv2 saved as a transformers checkpoint
+and exported through the real export path, once per test session. No hub is touched."""
+
+import io
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from photosearch.common.model_files import ModelFiles
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+TINY_NAME = "test/tiny-dinov2"
+_lock = threading.Lock()
+_exports: dict[tuple[Path, str], ModelFiles] = {}
+
+
+def save_tiny_dinov2(directory: Path, *, registers: bool = False, seed: int = 0) -> Path:
+    import torch
+    from transformers import (
+        Dinov2Config,
+        Dinov2Model,
+        Dinov2WithRegistersConfig,
+        Dinov2WithRegistersModel,
+    )
+
+    if (directory / "config.json").exists():
+        return directory
+    torch.manual_seed(seed)
+    shape = dict(
+        hidden_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=3,
+        intermediate_size=96,
+        patch_size=14,
+        image_size=518,  # as the real checkpoints: 224-px inputs interpolate positions
+        layerscale_value=1.0,
+        layer_norm_eps=1e-6,
+    )
+    if registers:
+        model = Dinov2WithRegistersModel(Dinov2WithRegistersConfig(num_register_tokens=4, **shape))
+    else:
+        model = Dinov2Model(Dinov2Config(**shape))
+    model.save_pretrained(directory)
+    return directory
+
+
+def exported_tiny(root: Path, quantize: str = "none") -> ModelFiles:
+    """The tiny DINOv2 exported into root/cache (once per session and quantization)."""
+    from photosearch_embedder.export import export_model
+    from photosearch_embedder.models import spec_for
+
+    key = (root, quantize)
+    with _lock:
+        if key not in _exports:
+            checkpoint = save_tiny_dinov2(root / "tiny-dinov2")
+            spec = spec_for(str(checkpoint), TINY_NAME)
+            _exports[key] = export_model(spec, root / f"cache-{quantize}", quantize)  # type: ignore[arg-type]
+        return _exports[key]
+
+
+def photo(name: str = "chelsea", size: int | None = None, fmt: str = "JPEG") -> bytes:
+    """A real photo from scikit-image's bundled samples, optionally resized, encoded."""
+    import skimage.data
+
+    image = Image.fromarray(getattr(skimage.data, name)())
+    if size:
+        scale = size / max(image.size)
+        image = image.resize((round(image.width * scale), round(image.height * scale)))
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, quality=90)
+    return buffer.getvalue()
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return np.sum(a * b, axis=-1)

@@ -1,0 +1,109 @@
+"""The real export path on a tiny random DINOv2: ONNX equals transformers, files are
+described by a manifest with hashes, and exporting again is a no-op."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from photosearch.common.model_files import ModelFiles, sha256_file
+from photosearch_embedder import export
+from photosearch_embedder.models import spec_for
+from photosearch_embedder.preprocess import PreprocessSpec
+from photosearch_embedder.resolve import find_export
+from photosearch_embedder.torch_models import load_dinov2, reference_fingerprints
+from photosearch_embedder.variants import parse_variants
+from tests.unit.embedder.models_for_tests import TINY_NAME, cosine, photo, save_tiny_dinov2
+
+pytestmark = pytest.mark.slow
+
+
+def batch_of_photos(spec: PreprocessSpec) -> np.ndarray:
+    names = ["chelsea", "astronaut", "coffee"]
+    return np.concatenate([spec.tensors(photo(n), parse_variants([])) for n in names])
+
+
+def run_onnx(files: ModelFiles, pixels: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(files.onnx_path), providers=["CPUExecutionProvider"])
+    return session.run(["fingerprint"], {"pixel_values": pixels})[0]
+
+
+def test_manifest_names_the_model_its_files_and_their_hashes(tiny_model: ModelFiles) -> None:
+    manifest = json.loads((tiny_model.directory / "manifest.json").read_text())
+    assert manifest["model_id"] == f"{TINY_NAME}@1"
+    assert manifest["dim"] == 48
+    assert manifest["onnx"] == "model_fp32.onnx"
+    assert set(manifest["files"]) == {"model_fp32.onnx", "preprocess.json"}
+    for name, digest in manifest["files"].items():
+        assert sha256_file(tiny_model.directory / name) == digest
+    assert tiny_model.directory.name.startswith("test_tiny-dinov2_1-")
+    session = ort.InferenceSession(str(tiny_model.onnx_path), providers=["CPUExecutionProvider"])
+    (pixel_values,) = session.get_inputs()
+    assert pixel_values.name == "pixel_values" and pixel_values.shape[1:] == [3, 224, 224]
+    assert not isinstance(pixel_values.shape[0], int)  # dynamic batch
+
+
+def test_onnx_fp32_equals_transformers(tiny_model: ModelFiles, tiny_checkpoint: Path) -> None:
+    spec = PreprocessSpec.from_json(tiny_model.preprocess())
+    pixels = batch_of_photos(spec)
+    expected = reference_fingerprints(
+        load_dinov2(str(tiny_checkpoint), eager_attention=False), torch.from_numpy(pixels)
+    ).numpy()
+    together = run_onnx(tiny_model, pixels)
+    one_by_one = np.concatenate([run_onnx(tiny_model, pixels[i : i + 1]) for i in range(3)])
+    assert np.all(cosine(together, expected) >= 0.9999)
+    assert np.all(cosine(one_by_one, expected) >= 0.9999)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+
+
+def test_exporting_again_is_a_no_op(tiny_model: ModelFiles, tiny_checkpoint: Path) -> None:
+    before = {p.name: p.stat().st_mtime_ns for p in tiny_model.directory.iterdir()}
+    code = export.main(
+        [
+            "--model",
+            str(tiny_checkpoint),
+            "--model-name",
+            TINY_NAME,
+            "--cache-dir",
+            str(tiny_model.directory.parent),
+            "--quantize",
+            "none",
+        ]
+    )
+    assert code == 0
+    assert {p.name: p.stat().st_mtime_ns for p in tiny_model.directory.iterdir()} == before
+
+
+def test_a_damaged_export_is_redone_and_int8_stays_close_to_fp32(
+    tiny_model: ModelFiles, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    copied = export.copy_export(tiny_model, tmp_path)
+    copied.onnx_path.write_bytes(copied.onnx_path.read_bytes()[:-10])  # a half-copied file
+    assert find_export(tmp_path, tiny_model.model_id) is None
+
+    spec = spec_for(str(tiny_checkpoint), TINY_NAME)
+    int8 = export.export_model(spec, tmp_path, "int8")
+    assert find_export(tmp_path, spec.model_id) == int8
+    assert int8.onnx == "model_int8.onnx" and not (int8.directory / "model_fp32.onnx").exists()
+    pixels = batch_of_photos(PreprocessSpec.from_json(int8.preprocess()))
+    assert np.all(cosine(run_onnx(int8, pixels), run_onnx(tiny_model, pixels)) >= 0.99)
+
+
+def test_dinov2_with_registers_exports_too(embedder_models: Path, tmp_path: Path) -> None:
+    checkpoint = save_tiny_dinov2(embedder_models / "tiny-registers", registers=True)
+    spec = spec_for(str(checkpoint), "test/tiny-registers")
+    files = export.export_model(spec, tmp_path, "none")
+    pixels = batch_of_photos(spec.preprocess)
+    expected = reference_fingerprints(load_dinov2(str(checkpoint)), torch.from_numpy(pixels))
+    assert np.all(cosine(run_onnx(files, pixels), expected.numpy()) >= 0.9999)
+
+
+def test_an_exported_directory_is_copied_into_another_cache(
+    tiny_model: ModelFiles, tmp_path: Path
+) -> None:
+    assert export.main(["--model", str(tiny_model.directory), "--cache-dir", str(tmp_path)]) == 0
+    copied = find_export(tmp_path, tiny_model.model_id)
+    assert copied is not None and copied.files == tiny_model.files
