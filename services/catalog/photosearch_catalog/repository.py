@@ -65,6 +65,20 @@ def _field_values(fields: ItemFields) -> tuple[Any, ...]:
     )
 
 
+def _image_values(image_id: str, item_id: str, image: NewImage) -> tuple[Any, ...]:
+    return (
+        image_id,
+        item_id,
+        int(image.role),
+        image.sha256,
+        image.width,
+        image.height,
+        image.format,
+        len(image.data),
+        image.filename,
+    )
+
+
 def _like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -83,17 +97,55 @@ class CatalogRepository:
         except errors.UniqueViolation:
             raise AlreadyExists(f"an item with import key {import_key!r} already exists") from None
 
-    async def insert_item_for_import(
-        self, conn: AsyncConnection, item_id: str, fields: ItemFields, import_key: str
-    ) -> bool:
-        """Insert unless an item has this import key already; True if inserted."""
+    async def import_state(
+        self, conn: AsyncConnection, import_keys: list[str]
+    ) -> dict[str, tuple[str, ItemFields, set[str]]]:
+        """For each key that has an item: (item id, its fields, the sha256 of its images)."""
         cur = await conn.execute(
-            "INSERT INTO items (id, name, series, maker, year, variant, tags, attributes,"
-            " external_refs, import_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (import_key) DO NOTHING RETURNING id",
-            (item_id, *_field_values(fields), import_key),
+            f"SELECT {_ITEM_COLUMNS}, array(SELECT m.sha256 FROM images m WHERE m.item_id = i.id)"
+            " FROM items i WHERE i.import_key = ANY(%s)",
+            (import_keys,),
         )
-        return await cur.fetchone() is not None
+        state = {}
+        for row in await cur.fetchall():
+            item = _item(row)
+            state[item.import_key] = (item.id, item.fields, set(row[14]))
+        return state
+
+    async def insert_items_for_import(
+        self, conn: AsyncConnection, rows: list[tuple[str, ItemFields, str]]
+    ) -> set[str]:
+        """Insert (id, fields, import key) rows, skipping keys taken meanwhile; the ids inserted."""
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO items (id, name, series, maker, year, variant, tags, attributes,"
+                " external_refs, import_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (import_key) DO NOTHING RETURNING id::text",
+                [(item_id, *_field_values(fields), key) for item_id, fields, key in rows],
+                returning=True,
+            )
+            inserted: set[str] = set()
+            async for result in cur.results():
+                inserted.update(row[0] for row in await result.fetchall())
+        return inserted
+
+    async def insert_images(
+        self, conn: AsyncConnection, rows: list[tuple[str, str, NewImage]]
+    ) -> list[Image]:
+        """Insert (image id, item id, image) rows in one round; those already on their
+        item (the same sha256) are skipped. The images inserted, in order."""
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO images (id, item_id, role, sha256, width, height, format,"
+                " size_bytes, filename) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f" ON CONFLICT (item_id, sha256) DO NOTHING RETURNING {_IMAGE_COLUMNS}",
+                [_image_values(image_id, item_id, image) for image_id, item_id, image in rows],
+                returning=True,
+            )
+            inserted: list[Image] = []
+            async for result in cur.results():
+                inserted.extend(_image(row) for row in await result.fetchall())
+        return inserted
 
     async def update_item(self, conn: AsyncConnection, item_id: str, fields: ItemFields) -> None:
         await conn.execute(
@@ -193,24 +245,8 @@ class CatalogRepository:
         self, conn: AsyncConnection, image_id: str, item_id: str, image: NewImage
     ) -> Image | None:
         """Insert unless the item has these bytes already (then None)."""
-        cur = await conn.execute(
-            "INSERT INTO images (id, item_id, role, sha256, width, height, format, size_bytes,"
-            " filename) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            f" ON CONFLICT (item_id, sha256) DO NOTHING RETURNING {_IMAGE_COLUMNS}",
-            (
-                image_id,
-                item_id,
-                int(image.role),
-                image.sha256,
-                image.width,
-                image.height,
-                image.format,
-                len(image.data),
-                image.filename,
-            ),
-        )
-        row = await cur.fetchone()
-        return _image(row) if row else None
+        inserted = await self.insert_images(conn, [(image_id, item_id, image)])
+        return inserted[0] if inserted else None
 
     async def get_image(self, conn: AsyncConnection, image_id: str) -> Image | None:
         cur = await conn.execute(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = %s", (image_id,))

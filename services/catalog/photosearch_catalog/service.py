@@ -176,7 +176,7 @@ class CatalogService:
             raise NotFound(f"no item with id {item_id} (it was deleted)") from None
         if stored is None:
             return None
-        await self.store.put(conn, stored.id, image.data)
+        await self.store.put(conn, [(stored.id, image.data)])
         await enqueue(conn, [events.image_added(stored)])
         return stored
 

@@ -12,8 +12,9 @@ from psycopg_pool import AsyncConnectionPool
 
 
 class ImageStore(Protocol):
-    async def put(self, conn: AsyncConnection, image_id: str, data: bytes) -> None:
-        """Store the original bytes; `conn` is inside the transaction adding the image."""
+    async def put(self, conn: AsyncConnection, blobs: Sequence[tuple[str, bytes]]) -> None:
+        """Store (image id, original bytes) pairs; `conn` is inside the transaction
+        adding the images."""
 
     async def get(self, image_id: str) -> bytes | None:
         """The original bytes, or None if there are none."""
@@ -28,10 +29,11 @@ class PostgresImageStore:
     def __init__(self, pool: Callable[[], AsyncConnectionPool]) -> None:
         self._pool = pool
 
-    async def put(self, conn: AsyncConnection, image_id: str, data: bytes) -> None:
-        await conn.execute(
-            "INSERT INTO image_blobs (image_id, data) VALUES (%s, %s)", (image_id, data)
-        )
+    async def put(self, conn: AsyncConnection, blobs: Sequence[tuple[str, bytes]]) -> None:
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO image_blobs (image_id, data) VALUES (%s, %s)", list(blobs)
+            )
 
     async def get(self, image_id: str) -> bytes | None:
         async with self._pool().connection() as conn:
