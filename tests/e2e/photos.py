@@ -20,8 +20,11 @@ def dvd_reference(number: int) -> Path:
 
 def _exif_rotated(source: Image.Image, orientation: int) -> bytes:
     """Pixels stored turned, with the EXIF tag that turns them back upright."""
-    undo = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90,
-            8: Image.Transpose.ROTATE_270}[orientation]
+    undo = {
+        3: Image.Transpose.ROTATE_180,
+        6: Image.Transpose.ROTATE_90,
+        8: Image.Transpose.ROTATE_270,
+    }[orientation]
     exif = Image.Exif()
     exif[ORIENTATION] = orientation
     out = io.BytesIO()
@@ -53,8 +56,11 @@ def varied_photos(folder: Path) -> list[Path]:
         "greyscale.jpg": (cover.convert("L"), "JPEG", {"quality": 90}),
         "cover.webp": (cover, "WEBP", {"quality": 90}),
         "panorama.png": (cover.resize((1200, 200)), "PNG", {}),
-        "large_12mp.jpg": (cover.resize((4000, 3000), Image.Resampling.BICUBIC), "JPEG",
-                           {"quality": 90}),
+        "large_12mp.jpg": (
+            cover.resize((4000, 3000), Image.Resampling.BICUBIC),
+            "JPEG",
+            {"quality": 90},
+        ),
         "tiny.png": (cover.resize((40, 30)), "PNG", {}),
     }
     for name, (image, fmt, options) in buffers.items():

@@ -1,0 +1,207 @@
+"""The product in a real browser against the whole mesh (real processes): pick a photo,
+the page fingerprints it on the device, sends only the vector, and shows the right item;
+the page's fingerprints equal the embedder service's; the web fallback pre-fills the
+manual entry; the admin page shows the index and the workers."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from selenium.webdriver.common.by import By
+
+from photosearch.common.model_files import ModelFiles
+from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from photosearch_devstack.mesh import Mesh
+from tests.e2e import browser
+from tests.e2e.photos import dvd_reference, varied_photos
+from tests.integration.gateway.models import MODEL_ID, exported_model
+from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(not browser.available(), reason="needs chromium + chromedriver"),
+]
+VISION_KEY = "AIzaSy-browser-test-key-000111"
+COVERS = 8
+
+
+@pytest.fixture(scope="module")
+def vision() -> Iterator[FakeVision]:
+    with FakeVision(api_key=VISION_KEY) as fake:
+        fake.set_default(Reply.web_detection(RICH_WEB_DETECTION))
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def model() -> ModelFiles:
+    return exported_model()
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory, model: ModelFiles, vision: FakeVision):
+    extra = {
+        "EMBED_MODEL": str(model.directory),
+        "EMBED_HEARTBEAT_INTERVAL_SECONDS": "1",
+        "GATEWAY_MODEL_DIR": str(model.directory.parent),
+        "GATEWAY_SEARCH_RATE_PER_MINUTE": "0",
+        "FALLBACK_VISION_ENDPOINT": vision.endpoint,
+    }
+    with Mesh(tmp_path_factory.mktemp("browser") / "data", extra_env=extra) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def catalog(mesh: Mesh) -> dict[int, str]:
+    """Photo search on, eight DVD covers entered through the API and embedded."""
+    admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+    with httpx.Client(base_url=mesh.gateway_url, timeout=30) as http:
+        on = {
+            "photo_search_enabled": True,
+            "web_fallback_enabled": True,
+            "vision_api_key": VISION_KEY,
+        }
+        assert http.put("/api/v1/admin/settings", headers=admin, json=on).status_code == 200
+        ids = {}
+        for number in range(1, COVERS + 1):
+            item = http.post("/api/v1/items", json={"name": f"Cover {number:03d}"}).json()
+            path = dvd_reference(number)
+            photo = {"photo": (path.name, path.read_bytes(), "image/jpeg")}
+            assert http.post(f"/api/v1/items/{item['id']}/images", files=photo).status_code == 201
+            ids[number] = item["id"]
+
+        def embedded() -> bool:
+            status = http.get("/api/v1/admin/index", headers=admin).json()
+            return status["embedded"] == COVERS and status["pending"] == 0
+
+        browser.wait_for(embedded, timeout=120, what="the covers to be embedded")
+    return ids
+
+
+def open_page(driver, mesh: Mesh) -> None:
+    driver.get(mesh.gateway_url + "/")
+    browser.wait_for(
+        lambda: driver.execute_script("return document.body.dataset.ready"), what="the page"
+    )
+
+
+def pick(driver, path: Path, searches: int) -> None:
+    driver.find_element(By.ID, "file").send_keys(str(path))
+
+    def done() -> bool:
+        error = driver.execute_script("return document.body.dataset.searchError")
+        assert not error, error
+        return driver.execute_script("return document.body.dataset.searches") == str(searches)
+
+    browser.wait_for(done, timeout=90, what=f"the search for {path.name}")
+
+
+def turned_copy(tmp_path: Path, number: int) -> Path:
+    """The same cover photographed again: turned a little, smaller, re-encoded."""
+    image = Image.open(dvd_reference(number)).convert("RGB")
+    image = image.rotate(5, fillcolor=(240, 240, 240)).resize((420, 420))
+    path = tmp_path / f"photo_of_cover_{number}.jpg"
+    image.save(path, "JPEG", quality=82)
+    return path
+
+
+def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
+    mesh: Mesh, catalog: dict[int, str], tmp_path: Path
+) -> None:
+    with browser.chromium() as driver:
+        open_page(driver, mesh)
+        assert driver.find_element(By.ID, "add-manually").is_displayed()
+        assert driver.execute_script("return self.crossOriginIsolated") is True
+        browser.sent_requests(driver)  # forget the page load
+        pick(driver, turned_copy(tmp_path, 5), searches=1)
+        first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
+        assert first.get_attribute("data-item-id") == catalog[5]
+        assert "Cover 005" in first.text
+        assert driver.find_element(By.ID, "add-manually").is_displayed()
+        requests = browser.sent_requests(driver)
+    searches = [r for r in requests if r["url"].endswith("/api/v1/search")]
+    assert len(searches) == 1
+    search = searches[0]
+    assert search["method"] == "POST"
+    headers = {k.lower(): v for k, v in search["headers"].items()}
+    assert headers["content-type"] == "application/json"
+    body = json.loads(search["postData"])
+    assert set(body) == {"model_id", "vector", "k"}
+    assert body["model_id"] == MODEL_ID and len(body["vector"]) == 1280
+    assert all(isinstance(v, float | int) for v in body["vector"])
+    # No request of the photo search carried the photo (nothing but the JSON vector was sent).
+    uploads = [r for r in requests if r.get("hasPostData") and r is not search]
+    assert uploads == []
+    assert len(search["postData"]) < 40_000
+
+
+def embed_on_server(mesh: Mesh, data: bytes) -> np.ndarray:
+    with grpc.insecure_channel(mesh.address("embedder")) as channel:
+        stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
+        reply = stub.Embed(embedder_pb2.EmbedRequest(image=data), timeout=60)
+    assert reply.model_id == MODEL_ID
+    return np.asarray(reply.embeddings[0].values, dtype=np.float64)
+
+
+def test_browser_fingerprints_equal_the_embedders(
+    mesh: Mesh, catalog: dict[int, str], tmp_path: Path
+) -> None:
+    photos = varied_photos(tmp_path / "photos")
+    assert len(photos) >= 10
+    cosines = {}
+    with browser.chromium() as driver:
+        open_page(driver, mesh)
+        for number, path in enumerate(photos, start=1):
+            pick(driver, path, searches=number)
+            page = np.asarray(driver.execute_script("return window.photosearch.lastFingerprint"))
+            server = embed_on_server(mesh, path.read_bytes())
+            cosine = page @ server / np.linalg.norm(page) / np.linalg.norm(server)
+            cosines[path.name] = round(float(cosine), 6)
+    print("browser vs embedder cosine:", json.dumps(cosines, indent=1))
+    assert min(cosines.values()) >= 0.99, cosines
+
+
+def test_search_the_web_prefills_the_manual_entry(mesh: Mesh, catalog: dict[int, str]) -> None:
+    with browser.chromium() as driver:
+        open_page(driver, mesh)
+        pick(driver, dvd_reference(2), searches=1)
+        button = driver.find_element(By.ID, "web-search")
+        assert button.is_displayed()
+        assert "sends your photo to Google" in driver.find_element(By.ID, "web").text
+        button.click()
+        name = driver.find_element(By.CSS_SELECTOR, "#manual-form input[name=name]")
+        browser.wait_for(lambda: name.get_attribute("value"), what="the best guess")
+        assert name.get_attribute("value") == "boba fett kenner 1979"
+        assert "Boba Fett" in driver.find_element(By.ID, "web-leads").text
+
+
+def test_admin_page_shows_the_index_and_the_rebuild_gate(
+    mesh: Mesh, catalog: dict[int, str]
+) -> None:
+    with browser.chromium() as driver:
+        driver.get(mesh.gateway_url + "/admin")
+        driver.find_element(By.ID, "token").send_keys(mesh.secrets["admin_token"])
+        driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        browser.wait_for(
+            lambda: driver.execute_script("return document.body.dataset.loaded"), what="admin"
+        )
+        summary = driver.find_element(By.ID, "index-summary").text
+        assert f"{COVERS} of {COVERS} images embedded" in summary
+        assert driver.find_element(By.ID, "photo-search").is_selected()
+        assert "set (hidden)" in driver.find_element(By.ID, "key-state").text
+        assert VISION_KEY not in driver.page_source
+        assert "cpu" in driver.find_element(By.ID, "workers").text
+        assert driver.find_element(By.ID, "rebuild").is_enabled()
+        mesh.stop_service("embedder")
+        browser.wait_for(
+            lambda: not driver.find_element(By.ID, "rebuild").is_enabled(),
+            timeout=30,
+            what="the rebuild button to be disabled",
+        )
+        reason = driver.find_element(By.ID, "rebuild-reason").text
+        assert "no embedder worker is online" in reason
