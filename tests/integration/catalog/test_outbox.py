@@ -3,7 +3,9 @@ published once, in commit order, also across a NATS outage and with replicas."""
 
 import asyncio
 
+import grpc
 import psycopg
+import pytest
 from nats.js.api import DeliverPolicy
 
 from photosearch.catalog.v1 import catalog_pb2
@@ -26,6 +28,8 @@ def about(item_id: str):
 
 async def test_every_change_publishes_its_event_in_order(catalog, events) -> None:
     item = await catalog.item("Dark Magician", series="Yu-Gi-Oh!", maker="Konami", tags=["dark"])
+    with pytest.raises(grpc.aio.AioRpcError):  # refused: no event either
+        await catalog.image(item.id, image_bytes(1)[:-40])
     first = await catalog.image(item.id, image_bytes(1))
     await catalog.image(item.id, image_bytes(1))  # the same bytes: no second event
     second = await catalog.image(item.id, image_bytes(2))
