@@ -63,8 +63,9 @@ class ImportService:
 
     async def import_records(self, records: AsyncIterator[ImportRecord]) -> ImportSummary:
         summary = ImportSummary()
-        async with self.catalog.pool().connection() as conn:
-            async for batch in _batches(records):
+        async for batch in _batches(records):
+            # Per batch: a slow client holds no connection while it sends.
+            async with self.catalog.pool().connection() as conn:
                 await self._import_batch(conn, batch, summary)
         return summary
 

@@ -52,7 +52,7 @@ class OutboxRelay:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = 3.0) -> None:
         self._stopping.set()
         if self._task is not None:
             try:
@@ -121,8 +121,9 @@ class OutboxRelay:
                 continue
             delay = 0.2
             if len(rows) < self.batch_size:
+                # Runs to its end (no break): it holds the connection's lock until then.
                 async for _ in conn.notifies(timeout=self.poll_seconds, stop_after=1):
-                    break
+                    pass
 
     async def _publish(
         self,
