@@ -29,6 +29,8 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     index_build_memory: str = "1GB"
     index_build_parallel_workers: int = Field(default=1, ge=0, le=16)
 
+    # Connections reserved for searches (the rest of the service uses the main pool).
+    search_pool_size: int = Field(default=8, ge=1, le=100)
     max_k: int = Field(default=100, ge=1, le=1000)
     # Filters that leave at most this many vectors are answered by comparing them all.
     exact_search_max_rows: int = Field(default=20000, ge=0)

@@ -11,6 +11,7 @@ from photosearch.common.infra import Infra
 from photosearch.common.logging import get_logger
 from photosearch_search.domain import WorkerHeartbeat
 from photosearch_search.models import ModelRegistry
+from photosearch_search.queries import VectorQueries
 from photosearch_search.rebuild import Rebuilder
 from photosearch_search.workers import WorkerDirectory
 
@@ -31,6 +32,7 @@ class SearchLifecycle:
         registry: ModelRegistry,
         workers: WorkerDirectory,
         rebuilder: Rebuilder,
+        vectors: VectorQueries,
         consumers: list[Callable[[asyncio.Event], Awaitable[None]]],
         catalog_channel: grpc.aio.Channel,
         *,
@@ -41,6 +43,7 @@ class SearchLifecycle:
         self._registry = registry
         self._workers = workers
         self._rebuilder = rebuilder
+        self._vectors = vectors
         self._consumers = consumers
         self._catalog_channel = catalog_channel
         self._default_model_id = default_model_id
@@ -51,7 +54,8 @@ class SearchLifecycle:
         self._backfills: set[str] = set()
 
     async def start(self) -> None:
-        await self.infra.start()
+        await self.infra.start()  # applies the migrations first
+        await self._vectors.open(self.infra.database_url or "")
         if self._default_model_id:
             await self._registry.set_active(self._default_model_id, only_if_unset=True)
         await self._workers.bucket()
@@ -73,6 +77,7 @@ class SearchLifecycle:
         for task in self._tasks:
             task.cancel()
         await self._catalog_channel.close(None)
+        await self._vectors.close()
         await self.infra.stop()
 
     async def _forever(self, work: Callable[[asyncio.Event], Awaitable[None]], name: str) -> None:

@@ -55,7 +55,7 @@ async def store_embeddings(
     insert = sql.SQL(
         "INSERT INTO {t} (image_id, variant, item_id, series, maker, tags, embedding)"
         " SELECT %(image)s, %(variant)s, %(item)s, i.series, i.maker, coalesce(i.tags, '{{}}'),"
-        " %(embedding)s FROM (SELECT 1) one LEFT JOIN items i ON i.item_id = %(item)s"
+        " %(embedding)b FROM (SELECT 1) one LEFT JOIN items i ON i.item_id = %(item)s"
         " ON CONFLICT (image_id, variant) DO UPDATE SET item_id = EXCLUDED.item_id,"
         " series = EXCLUDED.series, maker = EXCLUDED.maker, tags = EXCLUDED.tags,"
         " embedding = EXCLUDED.embedding, updated_at = now()"

@@ -61,10 +61,14 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
         batch_size=settings.rebuild_batch_size,
         wait_seconds=settings.rebuild_wait_seconds,
     )
+    vectors = VectorQueries(
+        ScanSettings(settings.hnsw_ef_search, settings.hnsw_max_scan_tuples),
+        settings.search_pool_size,
+    )
     service = SearchService(
         infra,
         registry,
-        VectorQueries(ScanSettings(settings.hnsw_ef_search, settings.hnsw_max_scan_tuples)),
+        vectors,
         catalog,
         queue,
         workers,
@@ -97,6 +101,7 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
         registry,
         workers,
         rebuilder,
+        vectors,
         [catalog_events.run, results.run],
         catalog_channel,
         default_model_id=settings.default_model_id,

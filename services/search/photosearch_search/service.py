@@ -98,7 +98,7 @@ class SearchService:
             filters,
             check_min_score(min_score),
         )
-        async with self._infra.require_pool().connection() as conn:
+        async with self._vectors.connection() as conn:
             if filters:
                 cap = self._limits.exact_max_rows + 1
                 if await self._vectors.count_matching(conn, model, filters, cap) < cap:

@@ -55,6 +55,8 @@ async def status(h: Harness, model_id: str = "") -> search_pb2.IndexStatusRespon
 async def test_new_images_are_queued_for_the_active_model_and_live_worker_models(start_harness):
     h = await start_harness()
     await h.heartbeat("test/other-model", dim=8)
+    # Search notices the worker (and its model) within its polling interval.
+    await eventually(lambda: _equal(_embedded(h, "test/other-model"), 0))
     refs = await add_catalog_images(h, items=2, per_item=2)
 
     async def queued():
