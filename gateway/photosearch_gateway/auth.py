@@ -25,7 +25,7 @@ def _matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def require_admin(
+async def require_admin(
     gw: Annotated[Gateway, Depends(gateway)],
     credentials: Annotated[Credentials, Depends(admin_bearer)],
 ) -> None:
@@ -45,10 +45,7 @@ def require_admin(
         raise ApiError(401, "unauthenticated", "the admin token is wrong", headers=_CHALLENGE)
 
 
-def require_user(
-    gw: Annotated[Gateway, Depends(gateway)],
-    credentials: Annotated[Credentials, Depends(user_bearer)],
-) -> None:
+def check_user(gw: Gateway, credentials: Credentials) -> None:
     """Open unless GATEWAY_USER_TOKEN is set; the admin token is always accepted."""
     expected = gw.settings.user_token.get_secret_value()
     if not expected:
@@ -60,6 +57,12 @@ def require_user(
     raise ApiError(401, "unauthenticated", "this gateway needs a user token", headers=_CHALLENGE)
 
 
+async def require_user(
+    request: Request, credentials: Annotated[Credentials, Depends(user_bearer)]
+) -> None:
+    check_user(request.app.state.gateway, credentials)
+
+
 def client_id(request: Request, gw: Gateway) -> str:
     """Who a rate limit counts against: the peer address, or the forwarded one from a proxy."""
     peer = request.client.host if request.client else "unknown"
@@ -69,22 +72,32 @@ def client_id(request: Request, gw: Gateway) -> str:
     return peer
 
 
-def _limit(name: str) -> Any:
-    def check(request: Request, gw: Annotated[Gateway, Depends(gateway)]) -> None:
-        limiter = gw.limiters[name]
-        wait = limiter.acquire(client_id(request, gw))
-        if wait > 0:
-            gw.metrics.rate_limited.labels(name).inc()
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"too many {name} requests from this client; retry in "
-                f"{limiter.retry_after(wait)} s",
-                headers={"Retry-After": limiter.retry_after(wait)},
-            )
-
-    return Depends(check)
+def check_rate(request: Request, gw: Gateway, name: str) -> None:
+    limiter = gw.limiters[name]
+    wait = limiter.acquire(client_id(request, gw))
+    if wait > 0:
+        gw.metrics.rate_limited.labels(name).inc()
+        retry = limiter.retry_after(wait)
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many {name} requests from this client; retry in {retry} s",
+            headers={"Retry-After": retry},
+        )
 
 
-search_rate_limit = _limit("search")
-fallback_rate_limit = _limit("fallback")
+def user_with_rate_limit(name: str) -> Any:
+    """One dependency for the hot routes: the user token (when set), then the rate limit."""
+
+    async def guard(
+        request: Request, credentials: Annotated[Credentials, Depends(user_bearer)]
+    ) -> None:
+        gw: Gateway = request.app.state.gateway
+        check_user(gw, credentials)
+        check_rate(request, gw, name)
+
+    return Depends(guard)
+
+
+search_access = user_with_rate_limit("search")
+fallback_access = user_with_rate_limit("fallback")

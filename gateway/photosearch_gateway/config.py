@@ -1,6 +1,7 @@
 """Settings of the gateway (environment variables prefixed GATEWAY_)."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,8 @@ class GatewaySettings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     log_level: str = "info"
     log_format: str = "auto"
+    # "uvloop" (faster) or "asyncio".
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     catalog_addr: str = "127.0.0.1:50051"
     search_addr: str = "127.0.0.1:50052"
     embedder_addr: str = "127.0.0.1:50053"

@@ -2,6 +2,7 @@
 the short-lived caches, the rate limiters and the metrics, opened once per app."""
 
 import asyncio
+import time
 
 import grpc
 from fastapi import Request
@@ -57,6 +58,7 @@ class Gateway:
             "search": RateLimiter(settings.search_rate_per_minute, settings.search_burst),
             "fallback": RateLimiter(settings.fallback_rate_per_minute, settings.fallback_burst),
         }
+        self._model_files: dict[str, tuple[float, ModelFiles | None]] = {}
         self.trusted_proxies = {p.strip() for p in settings.trusted_proxies.split(",") if p.strip()}
 
     async def _load_active_model(self) -> str:
@@ -72,11 +74,18 @@ class Gateway:
         return status.active_model_id
 
     def model_files(self, model_id: str) -> ModelFiles | None:
-        """The exported files of a model, when the embedder has written them here."""
+        """The exported files of a model, when the embedder has written them here
+        (looked up again after cache_seconds, so a new export is seen without a restart)."""
+        now = time.monotonic()
+        cached = self._model_files.get(model_id)
+        if cached is not None and now < cached[0]:
+            return cached[1]
         try:
-            return ModelFiles.load(self.settings.model_dir, model_id)
+            files = ModelFiles.load(self.settings.model_dir, model_id)
         except (OSError, ValueError, KeyError):
-            return None  # half-written or unreadable: treat as not exported yet
+            files = None  # half-written or unreadable: treat as not exported yet
+        self._model_files[model_id] = (now + self.settings.cache_seconds, files)
+        return files
 
     async def health(self) -> dict[str, str]:
         async def check(name: str) -> tuple[str, str]:
@@ -93,7 +102,7 @@ class Gateway:
         await asyncio.gather(*(c.close(None) for c in self.channels.values()))
 
 
-def gateway(request: Request) -> Gateway:
+async def gateway(request: Request) -> Gateway:
     """FastAPI dependency: the app's Gateway."""
     gw: Gateway = request.app.state.gateway
     return gw

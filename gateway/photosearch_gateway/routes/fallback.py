@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
-from photosearch_gateway.auth import fallback_rate_limit, require_user
+from photosearch_gateway.auth import fallback_access
 from photosearch_gateway.errors import ApiError
 from photosearch_gateway.routes import errors
 from photosearch_gateway.schemas import WebLeads
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1/fallback", tags=["web fallback"])
     "/web",
     response_model=WebLeads,
     responses=errors(401, 409, 413, 429),
-    dependencies=[Depends(require_user), fallback_rate_limit],
+    dependencies=[fallback_access],
 )
 async def search_the_web(
     photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF or HEIC")],

@@ -2,11 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from photosearch_gateway.auth import require_user, search_rate_limit
+from photosearch_gateway.auth import search_access
 from photosearch_gateway.errors import ApiError
 from photosearch_gateway.photo_search import find_candidates, public_config
 from photosearch_gateway.routes import errors
@@ -34,10 +34,10 @@ async def get_config(gw: GatewayDep) -> PublicConfig:
     "/search",
     response_model=SearchResult,
     responses=errors(401, 409, 413, 415, 429),
-    dependencies=[Depends(require_user), search_rate_limit],
+    dependencies=[search_access],
     openapi_extra=_SEARCH_BODY,
 )
-async def search(request: Request, gw: GatewayDep) -> SearchResult:
+async def search(request: Request) -> Response:
     """Candidate items for a fingerprint computed on the device. Takes only the vector:
     a photo is refused (415)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -53,4 +53,6 @@ async def search(request: Request, gw: GatewayDep) -> SearchResult:
         query = SearchQuery.model_validate_json(await request.body())
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
-    return await find_candidates(gw, query)
+    result = await find_candidates(request.app.state.gateway, query)
+    # Serialised once by pydantic-core (FastAPI would validate the model again first).
+    return Response(result.model_dump_json(), media_type="application/json")
