@@ -358,6 +358,82 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> list[str]:
     return lines
 
 
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def duplicate_study(datasets: Path) -> list[str]:
+    """Pick the duplicate report's default threshold on real photos: near-duplicate
+    copies (resized, re-encoded, blurred, flipped, rotated, grey) of a catalog image must
+    all score above it; catalog images of different items should not. Fingerprints from
+    the offline real-weight model (EfficientNet-Lite0) with the embedder's own code."""
+    import csv
+    import itertools
+
+    import torch
+
+    from photosearch_embedder.models import EFFICIENTNET_LITE0, PREPROCESS
+    from photosearch_embedder.torch_models import load_efficientnet_lite0
+    from photosearch_embedder.variants import parse_variants
+
+    spec, variants = PREPROCESS[EFFICIENTNET_LITE0], parse_variants(["global"])
+    net = load_efficientnet_lite0()
+
+    def fingerprint(path: Path) -> np.ndarray:
+        pixels = torch.from_numpy(spec.tensors(path.read_bytes(), variants))
+        with torch.no_grad():
+            out = net(pixels)[0].numpy()
+        return out / np.linalg.norm(out)
+
+    def rows(name: str) -> list[dict[str, str]]:
+        with (datasets / name / "manifest.csv").open() as f:
+            return list(csv.DictReader(f))
+
+    near = rows("near_duplicates")
+    originals = {
+        r["group_id"]: fingerprint(datasets / "near_duplicates" / r["file"])
+        for r in near
+        if r["role"] == "catalog"
+    }
+    positives = [
+        (
+            r["variant"],
+            float(fingerprint(datasets / "near_duplicates" / r["file"]) @ originals[r["group_id"]]),
+        )
+        for r in near
+        if r["role"] == "query"
+    ]
+    catalog = list(originals.values())
+    for name in ("smvs_dvd_covers", "coil100", "lego_minifigs_kaggle_subset"):
+        catalog += [
+            fingerprint(datasets / name / r["file"]) for r in rows(name) if r["role"] == "catalog"
+        ]
+    matrix = np.stack(catalog)
+    negatives = np.array(
+        [float(matrix[a] @ matrix[b]) for a, b in itertools.combinations(range(len(matrix)), 2)]
+    )
+    lowest = min(score for _, score in positives)
+    lines = [
+        "| near-duplicate copy of the catalog image | cosine to the original |",
+        "|---|---|",
+        *(f"| {v} | {s:.3f} |" for v, s in sorted(positives, key=lambda p: p[1])),
+        "",
+        f"{len(negatives):,} pairs of catalog images of different items"
+        f" ({len(matrix)} images, 4 datasets): max {negatives.max():.3f},"
+        f" 99.9th percentile {np.percentile(negatives, 99.9):.3f},"
+        f" 99th {np.percentile(negatives, 99):.3f}, median {np.median(negatives):.3f}.",
+        "",
+        "| threshold | copies caught | different-item pairs reported |",
+        "|---|---|---|",
+    ]
+    for threshold in sorted({round(lowest - 0.02, 2), 0.7, 0.75, 0.8, 0.85, 0.9, 0.95}):
+        caught = sum(s >= threshold for _, s in positives)
+        lines.append(
+            f"| {threshold:.2f} | {caught} of {len(positives)} |"
+            f" {int((negatives >= threshold).sum())} of {len(negatives):,} |"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100000,1000000")
@@ -371,7 +447,16 @@ def main() -> None:
     parser.add_argument("--ef-search", type=int, default=0)
     parser.add_argument("--build-memory", default="")
     parser.add_argument("--dir", default="", help="work folder (default: a temp dir)")
+    parser.add_argument(
+        "--duplicates",
+        action="store_true",
+        help="instead: measure the duplicate threshold on real photos (EfficientNet-Lite0)",
+    )
+    parser.add_argument("--datasets", default=str(DATASETS))
     args = parser.parse_args()
+    if args.duplicates:
+        print("\n".join(duplicate_study(Path(args.datasets))))
+        return
     args.sweep = [int(v) for v in args.sweep.split(",") if v]
     with tempfile.TemporaryDirectory(prefix="bench-search-", dir=args.dir or None) as tmp:
         for size in [int(s) for s in args.sizes.split(",")]:

@@ -35,8 +35,10 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     # Filters that leave at most this many vectors are answered by comparing them all.
     exact_search_max_rows: int = Field(default=20000, ge=0)
 
-    # Duplicate report: pairs of different items at least this similar (cosine).
-    duplicate_threshold: float = Field(default=0.90, gt=0, le=1)
+    # Duplicate report: pairs of different items at least this similar (cosine). 0.55
+    # catches every near-duplicate copy in the real-photo set with the offline
+    # EfficientNet-Lite0 (lowest: 0.571); docs/benchmarks/search.md has the measurement.
+    duplicate_threshold: float = Field(default=0.55, gt=0, le=1)
     # Up to this many images the report compares every pair; above, HNSW neighbours.
     duplicate_exact_max_images: int = Field(default=20000, ge=0)
 
