@@ -9,6 +9,7 @@ from photosearch_gateway.schemas import Health, Readiness
 from photosearch_gateway.state import Gateway, gateway
 
 router = APIRouter(tags=["operations"])
+REQUIRED = ("catalog", "search")
 
 
 @router.get("/healthz", response_model=Health)
@@ -19,9 +20,10 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(gw: Annotated[Gateway, Depends(gateway)]) -> JSONResponse:
-    """Every gRPC dependency reports SERVING (readiness)."""
+    """Catalog and search report SERVING (readiness). Embedder and fallback are reported
+    but not required: embedders may scale to zero, and the web fallback is optional."""
     services = await gw.health()
-    ready = all(status == "SERVING" for status in services.values())
+    ready = all(services[name] == "SERVING" for name in REQUIRED)
     body = Readiness(ready=ready, services=services).model_dump()
     return JSONResponse(body, status_code=200 if ready else 503)
 

@@ -167,3 +167,15 @@ async def test_pages_are_cross_origin_isolated(client: httpx.AsyncClient) -> Non
         assert headers["cross-origin-opener-policy"] == "same-origin"
         assert headers["cross-origin-embedder-policy"] == "require-corp"
         assert headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"embedder_addr": "127.0.0.1:1", "fallback_addr": "127.0.0.1:1"}]
+)
+async def test_ready_without_embedders_or_fallback(client: httpx.AsyncClient) -> None:
+    """Embedders may scale to zero and the fallback is optional: the gateway stays ready."""
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    services = ready.json()["services"]
+    assert services["catalog"] == services["search"] == "SERVING"
+    assert services["embedder"] != "SERVING" and services["fallback"] != "SERVING"
