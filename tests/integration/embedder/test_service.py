@@ -7,6 +7,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from structlog.testing import capture_logs
 
 from photosearch.common import nats as nats_helpers
@@ -14,6 +15,7 @@ from photosearch.common import subjects
 from photosearch.common.model_files import ModelFiles
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from photosearch.events.v1 import events_pb2
+from photosearch_embedder.config import EmbedderSettings
 from photosearch_embedder.manager import ModelManager
 from photosearch_embedder.server import build_server
 from photosearch_embedder.service import Embedder
@@ -25,7 +27,7 @@ from tests.integration.embedder.support import (
     read_results,
     settings_for,
 )
-from tests.support.services import start_service
+from tests.support.services import start_service, wait_serving
 from tests.unit.embedder.models_for_tests import cosine, photo
 
 
@@ -177,4 +179,70 @@ async def test_grpc_embed_and_stream(
     assert [r.ref for r in replies] == [str(i) for i in range(12)]
     assert [bool(r.error) for r in replies] == [False, False, True, False] * 3
     assert replies[0].embeddings[0].values == one.embeddings[0].values
+    await service.stop()
+
+
+async def test_a_model_that_cannot_be_had_keeps_the_service_not_serving_and_says_why(
+    nats_server, monkeypatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    settings = EmbedderSettings(
+        grpc_port=0,
+        nats_url=nats_server.url,
+        model="facebook/dinov2-base",
+        model_cache_dir=tmp_path / "cache",
+    )
+
+    async def build(s):
+        return await build_server(s, MemoryImageSource())
+
+    service = await start_service(build, settings, wait=False)
+    async with service.channel() as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
+
+        async def explained() -> bool:
+            try:
+                info = await stub.Info(embedder_pb2.InfoRequest(), timeout=2)
+            except grpc.aio.AioRpcError:
+                return False
+            return "facebook/dinov2-base@1 is not available" in info.model_note
+
+        await eventually(explained, 30)
+        info = await stub.Info(embedder_pb2.InfoRequest())
+        assert not info.available and "EMBED_MODEL_CACHE_DIR" in info.model_note
+        reply = await health.Check(health_pb2.HealthCheckRequest())
+        assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await stub.Embed(embedder_pb2.EmbedRequest(image=photo("chelsea")))
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    await service.stop()
+
+
+async def test_a_checkpoint_directory_is_exported_at_start_up_then_served(
+    nats_server, js, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The path `make run` takes: no export yet, so the service makes one (int8 by
+    default, in a child process) and serves it."""
+    settings = EmbedderSettings(
+        grpc_port=0,
+        nats_url=nats_server.url,
+        model=str(tiny_checkpoint),
+        model_name="test/startup-export",
+        model_cache_dir=tmp_path / "cache",
+    )
+
+    async def build(s):
+        return await build_server(s, MemoryImageSource())
+
+    service = await start_service(build, settings, wait=False)
+    await wait_serving(service.address, timeout=180)  # the export takes a while
+    async with service.channel() as channel:
+        stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
+        info = await stub.Info(embedder_pb2.InfoRequest())
+        reply = await stub.Embed(embedder_pb2.EmbedRequest(image=photo("coffee")))
+    assert (info.model_id, info.quantization) == ("test/startup-export@1", "int8")
+    assert len(reply.embeddings[0].values) == 48
+    assert (tmp_path / "cache" / service.lifecycle.model.files.directory.name).is_dir()
     await service.stop()

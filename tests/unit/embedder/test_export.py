@@ -2,6 +2,8 @@
 described by a manifest with hashes, and exporting again is a no-op."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,12 @@ def batch_of_photos(spec: PreprocessSpec) -> np.ndarray:
     return np.concatenate([spec.tensors(photo(n), parse_variants([])) for n in names])
 
 
+def cli(args: list[str]) -> int:
+    """The export CLI as the init container runs it."""
+    command = [sys.executable, "-m", "photosearch_embedder.export", *args]
+    return subprocess.run(command, timeout=300, check=False).returncode
+
+
 def run_onnx(files: ModelFiles, pixels: np.ndarray) -> np.ndarray:
     session = ort.InferenceSession(str(files.onnx_path), providers=["CPUExecutionProvider"])
     return session.run(["fingerprint"], {"pixel_values": pixels})[0]
@@ -36,7 +44,10 @@ def test_manifest_names_the_model_its_files_and_their_hashes(tiny_model: ModelFi
     assert manifest["model_id"] == f"{TINY_NAME}@1"
     assert manifest["dim"] == 48
     assert manifest["onnx"] == "model_fp32.onnx"
-    assert set(manifest["files"]) == {"model_fp32.onnx", "preprocess.json"}
+    assert set(manifest["files"]) == {"model_fp32.onnx", "preprocess.json", "export.json"}
+    provenance = json.loads((tiny_model.directory / "export.json").read_text())
+    assert provenance["quantization"] == "none" and provenance["opset"] == 18
+    assert provenance["checks"]["fp32_vs_pytorch_min_cosine"] >= 0.9999
     for name, digest in manifest["files"].items():
         assert sha256_file(tiny_model.directory / name) == digest
     assert tiny_model.directory.name.startswith("test_tiny-dinov2_1-")
@@ -61,7 +72,7 @@ def test_onnx_fp32_equals_transformers(tiny_model: ModelFiles, tiny_checkpoint: 
 
 def test_exporting_again_is_a_no_op(tiny_model: ModelFiles, tiny_checkpoint: Path) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in tiny_model.directory.iterdir()}
-    code = export.main(
+    code = cli(
         [
             "--model",
             str(tiny_checkpoint),
@@ -92,6 +103,18 @@ def test_a_damaged_export_is_redone_and_int8_stays_close_to_fp32(
     assert np.all(cosine(run_onnx(int8, pixels), run_onnx(tiny_model, pixels)) >= 0.99)
 
 
+def test_by_default_int8_is_kept_only_if_it_agrees_with_fp32_on_photos(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "INT8_MIN_COSINE", 1.01)  # no int8 graph can be this faithful
+    spec = spec_for(str(tiny_checkpoint), TINY_NAME)
+    assert spec.default_quantization == "int8"
+    files = export.export_model(spec, tmp_path, "auto")
+    assert files.onnx == "model_fp32.onnx" and not (files.directory / "model_int8.onnx").exists()
+    checks = json.loads((files.directory / "export.json").read_text())["checks"]
+    assert 0.99 <= checks["int8_vs_fp32_min_cosine"] < 1.01
+
+
 def test_dinov2_with_registers_exports_too(embedder_models: Path, tmp_path: Path) -> None:
     checkpoint = save_tiny_dinov2(embedder_models / "tiny-registers", registers=True)
     spec = spec_for(str(checkpoint), "test/tiny-registers")
@@ -104,6 +127,6 @@ def test_dinov2_with_registers_exports_too(embedder_models: Path, tmp_path: Path
 def test_an_exported_directory_is_copied_into_another_cache(
     tiny_model: ModelFiles, tmp_path: Path
 ) -> None:
-    assert export.main(["--model", str(tiny_model.directory), "--cache-dir", str(tmp_path)]) == 0
+    assert cli(["--model", str(tiny_model.directory), "--cache-dir", str(tmp_path)]) == 0
     copied = find_export(tmp_path, tiny_model.model_id)
     assert copied is not None and copied.files == tiny_model.files

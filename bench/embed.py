@@ -1,0 +1,255 @@
+"""Embedder throughput and latency: transformers eager vs ONNX fp32 vs ONNX int8, end to
+end (JPEG bytes -> decode -> preprocess -> model -> vector) on 640-px and 12-MP JPEGs,
+with batch-1 latency and each configuration's peak RSS (each runs in its own process).
+
+DINOv2-small is measured with random weights in the real architecture (no download:
+speed does not depend on the weight values); EfficientNet-Lite0 with its real weights,
+which also gives int8's fidelity on real photos.
+
+    .venv/bin/python bench/embed.py [--images 64] [--large-images 12] [--rounds 2]
+"""
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".data" / "bench-embed"
+MODELS = ("dinov2-small", "efficientnet-lite0")
+RUNTIMES = ("eager", "onnx-fp32", "onnx-int8")
+SETS = {"640px": (640, 480), "12MP": (4000, 3000)}
+
+
+def make_images(count: int, size: tuple[int, int]) -> list[bytes]:
+    """Distinct photo-like JPEGs cut from scikit-image's sample photos."""
+    import skimage.data
+
+    sources = [skimage.data.chelsea(), skimage.data.astronaut(), skimage.data.coffee()]
+    images = []
+    for i in range(count):
+        image = Image.fromarray(sources[i % 3])
+        w, h = image.size
+        image = image.crop((i % 11, i % 7, w - i % 5, h - i % 3)).resize(size, Image.BICUBIC)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=90)
+        images.append(buffer.getvalue())
+    return images
+
+
+def dinov2_small_checkpoint() -> Path:
+    """The DINOv2-small architecture (22 M parameters) with random weights."""
+    directory = WORK / "dinov2-small-random"
+    if not (directory / "config.json").exists():
+        import torch
+        from transformers import Dinov2Config, Dinov2Model
+
+        torch.manual_seed(0)
+        config = Dinov2Config(
+            hidden_size=384,
+            num_hidden_layers=12,
+            num_attention_heads=6,
+            mlp_ratio=4,
+            patch_size=14,
+            image_size=518,
+            layerscale_value=1.0,
+            layer_norm_eps=1e-6,
+            qkv_bias=True,
+        )
+        Dinov2Model(config).save_pretrained(directory)
+    return directory
+
+
+def spec_of(model: str) -> Any:
+    from photosearch_embedder.models import spec_for
+
+    if model == "dinov2-small":
+        return spec_for(str(dinov2_small_checkpoint()), "bench/dinov2-small-random")
+    return spec_for("efficientnet-lite0")
+
+
+def export(model: str, quantization: str) -> Any:
+    from photosearch_embedder.export import export_model
+
+    return export_model(spec_of(model), WORK / f"cache-{quantization}", quantization)  # type: ignore[arg-type]
+
+
+def eager_encoder(model: str) -> Any:
+    """The PyTorch model as transformers (or geffnet) runs it, fp32, eager mode."""
+    import torch
+
+    from photosearch_embedder.torch_models import load_dinov2, load_efficientnet_lite0
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    if model == "dinov2-small":
+        net = load_dinov2(str(dinov2_small_checkpoint()), eager_attention=False)
+
+        def run(pixels: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                out = net(pixel_values=torch.from_numpy(pixels)).pooler_output
+                return torch.nn.functional.normalize(out, dim=-1).numpy()
+
+        return run
+    lite = load_efficientnet_lite0()
+
+    def run_lite(pixels: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return torch.nn.functional.normalize(lite(torch.from_numpy(pixels)), dim=-1).numpy()
+
+    return run_lite
+
+
+async def measure(model: str, runtime: str, image_set: str, count: int) -> dict[str, Any]:
+    """One configuration, in this process: the same decode path as the service."""
+    from photosearch_embedder.manager import ModelManager
+    from photosearch_embedder.service import Embedder
+
+    images = make_images(count, SETS[image_set])
+    quantization = "int8" if runtime == "onnx-int8" else "none"
+    files = export(model, quantization)
+    embedder = Embedder(ModelManager(files, batch_size=16, idle_grace=300))
+    if runtime == "eager":
+        run = eager_encoder(model)
+
+        async def encode(pixels: np.ndarray) -> np.ndarray:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(embedder.manager._thread, run, pixels)
+
+        embedder.manager.encode = encode  # type: ignore[method-assign]
+    await embedder.embed(images[:2], [])  # load + warm up
+    latencies = []
+    for data in images[:8]:
+        started = time.perf_counter()
+        await embedder.embed([data], [])
+        latencies.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    for i in range(0, len(images), 16):
+        results = await embedder.embed(images[i : i + 16], [])
+        assert all(r.error is None for r in results)
+    elapsed = time.perf_counter() - started
+    await embedder.manager.close()
+    return {
+        "model": model,
+        "runtime": runtime,
+        "images": image_set,
+        "count": len(images),
+        "images_per_s": round(len(images) / elapsed, 2),
+        "batch1_ms_median": round(statistics.median(latencies) * 1000, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0),
+    }
+
+
+def int8_fidelity(model: str) -> float:
+    """Lowest cosine between int8 and fp32 fingerprints over a set of real photos."""
+    import onnxruntime as ort
+
+    from photosearch_embedder.preprocess import PreprocessSpec
+    from photosearch_embedder.variants import parse_variants
+
+    fp32, int8 = export(model, "none"), export(model, "int8")
+    spec = PreprocessSpec.from_json(fp32.preprocess())
+    pixels = np.concatenate(
+        [spec.tensors(d, parse_variants([])) for d in make_images(24, (800, 600))]
+    )
+
+    def run(files: Any) -> np.ndarray:
+        session = ort.InferenceSession(str(files.onnx_path), providers=["CPUExecutionProvider"])
+        out: np.ndarray = session.run(["fingerprint"], {"pixel_values": pixels})[0]
+        return out
+
+    return round(float(np.min(np.sum(run(fp32) * run(int8), axis=1))), 5)
+
+
+def run_child(*args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{args} failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64, help="640-px JPEGs per run")
+    parser.add_argument("--large-images", type=int, default=12, help="12-MP JPEGs per run")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per setting")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "embed.json")
+    parser.add_argument("--one", nargs=4, metavar=("MODEL", "RUNTIME", "SET", "COUNT"))
+    parser.add_argument("--fidelity", metavar="MODEL")
+    args = parser.parse_args()
+    if args.one:
+        model, runtime, image_set, count = args.one
+        print(json.dumps(asyncio.run(measure(model, runtime, image_set, int(count)))))
+        return
+    if args.fidelity:
+        print(
+            json.dumps(
+                {"model": args.fidelity, "int8_vs_fp32_min_cosine": int8_fidelity(args.fidelity)}
+            )
+        )
+        return
+    WORK.mkdir(parents=True, exist_ok=True)
+    rows = []
+    fidelity = {}
+    for model in args.models.split(","):
+        print(f"exporting {model} (fp32 and int8; cached in {WORK}) ...", flush=True)
+        fidelity[model] = run_child("--fidelity", model)["int8_vs_fp32_min_cosine"]
+        for image_set, count in (("640px", args.images), ("12MP", args.large_images)):
+            # Rounds interleave the runtimes, so a busy moment hurts all of them alike;
+            # each keeps its best round.
+            runs = [
+                run_child("--one", model, runtime, image_set, str(count))
+                for _ in range(args.rounds)
+                for runtime in RUNTIMES
+            ]
+            for runtime in RUNTIMES:
+                mine = [r for r in runs if r["runtime"] == runtime]
+                row = {
+                    **mine[0],
+                    "images_per_s": max(r["images_per_s"] for r in mine),
+                    "batch1_ms_median": min(r["batch1_ms_median"] for r in mine),
+                    "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
+                    "rounds": [r["images_per_s"] for r in mine],
+                }
+                rows.append(row)
+                print(
+                    f"{model:18} {runtime:10} {image_set:6} {row['images_per_s']:7.1f} img/s  "
+                    f"batch-1 {row['batch1_ms_median']:7.1f} ms  "
+                    f"peak RSS {row['peak_rss_mb']:5.0f} MB  (rounds: {row['rounds']})",
+                    flush=True,
+                )
+    for model in args.models.split(","):
+        speed = {
+            (r["runtime"], r["images"]): r["images_per_s"] for r in rows if r["model"] == model
+        }
+        for image_set in SETS:
+            if ("eager", image_set) in speed:
+                ratio = speed[("onnx-int8", image_set)] / speed[("eager", image_set)]
+                print(f"{model} {image_set}: int8 / eager = {ratio:.2f}x")
+        print(
+            f"{model}: int8 vs fp32 fingerprints, lowest cosine over 24 photos = {fidelity[model]}"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"rows": rows, "int8_fidelity": fidelity, "cpus": os.cpu_count()}, indent=2)
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
