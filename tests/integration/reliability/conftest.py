@@ -1,0 +1,47 @@
+"""One mesh of real processes for every fault test in this folder (each test leaves it
+healthy again), with photo search on and a few items already embedded."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from photosearch_devstack.mesh import Mesh
+from tests.integration.reliability.support import Api, mesh_env, model, photo, running_mesh
+
+SEED_ITEMS = 6
+
+
+@dataclass(frozen=True)
+class Seed:
+    model_id: str
+    items: list[tuple[str, str]]  # (item id, image id)
+
+
+@pytest.fixture(scope="package")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    env = mesh_env(
+        model(),
+        # Jobs of a killed worker come back quickly; small batches make "mid-batch" likely.
+        EMBED_ACK_WAIT_SECONDS="4",
+        EMBED_BATCH_SIZE="4",
+        # A hung dependency is given up on after this long.
+        GATEWAY_RPC_TIMEOUT_SECONDS="2",
+    )
+    with running_mesh(tmp_path_factory.mktemp("faults") / "data", env) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def api(mesh: Mesh) -> Iterator[Api]:
+    client = Api.open(mesh)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="package")
+def seed(api: Api) -> Seed:
+    api.settings(photo_search_enabled=True)
+    items = [api.add_item_with_photo(f"Seed {n}", photo(n)) for n in range(SEED_ITEMS)]
+    status = api.wait_embedded(SEED_ITEMS)
+    return Seed(status["model_id"], items)

@@ -1,0 +1,326 @@
+"""Infrastructure goes away under the running mesh (real processes): NATS for 30 s,
+Postgres crashing, a service hung by SIGSTOP. Searches keep working where they can,
+every failure is a quick 503 with Retry-After, nothing is lost or doubled, and no
+service needs a restart."""
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+
+from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from photosearch.search.v1 import search_pb2, search_pb2_grpc
+from photosearch_devstack.mesh import Mesh
+from tests.integration.reliability.conftest import Seed
+from tests.integration.reliability.support import (
+    Api,
+    assert_found_by_its_own_vector,
+    assert_one_vector_per_image,
+    assert_same_processes,
+    catalog_image_ids,
+    eventually,
+    images_without_bytes,
+    outbox_subjects,
+    photo,
+    service_pids,
+    settle,
+    stored_vector,
+)
+
+pytestmark = pytest.mark.slow
+NATS_OUTAGE_SECONDS = 30.0
+
+
+def assert_503_with_retry_after(reply: httpx.Response, service: str) -> None:
+    assert reply.status_code == 503, (reply.status_code, reply.text)
+    assert int(reply.headers["retry-after"]) >= 1
+    error = reply.json()["error"]
+    assert error["code"] == "unavailable" and service in error["message"], error
+    assert error["request_id"] == reply.headers["x-request-id"]
+
+
+def wait_serving(mesh: Mesh, *services: str, timeout: float = 60.0) -> None:
+    eventually(
+        lambda: all(mesh.service_status(s) == "SERVING" for s in services),
+        timeout,
+        f"{services} SERVING again",
+    )
+
+
+def test_a_nats_outage_delays_events_and_loses_none(mesh: Mesh, api: Api, seed: Seed) -> None:
+    assert mesh.nats is not None
+    pids = service_pids(mesh)
+    probe_item, probe_image = seed.items[0]
+    probe = stored_vector(mesh, seed.model_id, probe_image)
+    added: list[tuple[str, str]] = []
+    searches = 0
+    mesh.nats.stop()
+    try:
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < NATS_OUTAGE_SECONDS:
+            if elapsed >= len(added) * 3.0:  # a new item with a photo every 3 s
+                n = len(added)
+                added.append(api.add_item_with_photo(f"Outage {n}", photo(100 + n)))
+            reply = api.search(seed.model_id, probe, k=3)
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["candidates"][0]["item"]["id"] == probe_item
+            searches += 1
+            time.sleep(0.2)
+        # Every event is committed and waits in catalog's outbox; catalog still serves.
+        assert outbox_subjects(mesh)["catalog.image.added"] == len(added)
+        assert mesh.service_status("catalog") == "SERVING"
+    finally:
+        mesh.nats.start()
+    assert len(added) >= 10 and searches >= 50
+    settle(api)
+    assert outbox_subjects(mesh) == {}
+    assert_one_vector_per_image(api, seed.model_id)  # delivered once, stored once
+    for item_id, image_id in added:
+        assert_found_by_its_own_vector(api, seed.model_id, item_id, image_id)
+    assert_same_processes(mesh, pids)  # the clients reconnected by themselves
+
+
+def nats_outage_states(mesh: Mesh, probe: Any, seconds: float = 4.0) -> list[Any]:
+    """`probe()` sampled while NATS is stopped (readiness is re-checked every second)."""
+    assert mesh.nats is not None
+    samples = []
+    mesh.nats.stop()
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            samples.append(probe())
+            time.sleep(0.5)
+    finally:
+        mesh.nats.start()
+        wait_serving(mesh, "catalog", "search", "embedder", "fallback")
+    return samples
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "services/search/photosearch_search/lifecycle.py SearchLifecycle.ready() requires "
+        "infra.ready() (NATS connected), so search reports NOT_SERVING during a NATS outage "
+        "and its readinessProbe (grpc) takes every replica out of the Service although "
+        "searches need only Postgres; ready() should check the database (and the background "
+        "tasks), not NATS"
+    ),
+)
+def test_search_stays_ready_while_nats_is_away(mesh: Mesh, seed: Seed) -> None:
+    samples = nats_outage_states(mesh, lambda: mesh.service_status("search"))
+    assert set(samples) == {"SERVING"}, samples
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "gateway/photosearch_gateway/routes/system.py readyz() answers 503 unless all four "
+        "services are SERVING; the deployment's readinessProbe uses /readyz, so an embedder "
+        "without NATS (or a fallback without catalog) takes every gateway pod out of service. "
+        "/readyz should only require what the core API needs (catalog and search)"
+    ),
+)
+def test_gateway_stays_ready_while_nats_is_away(mesh: Mesh, api: Api, seed: Seed) -> None:
+    samples = nats_outage_states(mesh, lambda: api.http.get("/readyz").status_code)
+    assert set(samples) == {200}, samples
+
+
+def test_a_postgres_crash_takes_catalog_and_search_out_until_it_is_back(
+    mesh: Mesh, api: Api, seed: Seed
+) -> None:
+    assert mesh.postgres is not None
+    pids = service_pids(mesh)
+    probe = stored_vector(mesh, seed.model_id, seed.items[0][1])
+    written: list[tuple[str, str]] = []
+    refused: list[httpx.Response] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        """Adds items with photos all along; records what was answered."""
+        with httpx.Client(base_url=mesh.gateway_url, timeout=30) as http:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                item = http.post("/api/v1/items", json={"name": f"Crash {n}"})
+                if item.status_code != 201:
+                    refused.append(item)
+                    time.sleep(0.2)
+                    continue
+                files = {"photo": ("p.jpg", photo(300 + n), "image/jpeg")}
+                added = http.post(f"/api/v1/items/{item.json()['id']}/images", files=files)
+                if added.status_code == 201:
+                    written.append((item.json()["id"], added.json()["image"]["id"]))
+                else:
+                    refused.append(added)
+                time.sleep(0.1)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: len(written) >= 2, 30, "writes before the crash")
+        mesh.postgres.stop(mode="immediate")  # a crash: no shutdown checkpoint
+        try:
+            eventually(
+                lambda: {mesh.service_status(s) for s in ("catalog", "search")} == {"NOT_SERVING"},
+                15,
+                "catalog and search NOT_SERVING",
+            )
+            assert_503_with_retry_after(api.search(seed.model_id, probe), "")
+            assert_503_with_retry_after(api.http.get("/api/v1/items"), "catalog")
+        finally:
+            mesh.postgres.start()
+        wait_serving(mesh, "catalog", "search")
+        count = len(written)
+        eventually(lambda: len(written) >= count + 2, 60, "writes after the restart")
+    finally:
+        stop.set()
+        thread.join(60)
+    for reply in refused:  # whatever was refused meanwhile was refused properly
+        assert reply.status_code == 503 and reply.headers["retry-after"], reply.text
+    settle(api)
+    assert images_without_bytes(mesh) == 0  # no half-written image
+    assert {image_id for _, image_id in written} <= catalog_image_ids(mesh)
+    assert_one_vector_per_image(api, seed.model_id)
+    item_id, image_id = written[-1]
+    # The first searches right after a restart are test_searches_succeed_right_after_...'s.
+    eventually(
+        lambda: assert_found_by_its_own_vector(api, seed.model_id, item_id, image_id) is None,
+        30,
+        "searches after the restart",
+    )
+    assert_same_processes(mesh, pids)
+
+
+def hung_calls(mesh: Mesh, service: str, call: Any, count: int = 32) -> list[httpx.Response]:
+    """`count` concurrent requests while `service` is frozen (SIGSTOP), then thawed."""
+    process = mesh.processes[service]
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        time.sleep(2.5)  # past the gateway's 2 s cache of settings and active model
+        with ThreadPoolExecutor(16) as pool:
+            return list(pool.map(call, range(count)))
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+        wait_serving(mesh, service)
+
+
+def client(mesh: Mesh) -> httpx.Client:
+    # The client's own timeout is far above the gateway's 2 s deadline: a hang fails.
+    return httpx.Client(base_url=mesh.gateway_url, timeout=20)
+
+
+def test_a_hung_catalog_gets_a_503_with_retry_after_not_a_hang(
+    mesh: Mesh, api: Api, seed: Seed
+) -> None:
+    item_id, _ = seed.items[1]
+
+    def call(_: int) -> httpx.Response:
+        with client(mesh) as http:
+            return http.get(f"/api/v1/items/{item_id}")
+
+    assert call(0).status_code == 200
+    replies = hung_calls(mesh, "catalog", call)
+    for reply in replies:
+        assert_503_with_retry_after(reply, "catalog")
+        assert "did not answer in time" in reply.json()["error"]["message"]
+    assert call(0).status_code == 200
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "gateway/photosearch_gateway/cache.py Cached.get(): a failed load is not shared, so "
+        "requests queued on the lock load again one after another, each waiting a full "
+        "deadline: with search hung the k-th concurrent search waits k x "
+        "GATEWAY_RPC_TIMEOUT_SECONDS (an unbounded queue). Waiters should share the one "
+        "load in flight (its failure included), or the failure should be kept briefly"
+    ),
+)
+def test_a_hung_search_gets_a_503_with_retry_after_not_a_hang(
+    mesh: Mesh, api: Api, seed: Seed
+) -> None:
+    vector = stored_vector(mesh, seed.model_id, seed.items[1][1])
+
+    def call(_: int) -> httpx.Response:
+        with client(mesh) as http:
+            return http.post("/api/v1/search", json={"model_id": seed.model_id, "vector": vector})
+
+    assert call(0).status_code == 200
+    replies = hung_calls(mesh, "search", call)
+    for reply in replies:
+        assert_503_with_retry_after(reply, "search")
+    assert call(0).status_code == 200
+
+
+def postgres_outage_codes(mesh: Mesh, seed: Seed) -> dict[str, str]:
+    """What catalog and search answer, called directly, while Postgres is stopped."""
+    assert mesh.postgres is not None
+    item_id, image_id = seed.items[3]
+    vector = stored_vector(mesh, seed.model_id, image_id)
+    codes: dict[str, str] = {}
+    mesh.postgres.stop()
+    try:
+        with grpc.insecure_channel(mesh.address("catalog")) as channel:
+            stub = catalog_pb2_grpc.CatalogServiceStub(channel)
+            codes["catalog"] = rpc_code(
+                lambda: stub.GetItem(catalog_pb2.GetItemRequest(id=item_id), timeout=15)
+            )
+        with grpc.insecure_channel(mesh.address("search")) as channel:
+            search = search_pb2_grpc.SearchServiceStub(channel)
+            request = search_pb2.SearchRequest(model_id=seed.model_id, vector=vector, k=3)
+            codes["search"] = rpc_code(lambda: search.Search(request, timeout=15))
+    finally:
+        mesh.postgres.start()
+        wait_serving(mesh, "catalog", "search", "fallback")
+    return codes
+
+
+def rpc_code(call: Any) -> str:
+    try:
+        call()
+    except grpc.RpcError as exc:
+        return str(exc.code().name)
+    return "OK"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "while Postgres is away a pool timeout escapes as INTERNAL (the gateway's 502 "
+        "'upstream_error', no Retry-After) instead of UNAVAILABLE: catalog "
+        "(services/catalog/photosearch_catalog/service.py, every `self.pool().connection()`) "
+        "and search (services/search/photosearch_search/service.py and queries.py) should turn "
+        "psycopg_pool.PoolTimeout / psycopg.OperationalError into errors.Unavailable"
+    ),
+)
+def test_while_postgres_is_away_catalog_and_search_answer_unavailable(
+    mesh: Mesh, seed: Seed
+) -> None:
+    codes = postgres_outage_codes(mesh, seed)
+    assert codes == {"catalog": "UNAVAILABLE", "search": "UNAVAILABLE"}, codes
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "services/search/photosearch_search/queries.py VectorQueries.open(): the search pool "
+        "has no `check`, so after a Postgres restart each pooled connection fails one search "
+        "with INTERNAL (psycopg.OperationalError 'server closed the connection "
+        "unexpectedly'; the gateway answers 502); give the pool check=AsyncConnectionPool."
+        "check_connection or retry a query once on a broken connection"
+    ),
+)
+def test_searches_succeed_right_after_postgres_restarts(mesh: Mesh, api: Api, seed: Seed) -> None:
+    assert mesh.postgres is not None
+    item_id, image_id = seed.items[2]
+    mesh.postgres.stop()
+    mesh.postgres.start()
+    wait_serving(mesh, "catalog", "search")
+    for _ in range(12):  # more than the search pool's connections
+        assert_found_by_its_own_vector(api, seed.model_id, item_id, image_id)
