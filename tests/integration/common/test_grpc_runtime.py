@@ -3,6 +3,7 @@
 import asyncio
 
 import grpc
+import psycopg
 import pytest
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -34,6 +35,8 @@ class Probe:
             raise errors.NotFound("item i1 does not exist")
         if request == b"precondition":
             raise errors.FailedPrecondition("no embed-capable worker is online")
+        if request == b"db-down":
+            raise psycopg.OperationalError("connection to server at 10.0.0.5 failed")
         if request == b"bug":
             raise ZeroDivisionError("secret internals")
         return b"ok:" + request
@@ -97,6 +100,14 @@ async def test_bugs_become_internal_without_leaking_details(probe_server) -> Non
     assert bug.value.code() == grpc.StatusCode.INTERNAL
     assert "secret internals" not in (bug.value.details() or "")
     assert "request id" in (bug.value.details() or "")
+
+
+async def test_a_database_outage_is_unavailable_not_internal(probe_server) -> None:
+    channel, _, _ = probe_server
+    with pytest.raises(grpc.aio.AioRpcError) as down:
+        await call(channel, b"db-down")
+    assert down.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert down.value.details() == "the database is unavailable; retry shortly"
 
 
 async def test_request_id_travels_with_the_call(probe_server) -> None:

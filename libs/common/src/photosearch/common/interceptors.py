@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+import psycopg
 import structlog
+from nats import errors as nats_errors
 
 from photosearch.common import errors
 from photosearch.common.context import REQUEST_ID_KEY, bind_request_id, current_request_id
@@ -25,6 +27,16 @@ _STATUS_BY_ERROR: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
+
+# Infrastructure failures that retrying later can cure: reported as UNAVAILABLE (so callers
+# back off and retry) rather than INTERNAL, wherever in a service they surface.
+_DATABASE_ERRORS = (psycopg.OperationalError,)  # includes pool timeouts and lost connections
+_MESSAGING_ERRORS = (
+    nats_errors.TimeoutError,
+    nats_errors.NoServersError,
+    nats_errors.ConnectionClosedError,
+    nats_errors.ConnectionDrainingError,
+)
 
 # Probes and reflection would drown the log; they are logged at debug level.
 _QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -59,6 +71,11 @@ class _Call:
         if isinstance(exc, errors.DomainError):
             self.code = status_for(exc)
             await self.context.abort(self.code, str(exc))
+        if isinstance(exc, _DATABASE_ERRORS + _MESSAGING_ERRORS):
+            self.code = grpc.StatusCode.UNAVAILABLE
+            what = "the database" if isinstance(exc, _DATABASE_ERRORS) else "the message bus"
+            log.warning("rpc.dependency_unavailable", rpc=self.method, error=str(exc))
+            await self.context.abort(self.code, f"{what} is unavailable; retry shortly")
         self.code = grpc.StatusCode.INTERNAL
         log.exception("rpc.unhandled_error", rpc=self.method)
         await self.context.abort(self.code, f"internal error (request id {current_request_id()})")
