@@ -312,13 +312,14 @@ def run(args: argparse.Namespace, root: Path) -> list[str]:
         pg_dir = str(root / "pg")
 
         def postgres_processes() -> list[psutil.Process]:
-            found = []
+            """This benchmark's postmaster and its backends (not other Postgres servers)."""
             for p in psutil.process_iter(["cmdline"]):
-                if any(pg_dir in part for part in p.info["cmdline"] or []) or (
-                    p.info["cmdline"] and p.info["cmdline"][0].startswith("postgres:")
-                ):
-                    found.append(p)
-            return found
+                if any(pg_dir in part for part in p.info["cmdline"] or []):
+                    try:
+                        return [p, *p.children(recursive=True)]
+                    except psutil.Error:
+                        return [p]
+            return []
 
         by_pid = {
             name: psutil.Process(p.pid)
