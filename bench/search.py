@@ -309,6 +309,7 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> list[str]:
         env = {"SEARCH_HNSW_EF_SEARCH": str(args.ef_search)} if args.ef_search else {}
         process, address = start_search(url, nats.url, root / f"search-{n}.log", env)
         print(f"[{n}] measuring", flush=True)
+        load_before = os.getloadavg()[0]
         times, results, unfiltered_exact = asyncio.run(latency(address, cat.queries))
         recall = np.mean([len(set(r) & set(t)) / K for r, t in zip(results, truth, strict=True)])
         qps = asyncio.run(throughput(address, cat.queries, args.clients, args.seconds))
@@ -319,6 +320,7 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> list[str]:
             latency(address, cat.queries[:300], search_pb2.Filters(tags=["rare"]))
         )
         rate = asyncio.run(ingest(address, nats.url, args.ingest, seed=n)) if args.ingest else 0
+        load_after = os.getloadavg()[0]
         sweep = ef_sweep(url, cat, truth, args.sweep) if args.sweep else []
     finally:
         if process is not None:
@@ -330,6 +332,9 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> list[str]:
     lines = [
         f"### {n:,} vectors, {DIM}-d, {len(np.unique(cat.items)):,} items"
         f" (HNSW m={params.m}, ef_construction={params.ef_construction}, ef_search={ef})",
+        "",
+        f"Machine load average (2 cores, shared) {load_before:.1f} before and"
+        f" {load_after:.1f} after the gRPC measurements.",
         "",
         "| measure | value |",
         "|---|---|",

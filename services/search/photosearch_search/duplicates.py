@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from psycopg import AsyncConnection, sql
+from psycopg.errors import QueryCanceled
 
+from photosearch.common.errors import DeadlineExceeded
 from photosearch_search.domain import (
     GLOBAL_VARIANT,
     Confusable,
@@ -136,9 +138,26 @@ async def count_fingerprints(conn: AsyncConnection, model: Model) -> int:
 
 
 async def approximate(
+    conn: AsyncConnection, model: Model, threshold: float, limit: int, timeout: float
+) -> tuple[list[DuplicatePair], list[Confusable]]:
+    """Large catalogs: each image's nearest images of other items from the HNSW index
+    (one index scan per image, inside Postgres; bounded by `timeout` seconds)."""
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT set_config('statement_timeout', %s, true)", (f"{int(timeout * 1000)}ms",)
+            )
+            return await _approximate(conn, model, threshold, limit)
+    except QueryCanceled as exc:
+        raise DeadlineExceeded(
+            f"the duplicate report over this many images took longer than {timeout:.0f} s; "
+            "raise SEARCH_DUPLICATE_REPORT_TIMEOUT_SECONDS or run it when the service is quiet"
+        ) from exc
+
+
+async def _approximate(
     conn: AsyncConnection, model: Model, threshold: float, limit: int
 ) -> tuple[list[DuplicatePair], list[Confusable]]:
-    """Large catalogs: each image's nearest images of other items from the HNSW index."""
     t = sql.Identifier(model.table)
     cur = await conn.execute(
         sql.SQL(

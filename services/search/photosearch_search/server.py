@@ -79,6 +79,7 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
             max_scan_rows=settings.hnsw_max_scan_tuples,
             duplicate_threshold=settings.duplicate_threshold,
             duplicate_exact_max=settings.duplicate_exact_max_images,
+            duplicate_timeout=settings.duplicate_report_timeout_seconds,
         ),
     )
     indexer = Indexer(infra, registry, queue, workers)

@@ -41,6 +41,7 @@ class SearchLimits:
     max_scan_rows: int
     duplicate_threshold: float
     duplicate_exact_max: int
+    duplicate_timeout: float
 
 
 class SearchService:
@@ -181,10 +182,11 @@ class SearchService:
     async def set_active_model(self, model_id: str, force: bool) -> str:
         if not model_id:
             raise InvalidArgument("name the model to make active")
+        await self._registry.require(model_id)  # NotFound, naming the known models
+        if force:  # the admin accepts missing results: no need to ask catalog
+            return await self._registry.set_active(model_id)
         status = await self.index_status(model_id)
-        if status.dim == 0:
-            await self._registry.require(model_id)  # NotFound with the known models
-        if status.pending > 0 and not force:
+        if status.pending > 0:
             raise FailedPrecondition(
                 f"model {model_id!r} covers {status.embedded} of {status.catalog_images} catalog "
                 f"images ({status.pending} pending, {status.failed} failed): rebuild it and wait, "
@@ -211,6 +213,8 @@ class SearchService:
                 images, pairs, confusables = await duplicates.exact(conn, model, threshold, limit)
                 exact = True
             else:
-                pairs, confusables = await duplicates.approximate(conn, model, threshold, limit)
+                pairs, confusables = await duplicates.approximate(
+                    conn, model, threshold, limit, self._limits.duplicate_timeout
+                )
                 exact = False
         return DuplicateReport(model.model_id, threshold, pairs, confusables, images, exact)

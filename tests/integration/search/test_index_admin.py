@@ -210,8 +210,7 @@ async def test_first_worker_model_is_adopted_and_backfilled(start_harness):
     assert await jobs_in_queue(h, "test/adopted") == 2
 
 
-async def test_duplicate_report_finds_cross_item_lookalikes_and_margins(start_harness):
-    h = await start_harness()
+async def _lookalikes(h: Harness) -> tuple[np.ndarray, np.ndarray]:
     base = unit(np.arange(1, DIM + 1))
     twin = unit(base + 0.01 * np.ones(DIM))
     await h.completed("img-a1", "item-a", base)
@@ -219,13 +218,23 @@ async def test_duplicate_report_finds_cross_item_lookalikes_and_margins(start_ha
     await h.completed("img-c1", "item-c", unit(np.eye(DIM)[0]))
     await h.completed("img-c2", "item-c", unit(np.eye(DIM)[0] + 0.5 * np.eye(DIM)[1]))
     await eventually(lambda: _equal(_embedded(h, h.model_id), 4))
+    return base, twin
+
+
+@pytest.mark.parametrize("exact", [True, False])
+async def test_duplicate_report_finds_cross_item_lookalikes_and_margins(start_harness, exact):
+    # Above duplicate_exact_max_images the report takes each image's HNSW neighbours.
+    h = await start_harness(duplicate_exact_max_images=100 if exact else 2)
+    base, twin = await _lookalikes(h)
 
     report = await h.stub.DuplicateReport(search_pb2.DuplicateReportRequest(threshold=0.99))
-    assert report.exact and report.images == 4
+    assert report.exact == exact
+    assert report.images == 4
     assert report.threshold == pytest.approx(0.99)
     assert [(p.image_id_a, p.image_id_b) for p in report.duplicates] == [("img-a1", "img-b1")]
     assert report.duplicates[0].score == pytest.approx(float(base @ twin), abs=1e-5)
     by_item = {c.item_id: c for c in report.confusables}
+    assert set(by_item) == {"item-a", "item-b", "item-c"}
     assert by_item["item-a"].nearest_item_id == "item-b"
     assert by_item["item-a"].own_score == pytest.approx(1.0)
     own_c = float(unit(np.eye(DIM)[0]) @ unit(np.eye(DIM)[0] + 0.5 * np.eye(DIM)[1]))
@@ -235,5 +244,9 @@ async def test_duplicate_report_finds_cross_item_lookalikes_and_margins(start_ha
     assert margins == sorted(margins)
     assert report.confusables[0].item_id in {"item-a", "item-b"}
 
-    default = await h.stub.DuplicateReport(search_pb2.DuplicateReportRequest())
-    assert default.threshold > 0
+    default = await h.stub.DuplicateReport(search_pb2.DuplicateReportRequest(limit=1))
+    assert default.threshold == pytest.approx(0.55)
+    assert len(default.duplicates) == 1 and len(default.confusables) == 1
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await h.stub.DuplicateReport(search_pb2.DuplicateReportRequest(threshold=1.5))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
