@@ -40,7 +40,8 @@ from photosearch_devstack.ports import free_port
 from photosearch_devstack.postgres import EmbeddedPostgres
 from photosearch_search.config import SearchSettings
 from photosearch_search.domain import Model
-from photosearch_search.models import ACTIVE_MODEL_KEY, IndexParams, ann_index_ddl, table_ddl
+from photosearch_search.models import ACTIVE_MODEL_KEY, IndexParams, table_ddl
+from photosearch_search.reindex import build_ann_index
 
 MODEL_ID = "bench/clustered-384"
 DIM = 384
@@ -130,18 +131,11 @@ def load(url: str, cat: Catalog, params: IndexParams) -> tuple[float, float]:
                 )
         copy_s = time.perf_counter() - started
         conn.execute("VACUUM ANALYZE " + model.table)
-        started = time.perf_counter()
-        with conn.transaction():
-            conn.execute(
-                "SELECT set_config('maintenance_work_mem', %s, true),"
-                " set_config('max_parallel_maintenance_workers', %s, true)",
-                (params.build_memory, str(params.parallel_workers)),
-            )
-            conn.execute(ann_index_ddl(model, params))
-        build_s = time.perf_counter() - started
         conn.execute(
             "INSERT INTO search_settings (key, value) VALUES (%s, %s)", (ACTIVE_MODEL_KEY, MODEL_ID)
         )
+    # The service's own index build (python -m photosearch_search.reindex).
+    build_s = asyncio.run(build_ann_index(url, MODEL_ID, params, concurrently=False))
     return copy_s, build_s
 
 

@@ -56,12 +56,15 @@ def table_ddl(model: Model, params: IndexParams, *, with_ann_index: bool = True)
     return sql.SQL("; ").join(statements)
 
 
-def ann_index_ddl(model: Model, params: IndexParams) -> sql.Composed:
+def ann_index_ddl(
+    model: Model, params: IndexParams, *, name: str = "", concurrently: bool = False
+) -> sql.Composed:
     return sql.SQL(
-        "CREATE INDEX IF NOT EXISTS {i} ON {t} USING hnsw (embedding vector_cosine_ops)"
+        "CREATE INDEX {how} IF NOT EXISTS {i} ON {t} USING hnsw (embedding vector_cosine_ops)"
         " WITH (m = {m}, ef_construction = {efc})"
     ).format(
-        i=sql.Identifier(f"{model.table}_ann"),
+        how=sql.SQL("CONCURRENTLY" if concurrently else ""),
+        i=sql.Identifier(name or f"{model.table}_ann"),
         t=sql.Identifier(model.table),
         m=sql.Literal(params.m),
         efc=sql.Literal(params.ef_construction),

@@ -197,3 +197,26 @@ async def test_no_active_model_is_a_failed_precondition(start_harness):
         await h.search_items([1.0] * DIM)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "no model is active" in (err.value.details() or "")
+
+
+async def test_reindex_with_new_parameters_keeps_search_answering(start_harness):
+    from photosearch_search.models import IndexParams
+    from photosearch_search.reindex import build_ann_index
+
+    h = await start_harness()
+    vectors = [basis(i % DIM, noise=0.3, seed=i) for i in range(60)]
+    for i, vector in enumerate(vectors):
+        await h.completed(f"img-{i}", f"item-{i}", vector)
+    await eventually(lambda: _top(h, vectors[59], "item-59", "img-59"))
+    url = h.search.lifecycle.infra.database_url
+    seconds = await build_ann_index(url, h.model_id, IndexParams(8, 32, "256MB", 0))
+    assert seconds >= 0
+    async with h.search.lifecycle.infra.require_pool().connection() as conn:
+        cur = await conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexdef LIKE '%hnsw%'"
+        )
+        indexes = await cur.fetchall()
+    assert len(indexes) == 1 and indexes[0][0].endswith("_ann")
+    assert "m='8'" in indexes[0][1] and "ef_construction='32'" in indexes[0][1]
+    for i in (0, 17, 59):
+        await _top(h, vectors[i], f"item-{i}", f"img-{i}")
