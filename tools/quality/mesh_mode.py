@@ -1,0 +1,185 @@
+"""Mesh mode: the real services as separate processes (photosearch_devstack.Mesh).
+
+The catalog rows go in through catalog's gRPC import (its own manifest reader), the
+embedder's queue indexes them, and each query photo is fingerprinted by the
+embedder's `Embed` RPC (the same ONNX file and preprocessing the browser uses) and
+looked up with search's `Search` RPC, exactly as the gateway does for a client."""
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from photosearch.common.channels import CHANNEL_OPTIONS
+from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from photosearch.search.v1 import search_pb2, search_pb2_grpc
+from photosearch_catalog.import_sources import Exclusions, plan_manifest
+from photosearch_catalog.importer import run_import
+from photosearch_devstack.mesh import Mesh
+from tools.quality.datasets import Dataset
+from tools.quality.metrics import Ranking
+from tools.quality.robustness import Copy
+
+log = logging.getLogger(__name__)
+SERVICES = ["catalog", "search", "embedder"]
+MAX_K = 100
+
+
+@dataclass
+class CatalogIndex:
+    """Catalog ids <-> the datasets' own ids."""
+
+    item_of: dict[str, tuple[str, str]] = field(default_factory=dict)  # uuid -> (dataset, item)
+    image_of_file: dict[str, str] = field(default_factory=dict)  # sha256 of bytes -> image uuid
+    item_ids: dict[tuple[str, str], str] = field(default_factory=dict)  # (dataset, item) -> uuid
+
+
+class MeshClient:
+    def __init__(self, mesh: Mesh) -> None:
+        self.mesh = mesh
+        self._channels = {
+            s: grpc.insecure_channel(mesh.address(s), options=CHANNEL_OPTIONS) for s in SERVICES
+        }
+        self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._channels["catalog"])
+        self.search = search_pb2_grpc.SearchServiceStub(self._channels["search"])
+        self.embedder = embedder_pb2_grpc.EmbedderServiceStub(self._channels["embedder"])
+        self.index = CatalogIndex()
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+
+    def import_dataset(self, dataset: Dataset) -> int:
+        plan = plan_manifest(dataset.manifest, Exclusions())
+        totals = run_import(self.catalog, plan, show_progress=False)
+        if totals.errors:
+            raise RuntimeError(f"{dataset.name}: import errors {totals.errors[:3]}")
+        return plan.image_count
+
+    def import_copies(self, copies: Iterable[Copy]) -> int:
+        """Each copy becomes its own item (tag "robustness"), as a re-upload would."""
+
+        def records() -> Iterator[catalog_pb2.ImportRecord]:
+            for copy in copies:
+                yield catalog_pb2.ImportRecord(
+                    import_key=f"robustness:{copy.key}",
+                    item=catalog_pb2.Item(
+                        name=copy.key,
+                        tags=["robustness"],
+                        attributes={"dataset": "robustness", "item_id": copy.key},
+                    ),
+                    images=[
+                        catalog_pb2.ImportImage(
+                            data=copy.data,
+                            filename=copy.key.replace("/", "_") + ".jpg",
+                            role=catalog_pb2.IMAGE_ROLE_OFFICIAL,
+                        )
+                    ],
+                )
+
+        summary = self.catalog.ImportItems(records(), timeout=600)
+        if summary.errors:
+            raise RuntimeError(f"robustness import errors: {list(summary.errors)[:3]}")
+        return int(summary.images_added + summary.images_existing)
+
+    def wait_indexed(self, expected_images: int, timeout: float = 600.0) -> str:
+        """Until search's index status says every catalog image is embedded (pending 0)."""
+        deadline = time.monotonic() + timeout
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                status = self.search.IndexStatus(search_pb2.IndexStatusRequest(), timeout=10)
+            except grpc.RpcError:
+                status = None
+            if (
+                status is not None
+                and status.model_id
+                and status.catalog_images >= expected_images
+                and status.pending == 0
+            ):
+                if status.failed:
+                    raise RuntimeError(f"{status.failed} images failed to embed: {status.failures}")
+                return str(status.model_id)
+            time.sleep(0.5)
+        raise TimeoutError(f"index not complete after {timeout:.0f} s: {status}")
+
+    def load_index(self) -> None:
+        """Every item and image of the catalog, mapped back to the datasets' ids."""
+        token = ""
+        while True:
+            page = self.catalog.ListItems(
+                catalog_pb2.ListItemsRequest(page_size=500, page_token=token), timeout=30
+            )
+            for item in page.items:
+                key = (item.attributes.get("dataset", ""), item.attributes.get("item_id", ""))
+                self.index.item_of[item.id] = key
+                self.index.item_ids[key] = item.id
+                images = self.catalog.ListImages(
+                    catalog_pb2.ListImagesRequest(item_id=item.id), timeout=30
+                )
+                for image in images.images:
+                    self.index.image_of_file[f"{item.id}:{image.sha256}"] = image.id
+            token = page.next_page_token
+            if not token:
+                return
+
+    def image_id(self, item_uuid: str, data: bytes) -> str:
+        return self.index.image_of_file[f"{item_uuid}:{hashlib.sha256(data).hexdigest()}"]
+
+    def fingerprint(self, data: bytes) -> tuple[str, list[float]]:
+        reply = self.embedder.Embed(embedder_pb2.EmbedRequest(image=data), timeout=60)
+        return str(reply.model_id), list(reply.embeddings[0].values)
+
+    def search_items(
+        self, model_id: str, vector: list[float], tags: list[str], k: int
+    ) -> list[tuple[str, float]]:
+        reply = self.search.Search(
+            search_pb2.SearchRequest(
+                model_id=model_id, vector=vector, k=k, filters=search_pb2.Filters(tags=tags)
+            ),
+            timeout=30,
+        )
+        return [(c.item_id, float(c.score)) for c in reply.candidates]
+
+    def rank(
+        self, query: str, view: str, truth: tuple[str, str], data: bytes, tags: list[str], k: int
+    ) -> tuple[Ranking, float]:
+        """One query as a client makes it; returns the ranking and the search seconds."""
+        model_id, vector = self.fingerprint(data)
+        started = time.perf_counter()
+        hits = self.search_items(model_id, vector, tags, k)
+        seconds = time.perf_counter() - started
+        items = tuple(f"{self.index.item_of[i][0]}/{self.index.item_of[i][1]}" for i, _ in hits)
+        return (
+            Ranking(query, view, f"{truth[0]}/{truth[1]}", items, tuple(s for _, s in hits)),
+            seconds,
+        )
+
+    def duplicate_pairs(self, model_id: str, limit: int) -> search_pb2.DuplicateReportResponse:
+        return self.search.DuplicateReport(
+            search_pb2.DuplicateReportRequest(model_id=model_id, limit=limit), timeout=120
+        )
+
+
+def start_mesh(data_dir: Path, model: str, model_cache: Path, timeout: float = 300) -> Mesh:
+    mesh = Mesh(
+        data_dir,
+        services=list(SERVICES),
+        extra_env={
+            "EMBED_MODEL": model,
+            "EMBED_MODEL_CACHE_DIR": str(model_cache.resolve()),
+            "EMBED_MODEL_IDLE_GRACE": "600",
+            "LOG_LEVEL": "warning",
+        },
+    )
+    try:
+        mesh.start(timeout=timeout)
+    except Exception:
+        mesh.stop()
+        raise
+    return mesh
