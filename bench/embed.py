@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".data" / "bench-embed"
 MODELS = ("dinov2-small", "efficientnet-lite0")
 RUNTIMES = ("eager", "onnx-fp32", "onnx-int8")
+PIPELINE = int(os.environ.get("BENCH_PIPELINE", "2"))  # = EMBED_PIPELINE_BATCHES default
 SETS = {"640px": (640, 480), "12MP": (4000, 3000)}
 
 
@@ -134,10 +135,16 @@ async def measure(model: str, runtime: str, image_set: str, count: int) -> dict[
         started = time.perf_counter()
         await embedder.embed([data], [])
         latencies.append(time.perf_counter() - started)
+    # As the queue worker does: batches of 16, the next decoding while the model runs.
+    gate = asyncio.Semaphore(PIPELINE)
+
+    async def batch(chunk: list[bytes]) -> None:
+        async with gate:
+            results = await embedder.embed(chunk, [])
+            assert all(r.error is None for r in results)
+
     started = time.perf_counter()
-    for i in range(0, len(images), 16):
-        results = await embedder.embed(images[i : i + 16], [])
-        assert all(r.error is None for r in results)
+    await asyncio.gather(*(batch(images[i : i + 16]) for i in range(0, len(images), 16)))
     elapsed = time.perf_counter() - started
     await embedder.manager.close()
     return {

@@ -30,6 +30,8 @@ class EmbedderSettings(NatsSettings, ServiceSettings):
     # Seconds without work before the model leaves memory; 0 = as soon as the queue drains.
     model_idle_grace: float = Field(default=300.0, ge=0)
     batch_size: int = Field(default=16, ge=1, le=256)
+    # Batches a worker has in hand at once (the next one decodes while the model runs).
+    pipeline_batches: int = Field(default=2, ge=1, le=8)
     # Catalog's gRPC address (where image bytes come from).
     catalog_addr: str = "127.0.0.1:50051"
     catalog_timeout_seconds: float = Field(default=20.0, gt=0)

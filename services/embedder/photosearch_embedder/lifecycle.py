@@ -53,9 +53,11 @@ class EmbedderLifecycle:
         self._bring_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.infra.start()
+        # The model is prepared (maybe exported, which takes a while) even while NATS is
+        # still away; queue work starts once both are there.
         if self._bring_up is None:
             self._bring_up = asyncio.create_task(self._run_bring_up(), name="embedder-bring-up")
+        await self.infra.start()
 
     async def ready(self) -> bool:
         return self.infra.nats_ok() and self.worker is not None
@@ -102,8 +104,12 @@ class EmbedderLifecycle:
             variants=tuple(settings.index_variants),
             ack_wait=settings.ack_wait_seconds,
             fetch_timeout=settings.fetch_timeout_seconds,
+            pipeline=settings.pipeline_batches,
         )
         while True:
+            if self.infra.js is None:  # start() is still retrying the connection
+                await asyncio.sleep(0.5)
+                continue
             try:
                 js = self.infra.require_js()
                 worker = EmbedWorker(js, self.embedder, self.source, options)

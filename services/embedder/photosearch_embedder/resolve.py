@@ -70,25 +70,30 @@ def find_export(cache_dir: Path, model_id: str, quantize: Quantize = "auto") -> 
 
 
 def _probe_hub(repo_id: str, seconds: float) -> str | None:
-    """None when the hub served the model's config within `seconds`, else why not."""
-    from huggingface_hub import hf_hub_download  # imported first: only the network is timed
+    """None when the hub knows the model (answered within `seconds`), else why not.
+    One request, no retries: a blocked network is a quick, plain answer."""
+    import httpx
+    from huggingface_hub import constants  # imported first: only the network is timed
 
+    url = f"{constants.ENDPOINT}/api/models/{repo_id}"
     outcome: dict[str, str] = {}
 
-    def fetch() -> None:
+    def ask() -> None:
         try:
-            hf_hub_download(repo_id, "config.json", etag_timeout=seconds)
-            outcome["ok"] = ""
+            reply = httpx.get(url, timeout=seconds, follow_redirects=True)
+            outcome["status"] = str(reply.status_code)
         except Exception as exc:
             outcome["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
 
     # A daemon thread: a hub that never answers cannot hold start-up (or exit) hostage.
-    thread = threading.Thread(target=fetch, name="hub-probe", daemon=True)
+    thread = threading.Thread(target=ask, name="hub-probe", daemon=True)
     thread.start()
-    thread.join(seconds)
-    if "ok" in outcome:
+    thread.join(seconds + 0.5)
+    if outcome.get("status") == "200":
         return None
-    if "error" in outcome:
+    if "status" in outcome:
+        return f"the model hub answered HTTP {outcome['status']} for {repo_id}"
+    if "error" in outcome and "Timeout" not in outcome["error"]:
         return f"the model hub could not be reached ({outcome['error']})"
     return f"the model hub did not answer within {seconds:g} s"
 

@@ -49,6 +49,7 @@ class WorkerOptions:
     variants: tuple[str, ...] = ("global",)
     ack_wait: float = 60.0
     fetch_timeout: float = 2.0
+    pipeline: int = 2
 
 
 class EmbedWorker:
@@ -98,22 +99,35 @@ class EmbedWorker:
         return int(info.num_pending or 0), int(info.num_ack_pending or 0)
 
     async def _run(self) -> None:
+        # Up to `pipeline` batches at once: the next batch is fetched and decoded while
+        # the model works on the current one.
+        in_flight: set[asyncio.Task[None]] = set()
         while not self._stopping.is_set():
+            while len(in_flight) >= self.options.pipeline:  # done tasks leave by callback
+                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
             try:
                 msgs = await self._psub.fetch(
                     self.options.batch_size, timeout=self.options.fetch_timeout
                 )
-            except nats.errors.TimeoutError:
-                await self.embedder.manager.maybe_unload(queue_drained=True)
+            except (nats.errors.TimeoutError, TimeoutError):  # no jobs right now
+                if not in_flight:
+                    await self.embedder.manager.maybe_unload(queue_drained=True)
                 continue
             except Exception as exc:  # disconnected: the client reconnects by itself
-                log.warning("worker.fetch_failed", error=str(exc))
+                log.warning("worker.fetch_failed", error=repr(exc))
                 await asyncio.sleep(1.0)
                 continue
-            try:
-                await self.process(msgs)
-            except Exception as exc:  # a bug must not stop the worker; jobs come back
-                log.exception("worker.batch_failed", error=str(exc))
+            task = asyncio.create_task(self._process_safely(msgs))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        if in_flight:
+            await asyncio.gather(*in_flight)
+
+    async def _process_safely(self, msgs: list[Msg]) -> None:
+        try:
+            await self.process(msgs)
+        except Exception as exc:  # a bug must not stop the worker; the jobs come back
+            log.exception("worker.batch_failed", error=str(exc))
 
     async def process(self, msgs: list[Msg]) -> None:
         jobs = [job for msg in msgs if (job := await self._parse(msg)) is not None]
