@@ -155,6 +155,7 @@ async def measure(model: str, runtime: str, image_set: str, count: int) -> dict[
         "images_per_s": round(len(images) / elapsed, 2),
         "batch1_ms_median": round(statistics.median(latencies) * 1000, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0),
+        "load_1min": round(os.getloadavg()[0], 1),  # other work on the machine meanwhile
     }
 
 
@@ -237,7 +238,8 @@ def main() -> None:
                 print(
                     f"{model:18} {runtime:10} {image_set:6} {row['images_per_s']:7.1f} img/s  "
                     f"batch-1 {row['batch1_ms_median']:7.1f} ms  "
-                    f"peak RSS {row['peak_rss_mb']:5.0f} MB  (rounds: {row['rounds']})",
+                    f"peak RSS {row['peak_rss_mb']:5.0f} MB  (rounds: {row['rounds']}, "
+                    f"load {[r['load_1min'] for r in mine]})",
                     flush=True,
                 )
     for model in args.models.split(","):
