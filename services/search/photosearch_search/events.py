@@ -109,7 +109,7 @@ class CatalogEvents:
             elif isinstance(event, events_pb2.ImageDeleted):
                 await self._indexer.image_deleted(event)
             elif isinstance(event, events_pb2.ItemUpserted):
-                await self._indexer.item_upserted(event)
+                await self._indexer.item_upserted(event, msg.metadata.sequence.stream)
             elif isinstance(event, events_pb2.ItemDeleted):
                 await self._indexer.item_deleted(event)
         except Exception as exc:

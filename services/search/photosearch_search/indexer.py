@@ -95,14 +95,15 @@ class Indexer:
             await repo.lock_items(conn, [event.item_id])
             await repo.delete_item(conn, models, event.item_id, list(event.image_ids))
 
-    async def item_upserted(self, event: events_pb2.ItemUpserted) -> None:
+    async def item_upserted(self, event: events_pb2.ItemUpserted, seq: int) -> None:
+        """`seq` orders the events of one item (the CATALOG stream sequence)."""
         models = await self._registry.all()
         series = event.series.strip().lower() or None
         maker = event.maker.strip().lower() or None
         tags = sorted({t.strip().lower() for t in event.tags if t.strip()})
         async with self._infra.require_pool().connection() as conn, conn.transaction():
             await repo.lock_items(conn, [event.item_id])
-            await repo.upsert_item(conn, models, event.item_id, series, maker, tags)
+            await repo.upsert_item(conn, models, event.item_id, (series, maker, tags), seq)
 
     async def embed_results(
         self,

@@ -126,28 +126,31 @@ async def upsert_item(
     conn: AsyncConnection,
     models: Sequence[Model],
     item_id: str,
-    series: str | None,
-    maker: str | None,
-    tags: Sequence[str],
+    attributes: tuple[str | None, str | None, list[str]],
+    seq: int,
 ) -> bool:
-    """Keep the item's filterable attributes, here and on its vectors."""
+    """Keep the item's filterable attributes (series, maker, tags), here and on its
+    vectors, unless the item was deleted or a later event (higher seq) already set them."""
     cur = await conn.execute("SELECT 1 FROM deleted_items WHERE item_id = %s", (item_id,))
     if await cur.fetchone():
         return False
-    params = (series, maker, list(tags), item_id)
-    await conn.execute(
-        "INSERT INTO items (series, maker, tags, item_id) VALUES (%s, %s, %s::text[], %s)"
+    series, maker, tags = attributes
+    cur = await conn.execute(
+        "INSERT INTO items (item_id, series, maker, tags, seq) VALUES (%s, %s, %s, %s::text[], %s)"
         " ON CONFLICT (item_id) DO UPDATE SET series = EXCLUDED.series,"
-        " maker = EXCLUDED.maker, tags = EXCLUDED.tags, updated_at = now()",
-        params,
+        " maker = EXCLUDED.maker, tags = EXCLUDED.tags, seq = EXCLUDED.seq, updated_at = now()"
+        " WHERE items.seq <= EXCLUDED.seq RETURNING 1",
+        (item_id, series, maker, tags, seq),
     )
+    if await cur.fetchone() is None:
+        return False  # an older event, redelivered after a newer one
     for model in models:
         await conn.execute(
             sql.SQL(
                 "UPDATE {t} SET series = %s, maker = %s, tags = %s::text[] WHERE item_id = %s"
                 " AND (series, maker, tags) IS DISTINCT FROM (%s::text, %s::text, %s::text[])"
             ).format(t=sql.Identifier(model.table)),
-            (*params, series, maker, list(tags)),
+            (series, maker, tags, item_id, series, maker, tags),
         )
     return True
 

@@ -220,3 +220,26 @@ async def test_reindex_with_new_parameters_keeps_search_answering(start_harness)
     assert "m='8'" in indexes[0][1] and "ef_construction='32'" in indexes[0][1]
     for i in (0, 17, 59):
         await _top(h, vectors[i], f"item-{i}", f"img-{i}")
+
+
+async def test_an_older_item_event_redelivered_late_does_not_undo_a_newer_one(start_harness):
+    from photosearch_search import repository
+
+    h = await start_harness()
+    # Stream sequence 1 then 2 (this test's NATS has seen no other catalog event).
+    for series in ("Old Series", "New Series"):
+        upsert = events_pb2.ItemUpserted(item_id="item-1", series=series)
+        await h.catalog_event(subjects.ITEM_UPSERTED, upsert)
+    await h.completed("img-1", "item-1", basis(0))
+    new_series = search_pb2.Filters(series=["new series"])
+    await eventually(lambda: _top_filtered(h, new_series, "item-1"))
+
+    async with h.search.lifecycle.infra.require_pool().connection() as conn:
+        applied = await repository.upsert_item(conn, [], "item-1", ("old series", None, []), 1)
+    assert not applied  # the first event, redelivered after the second was applied
+    await _top_filtered(h, new_series, "item-1")
+
+
+async def _top_filtered(h, filters, item_id):
+    reply = await h.search_items(basis(0), k=5, filters=filters)
+    assert [c.item_id for c in reply.candidates] == [item_id]
