@@ -14,7 +14,7 @@ from photosearch_gateway.schemas import (
     SearchResult,
     thumbnail_url,
 )
-from photosearch_gateway.state import Gateway
+from photosearch_gateway.state import NO_ACTIVE_MODEL, Gateway
 
 ORT_BASE_URL = "/vendor/ort/"
 
@@ -53,7 +53,14 @@ async def public_config(gw: Gateway) -> PublicConfig:
         return PublicConfig(
             photo_search_available=False, unavailable_reason=reason, model=None, **common
         )
-    model_id = await gw.active_model.get()
+    try:
+        model_id = await gw.active_model.get()
+    except ApiError as exc:
+        if exc.code != NO_ACTIVE_MODEL:
+            raise
+        return PublicConfig(
+            photo_search_available=False, unavailable_reason=exc.message, model=None, **common
+        )
     files = gw.model_files(model_id)
     if files is None:
         reason = f"the model {model_id} has not been exported for browsers yet"

@@ -23,6 +23,7 @@ from photosearch_gateway.metrics import Metrics
 from photosearch_gateway.ratelimit import RateLimiter
 
 SERVICES = ("catalog", "search", "embedder", "fallback")
+NO_ACTIVE_MODEL = "no_active_model"
 
 
 class Gateway:
@@ -69,7 +70,10 @@ class Gateway:
         status = await self.search.index_status()
         if not status.active_model_id:
             raise ApiError(
-                409, "no_active_model", "search has no active model yet; start an embedder"
+                409,
+                NO_ACTIVE_MODEL,
+                "search has no active model yet: it adopts the model of the first embedder "
+                "worker that comes online",
             )
         return status.active_model_id
 

@@ -161,7 +161,7 @@ def test_browser_fingerprints_equal_the_embedders(
             page = np.asarray(driver.execute_script("return window.photosearch.lastFingerprint"))
             server = embed_on_server(mesh, path.read_bytes())
             cosine = page @ server / np.linalg.norm(page) / np.linalg.norm(server)
-            cosines[path.name] = round(float(cosine), 6)
+            cosines[f"{path.parent.name}/{path.name}"] = round(float(cosine), 6)
     print("browser vs embedder cosine:", json.dumps(cosines, indent=1))
     assert min(cosines.values()) >= 0.99, cosines
 

@@ -96,7 +96,9 @@ async def stack(
     services["catalog"] = await start_service(
         build_catalog,
         CatalogSettings(
-            grpc_port=0, database_url=catalog_db, nats_url=module_nats,
+            grpc_port=0,
+            database_url=catalog_db,
+            nats_url=module_nats,
             settings_key=Fernet.generate_key().decode(),
         ),
     )
@@ -104,15 +106,23 @@ async def stack(
     services["search"] = await start_service(
         build_search,
         SearchSettings(
-            grpc_port=0, database_url=search_db, nats_url=module_nats, catalog_addr=catalog,
+            grpc_port=0,
+            database_url=search_db,
+            nats_url=module_nats,
+            catalog_addr=catalog,
             workers_poll_seconds=0.5,
         ),
     )
     services["embedder"] = await start_service(
         build_embedder,
         EmbedderSettings(
-            grpc_port=0, nats_url=module_nats, catalog_addr=catalog, model=str(model.directory),
-            model_cache_dir=cache, heartbeat_interval_seconds=0.5, heartbeat_ttl_seconds=2,
+            grpc_port=0,
+            nats_url=module_nats,
+            catalog_addr=catalog,
+            model=str(model.directory),
+            model_cache_dir=cache,
+            heartbeat_interval_seconds=0.5,
+            heartbeat_ttl_seconds=2,
             fetch_timeout_seconds=0.5,
         ),
     )
@@ -137,7 +147,11 @@ async def stack(
             transport=transport, base_url="http://gateway", timeout=30
         ) as http:
             yield Stack(
-                services, http, settings, model, vision,
+                services,
+                http,
+                settings,
+                model,
+                vision,
                 {"Authorization": f"Bearer {ADMIN_TOKEN}"},
             )
     for service in reversed(list(services.values())):

@@ -28,9 +28,20 @@ def exported_model() -> ModelFiles:
         files = ModelFiles.load(cache, MODEL_ID)
         if files is None:
             subprocess.run(
-                [sys.executable, "-m", "photosearch_embedder.export", "--model", MODEL,
-                 "--cache-dir", str(cache), "--hub-probe-seconds", "1"],
-                check=True, timeout=900, stdout=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "photosearch_embedder.export",
+                    "--model",
+                    MODEL,
+                    "--cache-dir",
+                    str(cache),
+                    "--hub-probe-seconds",
+                    "1",
+                ],
+                check=True,
+                timeout=900,
+                stdout=subprocess.DEVNULL,
             )
             files = ModelFiles.load(cache, MODEL_ID)
     assert files is not None, f"the export did not write {MODEL_ID} into {cache}"

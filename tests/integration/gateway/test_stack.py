@@ -49,7 +49,9 @@ async def test_admin_turns_photo_search_on(stack: Stack) -> None:
 
 async def test_config_serves_the_embedders_model_to_the_page(stack: Stack) -> None:
     async def model_ready() -> dict:
-        config = (await stack.http.get("/api/v1/config")).json()
+        reply = await stack.http.get("/api/v1/config")
+        assert reply.status_code == 200, reply.text
+        config = reply.json()
         assert config["photo_search_available"], config
         return config
 

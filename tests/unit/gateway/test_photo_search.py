@@ -1,5 +1,6 @@
 """GET /api/v1/config and POST /api/v1/search."""
 
+import grpc
 import httpx
 import pytest
 
@@ -177,3 +178,17 @@ async def test_search_needs_the_user_token_when_one_is_set(
     assert (await client.post("/api/v1/search", json=query(), headers=user)).status_code == 200
     assert (await client.post("/api/v1/search", json=query(), headers=admin)).status_code == 200
     assert (await client.get("/api/v1/config")).status_code == 200
+
+
+async def test_config_before_search_has_an_active_model(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    world.active_model = ""
+    world.fail["ListModels"] = grpc.StatusCode.UNAVAILABLE
+    reply = await client.get("/api/v1/config")
+    assert reply.status_code == 503  # search down: the page shows "try again shortly"
+    del world.fail["ListModels"]
+    world.vectors.clear()
+    body = (await client.get("/api/v1/config")).json()
+    assert body["photo_search_available"] is False
+    assert "no active model yet" in body["unavailable_reason"]
