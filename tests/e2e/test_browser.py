@@ -123,7 +123,18 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
         assert first.get_attribute("data-item-id") == catalog[5]
         assert "Cover 005" in first.text
         assert driver.find_element(By.ID, "add-manually").is_displayed()
+        fits = "return document.documentElement.scrollWidth <= window.innerWidth"
+        assert driver.execute_script(fits), "the page scrolls sideways on a phone-sized screen"
         requests = browser.sent_requests(driver)
+        # The next visit runs the model from Cache Storage: it is not downloaded again.
+        open_page(driver, mesh)
+        browser.sent_requests(driver)
+        pick(driver, turned_copy(tmp_path, 6), searches=1)
+        again = browser.sent_requests(driver)
+        assert not [r for r in again if "/models/" in r["url"]]
+        assert "cache" in driver.find_element(By.ID, "progress-text").get_attribute("textContent")
+        first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
+        assert first.get_attribute("data-item-id") == catalog[6]
     searches = [r for r in requests if r["url"].endswith("/api/v1/search")]
     assert len(searches) == 1
     search = searches[0]

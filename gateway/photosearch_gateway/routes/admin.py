@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from photosearch.common.logging import redact
 from photosearch_gateway import index_admin
 from photosearch_gateway.admin_schemas import (
     ActiveModel,
@@ -40,6 +41,8 @@ async def get_settings(gw: GatewayDep) -> AdminSettings:
 @router.put("/settings", response_model=AdminSettings)
 async def update_settings(body: AdminSettingsUpdate, gw: GatewayDep) -> AdminSettings:
     """Change the toggles and/or the Google Vision key. The key is never returned."""
+    if body.vision_api_key is not None:
+        redact(body.vision_api_key.get_secret_value().strip())  # masked in any later log line
     settings = await gw.catalog.update_settings(body.to_proto())
     gw.catalog_settings.put(settings)
     return AdminSettings.from_proto(settings)
