@@ -278,6 +278,18 @@ async def ingest(address: str, nats_url: str, count: int, seed: int) -> float:
     return count / elapsed
 
 
+def duplicate_report_seconds(cat: Catalog, n: int) -> float:
+    """The exact duplicate/confusable computation the service runs up to this size."""
+    from photosearch_search.duplicates import Fingerprints, exact_report
+
+    prints = Fingerprints(
+        [f"img-{i}" for i in range(n)], [f"item-{cat.items[i]}" for i in range(n)], cat.vectors[:n]
+    )
+    started = time.perf_counter()
+    exact_report(prints, 0.55, 100)
+    return time.perf_counter() - started
+
+
 def pct(times: list[float], p: float) -> str:
     return f"{np.percentile(times, p):.2f}"
 
@@ -315,6 +327,8 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> list[str]:
         )
         rate = asyncio.run(ingest(address, nats.url, args.ingest, seed=n)) if args.ingest else 0
         load_after = os.getloadavg()[0]
+        report_n = min(n, SearchSettings(database_url="").duplicate_exact_max_images)
+        report_s = duplicate_report_seconds(cat, report_n)
         sweep = ef_sweep(url, cat, truth, args.sweep) if args.sweep else []
     finally:
         if process is not None:
@@ -345,6 +359,9 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> list[str]:
     ]
     if rate:
         lines.append(f"| ingest: embed.completed stored into the live index | {rate:.0f} /s |")
+    lines.append(
+        f"| duplicate report, every pair of {report_n:,} fingerprints (numpy) | {report_s:.1f} s |"
+    )
     if sweep:
         lines += [
             "",

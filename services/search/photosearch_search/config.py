@@ -40,8 +40,9 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     # catches every near-duplicate copy in the real-photo set with the offline
     # EfficientNet-Lite0 (lowest: 0.571); docs/benchmarks/search.md has the measurement.
     duplicate_threshold: float = Field(default=0.55, gt=0, le=1)
-    # Up to this many images the report compares every pair; above, HNSW neighbours.
-    duplicate_exact_max_images: int = Field(default=20000, ge=0)
+    # Up to this many images the report compares every pair (10,000: a few seconds);
+    # above, each image's HNSW neighbours.
+    duplicate_exact_max_images: int = Field(default=10000, ge=0)
     duplicate_report_timeout_seconds: float = Field(default=300.0, gt=0)
 
     rebuild_batch_size: int = Field(default=500, ge=1, le=10000)

@@ -56,30 +56,65 @@ def exact_report(
         return [], []
     _, item_codes = np.unique(np.asarray(prints.item_ids), return_inverse=True)
     x = prints.matrix
-    pairs: list[tuple[float, int, int]] = []
+    # The best `limit` pairs so far (score, row, column), kept as arrays: on a catalog of
+    # look-alikes millions of pairs may pass the threshold.
+    scores = np.empty(0, dtype=np.float32)
+    rows_kept = np.empty(0, dtype=np.int64)
+    cols_kept = np.empty(0, dtype=np.int64)
     nearest_score = np.full(n, -np.inf, dtype=np.float32)
     nearest_index = np.full(n, -1, dtype=np.int64)
     for start in range(0, n, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, n)
-        sims = x[start:stop] @ x.T
-        sims[item_codes[start:stop, None] == item_codes[None, :]] = -np.inf
-        best = np.argmax(sims, axis=1)
-        nearest_index[start:stop] = best
-        nearest_score[start:stop] = sims[np.arange(stop - start), best]
+        # Similarity is symmetric: compare this block only with itself and later rows.
+        sims = x[start:stop] @ x[start:].T
+        sims[item_codes[start:stop, None] == item_codes[None, start:]] = -np.inf
+        sims[np.tri(stop - start, n - start, 0, dtype=bool)] = -np.inf  # j <= i
+        _keep_nearest(nearest_score, nearest_index, sims, start)
         rows, cols = np.nonzero(sims >= threshold)
-        keep = cols > rows + start  # each unordered pair once
-        pairs.extend(
-            (float(sims[r, c]), start + int(r), int(c))
-            for r, c in zip(rows[keep], cols[keep], strict=True)
-        )
-    pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
+        scores = np.concatenate([scores, sims[rows, cols]])
+        rows_kept = np.concatenate([rows_kept, rows + start])
+        cols_kept = np.concatenate([cols_kept, cols + start])
+        if len(scores) > limit:
+            keep = np.argpartition(-scores, limit - 1)[:limit] if limit else np.empty(0, int)
+            scores, rows_kept, cols_kept = scores[keep], rows_kept[keep], cols_kept[keep]
+    order = np.lexsort((cols_kept, rows_kept, -scores))[:limit]
     duplicates = [
         DuplicatePair(
-            prints.item_ids[a], prints.image_ids[a], prints.item_ids[b], prints.image_ids[b], s
+            prints.item_ids[a],
+            prints.image_ids[a],
+            prints.item_ids[b],
+            prints.image_ids[b],
+            float(score),
         )
-        for s, a, b in pairs[:limit]
+        for score, a, b in zip(
+            scores[order].tolist(),
+            rows_kept[order].tolist(),
+            cols_kept[order].tolist(),
+            strict=True,
+        )
     ]
     return duplicates, _confusables(prints, nearest_score, nearest_index, limit)
+
+
+def _keep_nearest(
+    nearest_score: npt.NDArray[np.float32],
+    nearest_index: npt.NDArray[np.int64],
+    sims: npt.NDArray[np.float32],
+    start: int,
+) -> None:
+    """Fold one block (rows start.., columns start..) into each image's nearest other
+    item: the block's rows look right, its columns look back at the rows."""
+    block = np.arange(sims.shape[0])
+    best_col = np.argmax(sims, axis=1)
+    score = sims[block, best_col]
+    better = score > nearest_score[start : start + len(block)]
+    nearest_score[start : start + len(block)][better] = score[better]
+    nearest_index[start : start + len(block)][better] = best_col[better] + start
+    best_row = np.argmax(sims, axis=0)
+    score = sims[best_row, np.arange(sims.shape[1])]
+    better = score > nearest_score[start:]
+    nearest_score[start:][better] = score[better]
+    nearest_index[start:][better] = best_row[better] + start
 
 
 def _own_scores(prints: Fingerprints) -> dict[str, float]:

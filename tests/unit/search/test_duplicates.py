@@ -43,6 +43,27 @@ def test_pairs_of_different_items_above_threshold_match_brute_force(
     assert limited == found[:3]
 
 
+def test_nearest_other_item_across_blocks_matches_brute_force(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(duplicates, "BLOCK_ROWS", 5)
+    rng = np.random.default_rng(11)
+    items = [f"item-{i % 9}" for i in range(37)]
+    prints = _prints(items, rng.normal(size=(37, 12)))
+    _, confusables = exact_report(prints, 0.99, limit=100)
+
+    sims = prints.matrix @ prints.matrix.T
+    expected = {}
+    for item in set(items):
+        mine = [i for i, it in enumerate(items) if it == item]
+        others = [j for j, it in enumerate(items) if it != item]
+        a, b = max(((a, b) for a in mine for b in others), key=lambda p: sims[p])
+        expected[item] = (items[b], float(sims[a, b]))
+    assert {c.item_id: (c.nearest_item_id, c.nearest_score) for c in confusables} == {
+        item: (other, pytest.approx(score, abs=1e-5)) for item, (other, score) in expected.items()
+    }
+
+
 def test_confusables_give_nearest_other_item_own_spread_and_margin() -> None:
     matrix = np.array(
         [
