@@ -8,10 +8,11 @@ derived from the job's stream sequence, so a redelivered job's result is dropped
 as a duplicate by JetStream."""
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import nats.errors
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -102,6 +103,14 @@ class EmbedWorker:
         # Up to `pipeline` batches at once: the next batch is fetched and decoded while
         # the model works on the current one.
         in_flight: set[asyncio.Task[None]] = set()
+        try:
+            await self._pull(in_flight)
+        except asyncio.CancelledError:  # stop() ran out of patience: jobs go back to the queue
+            for task in in_flight:
+                task.cancel()
+            raise
+
+    async def _pull(self, in_flight: set[asyncio.Task[None]]) -> None:
         while not self._stopping.is_set():
             while len(in_flight) >= self.options.pipeline:  # done tasks leave by callback
                 await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -223,9 +232,9 @@ class EmbedWorker:
         if await self._publish(job, subjects.EMBED_FAILED, event, job.result_id("failed")):
             await self._settle(job.msg.term(), job)
 
-    async def _publish(self, job: Job, subject: str, event: object, msg_id: str) -> bool:
+    async def _publish(self, job: Job, subject: str, event: Message, msg_id: str) -> bool:
         try:
-            await publish(self.js, subject, event, msg_id=msg_id)  # type: ignore[arg-type]
+            await publish(self.js, subject, event, msg_id=msg_id)
             return True
         except Exception as exc:  # NATS timeout / disconnect: offer the job again later
             await self._nak(job, f"publishing {subject} failed: {exc!r}")
@@ -238,8 +247,8 @@ class EmbedWorker:
         )
         await self._settle(job.msg.nak(delay=delay), job)
 
-    async def _settle(self, action: "asyncio.Future[None] | object", job: Job) -> None:
+    async def _settle(self, action: Awaitable[None], job: Job) -> None:
         try:
-            await action  # type: ignore[misc]
+            await action
         except Exception as exc:  # the job comes back after ack_wait; its result is a duplicate
             log.warning("worker.settle_failed", image_id=job.job.image_id, error=str(exc))

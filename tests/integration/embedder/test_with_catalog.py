@@ -214,7 +214,9 @@ async def test_replicas_share_the_queue_without_doing_a_job_twice(
 ) -> None:
     model = export_for_this_test(tiny_model, tmp_path)
     refs = await add_images(catalog, 16)
-    settings = settings_for(nats_server.url, model, catalog_addr=catalog.address, batch_size=4)
+    settings = settings_for(
+        nats_server.url, model, catalog_addr=catalog.address, batch_size=4, ack_wait_seconds=10
+    )
     workers = [
         await start_service(build_embedder, settings.model_copy(update={"worker_id": f"r{i}"}))
         for i in range(2)
