@@ -21,7 +21,7 @@ from photosearch.search.v1 import search_pb2, search_pb2_grpc
 from photosearch_catalog.import_sources import Exclusions, plan_manifest
 from photosearch_catalog.importer import run_import
 from photosearch_devstack.mesh import Mesh
-from tools.quality.datasets import Dataset
+from tools.quality.datasets import Dataset, Photo
 from tools.quality.metrics import Ranking
 from tools.quality.robustness import Copy
 
@@ -147,18 +147,28 @@ class MeshClient:
         return [(c.item_id, float(c.score)) for c in reply.candidates]
 
     def rank(
-        self, query: str, view: str, truth: tuple[str, str], data: bytes, tags: list[str], k: int
+        self,
+        photo: Photo,
+        data: bytes,
+        tags: list[str],
+        k: int,
+        qualified: bool = False,
     ) -> tuple[Ranking, float]:
-        """One query as a client makes it; returns the ranking and the search seconds."""
+        """One query as a client makes it: fingerprint, then search. Items are named by
+        the datasets' ids ("dataset/item" when `qualified`). Returns the ranking and the
+        seconds the Search call took."""
         model_id, vector = self.fingerprint(data)
         started = time.perf_counter()
         hits = self.search_items(model_id, vector, tags, k)
         seconds = time.perf_counter() - started
-        items = tuple(f"{self.index.item_of[i][0]}/{self.index.item_of[i][1]}" for i, _ in hits)
-        return (
-            Ranking(query, view, f"{truth[0]}/{truth[1]}", items, tuple(s for _, s in hits)),
-            seconds,
+        names = []
+        for uuid, _ in hits:
+            dataset, item = self.index.item_of[uuid]
+            names.append(f"{dataset}/{item}" if qualified else item)
+        ranking = Ranking(
+            photo.key, photo.view, photo.item, tuple(names), tuple(s for _, s in hits)
         )
+        return ranking, seconds
 
     def duplicate_pairs(self, model_id: str, limit: int) -> search_pb2.DuplicateReportResponse:
         return self.search.DuplicateReport(

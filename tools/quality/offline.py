@@ -50,7 +50,9 @@ class Prepared:
 def prepare(
     extractor: Extractor, dataset: Dataset, technique: Technique, cache_dir: Path
 ) -> Prepared:
-    local = technique.rerank is not None
+    # Local descriptors are always computed (and cached): every technique then shares
+    # one pass over the photos.
+    local = True
     catalog = compute(
         extractor,
         dataset.catalog,
@@ -73,7 +75,7 @@ def prepare(
             )
         )
     queries = [list(views) for views in zip(*per_rotation, strict=True)]
-    if local and technique.local_dim:
+    if technique.rerank is not None and technique.local_dim:
         projection = compress.default_projection(extractor, cache_dir, technique.local_dim)
         catalog = [compress.apply(f, projection, technique.local_int8) for f in catalog]
         queries = [

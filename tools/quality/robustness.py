@@ -8,11 +8,12 @@ the duplicate report must flag every one of those."""
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from tools.quality.datasets import Photo
+from tools.quality.datasets import Dataset, Photo
 
 Transform = Callable[[Image.Image, int], Image.Image]
 BACKGROUNDS = ("coffee", "astronaut", "rocket", "chelsea", "hubble_deep_field")
@@ -91,7 +92,9 @@ def _pasted(image: Image.Image, index: int) -> Image.Image:
     side = 160
     w, h = image.size
     scale = side / max(w, h)
-    small = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
+    small = image.resize(
+        (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC
+    )
     rng = np.random.default_rng(index)
     x = int(rng.integers(0, 640 - small.size[0] + 1))
     y = int(rng.integers(0, 480 - small.size[1] + 1))
@@ -156,3 +159,24 @@ def make_copies(
         for name in names:
             copies.append(Copy(name, photo, dataset, encode(TRANSFORMS[name](image, index), name)))
     return copies
+
+
+def qualified(dataset: str, photo: Photo) -> Photo:
+    """The photo with its item named "dataset/item", unique across datasets."""
+    return Photo(photo.path, f"{dataset}/{photo.item}", photo.view, photo.role)
+
+
+def write_suite(copies: list[Copy], folder: Path) -> Dataset:
+    """The copies as files (results folder, not the repository) and a dataset whose
+    catalog is every source dataset's catalog and whose queries are the copies."""
+    folder.mkdir(parents=True, exist_ok=True)
+    catalog: dict[str, Photo] = {}
+    queries = []
+    for copy in copies:
+        source = qualified(copy.dataset, copy.source)
+        catalog[source.key] = source
+        path = folder / (copy.key.replace("/", "__") + ".jpg")
+        if not path.is_file() or path.read_bytes() != copy.data:
+            path.write_bytes(copy.data)
+        queries.append(Photo(path, source.item, copy.transform, "query"))
+    return Dataset("robustness", folder, list(catalog.values()), queries)

@@ -5,8 +5,9 @@ from tools.quality.matching import affine_inliers, local_score, mutual_nearest
 from tools.quality.rerank import RerankSettings, global_item_scores, rerank, top_items
 
 
-def unit_rows(x):
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    out: np.ndarray = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def random_cells(n: int, d: int = 16, seed: int = 0) -> np.ndarray:

@@ -1,0 +1,348 @@
+"""Benchmark: retrieval quality on the shared datasets (manifest.csv format).
+
+Mesh mode starts the real services (catalog, search, embedder) as processes, imports
+each dataset's catalog rows through catalog's gRPC import, waits until search's index
+status has nothing pending, then fingerprints every query photo with the embedder's
+Embed RPC and asks search's Search RPC, as the gateway does for a browser. Offline
+mode computes the same fingerprints and scores in-process (same ONNX file, same
+preprocessing); the two must agree, and the report says whether they do. Offline
+mode also evaluates the re-ranking techniques (tools/quality), which the services do
+not run yet.
+
+The robustness suite transforms every catalog photo (crops, brightness, contrast,
+mirror, rotations, JPEG q20, blur, grayscale, 64 px, 1:6 strips, pasted small on a
+busy background), measures recall@1 per transform, then uploads the copies as new
+items and counts the duplicate report's false negatives at its default threshold.
+
+    make bench-quality                                  # mesh + offline, all datasets
+    .venv/bin/python bench/quality.py --mode offline --technique rerank
+    .venv/bin/python bench/quality.py --datasets smvs_dvd_covers --no-robustness
+
+Writes quality.json, quality.md and PNG plots into --out (default results/quality/report)."""
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from tools.quality import duplicates, techniques  # noqa: E402
+from tools.quality.datasets import DEFAULT_ROOT, Dataset, Photo, discover, load_dataset  # noqa: E402
+from tools.quality.features import compute, exported_model, make_extractor  # noqa: E402
+from tools.quality.metrics import summarise  # noqa: E402
+from tools.quality.offline import evaluate  # noqa: E402
+from tools.quality.report import DatasetResult, markdown_table, write  # noqa: E402
+from tools.quality.robustness import NEAR_DUPLICATE, make_copies, write_suite  # noqa: E402
+
+NEAR_DUPLICATES_DATASET = "near_duplicates"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets-root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--datasets", default="", help="comma-separated names (default: all)")
+    parser.add_argument("--model", default="efficientnet-lite0")
+    parser.add_argument("--mode", choices=["mesh", "offline", "both"], default="both")
+    parser.add_argument(
+        "--technique",
+        action="append",
+        default=[],
+        help=f"offline technique(s), any of {sorted(techniques.CATALOG)} (default: global "
+        "and the recommended one)",
+    )
+    parser.add_argument("--no-robustness", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "quality" / "report")
+    parser.add_argument("--cache", type=Path, default=ROOT / "results" / "quality")
+    return parser.parse_args()
+
+
+def duplicate_copies(datasets: list[Dataset], suite: Dataset | None) -> list[tuple[str, Photo]]:
+    """(transform, photo) of every copy the duplicate report must pair with its source:
+    the suite's copies and the near-duplicates dataset's own query photos."""
+    out: list[tuple[str, Photo]] = []
+    if suite is not None:
+        out += [(q.view, q) for q in suite.queries]
+    for d in datasets:
+        if d.name == NEAR_DUPLICATES_DATASET:
+            out += [(f"nd:{q.view}", _qualified(d.name, q)) for q in d.queries]
+    return out
+
+
+def _qualified(dataset: str, photo: Photo) -> Photo:
+    from tools.quality.robustness import qualified
+
+    return qualified(dataset, photo)
+
+
+def near_duplicate_transforms(pairs: list[tuple[str, Photo]]) -> list[str]:
+    return sorted({t for t, _ in pairs if t in NEAR_DUPLICATE or t.startswith("nd:")})
+
+
+# --- mesh mode ----------------------------------------------------------------------------
+
+
+def run_mesh(
+    args: argparse.Namespace, datasets: list[Dataset], suite: Dataset | None
+) -> tuple[list[DatasetResult], dict[str, Any]]:
+    from tools.quality.mesh_mode import MeshClient, start_mesh
+    from tools.quality.robustness import Copy
+
+    results: list[DatasetResult] = []
+    info: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="quality-mesh-") as tmp:
+        started = time.monotonic()
+        mesh = start_mesh(Path(tmp), args.model, args.cache / "models")
+        client = MeshClient(mesh)
+        try:
+            info["mesh_start_seconds"] = round(time.monotonic() - started, 1)
+            started = time.monotonic()
+            expected = sum(client.import_dataset(d) for d in datasets)
+            model_id = client.wait_indexed(expected)
+            info["import_and_index_seconds"] = round(time.monotonic() - started, 1)
+            info["model_id"] = model_id
+            client.load_index()
+            latencies: list[float] = []
+            for d in datasets:
+                started = time.monotonic()
+                rankings = []
+                k = min(100, len(d.catalog_items))
+                for q in d.queries:
+                    ranking, seconds = client.rank(q, q.path.read_bytes(), [d.name], k)
+                    rankings.append(ranking)
+                    latencies.append(seconds)
+                results.append(
+                    DatasetResult(
+                        d.name,
+                        "mesh",
+                        "global",
+                        rankings,
+                        {"queries": time.monotonic() - started},
+                    )
+                )
+                print(f"mesh {d.name}: {summarise(rankings).to_json()}", flush=True)
+            info["search_ms"] = _latency(latencies)
+            if suite is not None:
+                started = time.monotonic()
+                rankings = [
+                    client.rank(q, q.path.read_bytes(), [], 10, qualified=True)[0]
+                    for q in suite.queries
+                ]
+                results.append(
+                    DatasetResult(
+                        "robustness",
+                        "mesh",
+                        "global",
+                        rankings,
+                        {"queries": time.monotonic() - started},
+                    )
+                )
+                copies = duplicate_copies(datasets, suite)
+                to_import = [
+                    Copy(t, p, "copy", p.path.read_bytes()) for t, p in copies
+                ]  # key: transform/copy/<file name>, unique per copy file
+                added = client.import_copies(to_import)
+                client.wait_indexed(expected + added)
+                client.load_index()
+                report = client.duplicate_pairs(model_id, limit=1_000_000)
+                reported = _reported_copies(client, report, to_import, datasets, suite)
+                pairs = [
+                    duplicates.PairScore(c.transform, c.key, 1.0 if c.key in reported else 0.0)
+                    for c in to_import
+                ]
+                info["duplicates"] = duplicates.summary(
+                    pairs, report.threshold, near_duplicate_transforms(copies), reported
+                )
+                info["duplicates"]["report_pairs"] = len(report.duplicates)
+                info["duplicates"]["catalog_images"] = int(report.images)
+                info["duplicates"].pop("threshold")
+                info["duplicates"]["default_threshold"] = round(report.threshold, 4)
+        finally:
+            client.close()
+            mesh.stop()
+    return results, info
+
+
+def _reported_copies(client: Any, report: Any, copies: list[Any], datasets: list[Dataset],
+                     suite: Dataset | None) -> set[str]:  # fmt: skip
+    """Keys of the copies the report paired with their source photo's image."""
+    source_image: dict[str, str] = {}  # copy key -> source image id
+    copy_image: dict[str, str] = {}  # copy image id -> copy key
+    by_item = {f"{d.name}/{p.item}": (d.name, p) for d in datasets for p in d.catalog}
+    for c in copies:
+        dataset, source = by_item[c.source.item]
+        item_uuid = client.index.item_ids[(dataset, source.item)]
+        source_image[c.key] = client.image_id(item_uuid, source.path.read_bytes())
+        copy_uuid = client.index.item_ids[("robustness", c.key)]
+        copy_image[client.image_id(copy_uuid, c.data)] = c.key
+    found = set()
+    for pair in report.duplicates:
+        for mine, other in ((pair.image_id_a, pair.image_id_b), (pair.image_id_b, pair.image_id_a)):
+            key = copy_image.get(mine)
+            if key is not None and source_image[key] == other:
+                found.add(key)
+    return found
+
+
+def _latency(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ms = np.asarray(values) * 1000
+    return {
+        "p50": round(float(np.percentile(ms, 50)), 2),
+        "p99": round(float(np.percentile(ms, 99)), 2),
+        "n": len(values),
+    }
+
+
+# --- offline mode -------------------------------------------------------------------------
+
+
+def run_offline(
+    args: argparse.Namespace, datasets: list[Dataset], suite: Dataset | None, names: list[str]
+) -> tuple[list[DatasetResult], dict[str, Any]]:
+    extractor = make_extractor(args.model, args.cache / "models")
+    cache = args.cache / "cache"
+    results = []
+    for name in names:
+        technique = techniques.CATALOG[name]
+        for d in [*datasets, *([suite] if suite else [])]:
+            started = time.monotonic()
+            rankings = evaluate(extractor, d, technique, cache)
+            results.append(
+                DatasetResult(
+                    d.name, "offline", name, rankings, {"total": time.monotonic() - started}
+                )
+            )
+            print(f"offline {name} {d.name}: {summarise(rankings).to_json()}", flush=True)
+    info: dict[str, Any] = {}
+    if suite is not None:
+        info["duplicates"] = offline_duplicates(extractor, datasets, suite, cache)
+    return results, info
+
+
+def offline_duplicates(
+    extractor: Any, datasets: list[Dataset], suite: Dataset, cache: Path
+) -> dict[str, Any]:
+    """Fingerprint similarity of each copy with its source, at the search service's
+    default threshold, and the threshold that catches every near-duplicate."""
+    from photosearch_search.config import SearchSettings
+
+    default = SearchSettings.model_fields["duplicate_threshold"].default
+    copies = duplicate_copies(datasets, suite)
+    sources = {p.item: p for p in suite.catalog}
+    source_vectors = compute(extractor, list(sources.values()), cache)
+    vector_of = {item: f.fingerprints[0] for item, f in zip(sources, source_vectors, strict=True)}
+    copy_vectors = compute(extractor, [p for _, p in copies], cache)
+    pairs = [
+        duplicates.PairScore(t, p.key, float(vector_of[p.item] @ f.fingerprints[0]))
+        for (t, p), f in zip(copies, copy_vectors, strict=True)
+    ]
+    near = near_duplicate_transforms(copies)
+    out = duplicates.summary(pairs, default, near)
+    out["default_threshold"] = out.pop("threshold")
+    recommended = duplicates.recommend_threshold(pairs, near)
+    matrix = np.stack([vector_of[i] for i in sources])
+    out["recommended_threshold"] = round(recommended, 4)
+    out["distinct_catalog_pairs_at_default"] = duplicates.distinct_pairs_above(
+        matrix, list(sources), default
+    )
+    out["distinct_catalog_pairs_at_recommended"] = duplicates.distinct_pairs_above(
+        matrix, list(sources), recommended
+    )
+    out["catalog_photos"] = len(sources)
+    return out
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def compare(results: list[DatasetResult]) -> dict[str, Any]:
+    """Mesh vs offline (global): the same top items and scores, query by query."""
+    mesh = {r.name: r for r in results if r.mode == "mesh"}
+    offline = {r.name: r for r in results if r.mode == "offline" and r.technique == "global"}
+    out: dict[str, Any] = {}
+    for name in sorted(set(mesh) & set(offline)):
+        a = {x.query: x for x in mesh[name].rankings}
+        b = {x.query: x for x in offline[name].rankings}
+        same_top = sum(1 for q in a if a[q].items[:1] == b[q].items[:1])
+        diffs = [abs(a[q].scores[0] - b[q].scores[0]) for q in a if a[q].scores and b[q].scores]
+        sa, sb = summarise(a.values()), summarise(b.values())
+        out[name] = {
+            "queries": len(a),
+            "same_top_item": same_top,
+            "max_top_score_difference": round(max(diffs), 6) if diffs else None,
+            "recall@1": [round(sa.recall[1], 4), round(sb.recall[1], 4)],
+            "recall@5": [round(sa.recall[5], 4), round(sb.recall[5], 4)],
+            "agree": same_top == len(a) and sa.recall == sb.recall,
+        }
+    return out
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING)
+    args = parse_args()
+    started = time.monotonic()
+    wanted = {n for n in args.datasets.split(",") if n}
+    datasets = [
+        load_dataset(p) for p in discover(args.datasets_root) if not wanted or p.name in wanted
+    ]
+    if not datasets:
+        print(f"no datasets found in {args.datasets_root}", file=sys.stderr)
+        return 2
+    exported_model(args.model, args.cache / "models")
+    suite = None
+    if not args.no_robustness:
+        sources = [(d.name, p) for d in datasets for p in d.catalog]
+        suite = write_suite(make_copies(sources), args.cache / "robustness")
+    names = args.technique or ["global", techniques.RECOMMENDED]
+    results: list[DatasetResult] = []
+    extra: dict[str, Any] = {"model": args.model}
+    if args.mode in ("mesh", "both"):
+        mesh_results, extra["mesh"] = run_mesh(args, datasets, suite)
+        results += mesh_results
+    if args.mode in ("offline", "both"):
+        offline_results, extra["offline"] = run_offline(args, datasets, suite, names)
+        results += offline_results
+    extra["mesh_vs_offline"] = compare(results)
+    extra["seconds"] = round(time.monotonic() - started, 1)
+    folder = write(args.out, results, extra, _extra_markdown(extra))
+    print(markdown_table(results, views=False))
+    print(_extra_markdown(extra))
+    print(f"report in {folder} ({extra['seconds']} s)")
+    return 0
+
+
+def _extra_markdown(extra: dict[str, Any]) -> str:
+    import json
+
+    parts = []
+    for key in ("mesh_vs_offline",):
+        parts.append(f"## {key}\n\n```json\n{json.dumps(extra.get(key), indent=1)}\n```\n")
+    for mode in ("mesh", "offline"):
+        dup = (extra.get(mode) or {}).get("duplicates")
+        if dup:
+            lines = [
+                f"## Duplicate report ({mode})\n",
+                "| transform | near-duplicate | copies | false negatives | min score | median |",
+                "|---|---|---|---|---|---|",
+            ]
+            for t, row in dup["transforms"].items():
+                lines.append(
+                    f"| {t} | {row['near_duplicate']} | {row['copies']} | "
+                    f"{row['false_negatives']} | {row['min_score']} | {row['median_score']} |"
+                )
+            rest = {k: v for k, v in dup.items() if k != "transforms"}
+            lines.append(f"\n```json\n{json.dumps(rest, indent=1)}\n```\n")
+            parts.append("\n".join(lines))
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
