@@ -62,7 +62,24 @@ function confirm(item) {
   $("confirmed").hidden = false;
   $("confirmed").dataset.itemId = item.id;
   $("confirmed-text").textContent = `${item.name}${item.series ? ` (${item.series})` : ""}`;
+  $("add-photo").disabled = false;
+  $("add-photo-result").textContent = "";
   $("results").hidden = true;
+}
+
+async function addPhotoToConfirmed() {
+  const itemId = $("confirmed").dataset.itemId;
+  if (!state.file || !itemId) return;
+  const form = new FormData();
+  form.append("photo", state.file);
+  $("add-photo").disabled = true;
+  try {
+    const added = await api(`/api/v1/items/${itemId}/images`, { method: "POST", form });
+    $("add-photo-result").textContent = added.created ? "Photo added." : "That photo was already there.";
+  } catch (error) {
+    $("add-photo-result").textContent = `Not added: ${error.message}`;
+    $("add-photo").disabled = false;
+  }
 }
 
 async function onPhoto(file) {
@@ -149,6 +166,7 @@ async function saveManual(event) {
 async function start() {
   for (const id of ["camera", "file"]) $(id).addEventListener("change", (e) => onPhoto(e.target.files[0]));
   $("web-search").addEventListener("click", searchTheWeb);
+  $("add-photo").addEventListener("click", addPhotoToConfirmed);
   $("add-manually").addEventListener("click", () => { $("manual-form").hidden = false; });
   $("manual-cancel").addEventListener("click", () => { $("manual-form").hidden = true; });
   $("manual-form").addEventListener("submit", saveManual);
