@@ -67,7 +67,7 @@ def client_id(request: Request, gw: Gateway) -> str:
     """Who a rate limit counts against: the peer address, or the forwarded one from a proxy."""
     peer = request.client.host if request.client else "unknown"
     forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and peer in gw.trusted_proxies:
+    if forwarded and gw.is_trusted_proxy(peer):
         return forwarded.split(",")[0].strip() or peer
     return peer
 

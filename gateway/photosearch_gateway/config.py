@@ -45,7 +45,8 @@ class GatewaySettings(BaseSettings):
     search_burst: int = Field(default=30, ge=1)
     fallback_rate_per_minute: float = Field(default=10.0, ge=0)
     fallback_burst: int = Field(default=3, ge=1)
-    # Honour X-Forwarded-For from these proxies (comma-separated IPs) when naming a client.
+    # Honour X-Forwarded-For from these proxies (comma-separated IPs or CIDRs, e.g. the
+    # ingress controller's pod network) when naming a client for the rate limits.
     trusted_proxies: str = ""
     # Request body limits.
     max_json_bytes: int = Field(default=256 * 1024, ge=1024)

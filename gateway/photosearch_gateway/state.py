@@ -2,6 +2,7 @@
 the short-lived caches, the rate limiters and the metrics, opened once per app."""
 
 import asyncio
+import ipaddress
 import time
 
 import grpc
@@ -60,7 +61,18 @@ class Gateway:
             "fallback": RateLimiter(settings.fallback_rate_per_minute, settings.fallback_burst),
         }
         self._model_files: dict[str, tuple[float, ModelFiles | None]] = {}
-        self.trusted_proxies = {p.strip() for p in settings.trusted_proxies.split(",") if p.strip()}
+        self.trusted_proxies = [
+            ipaddress.ip_network(p.strip(), strict=False)
+            for p in settings.trusted_proxies.split(",")
+            if p.strip()
+        ]
+
+    def is_trusted_proxy(self, peer: str) -> bool:
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted_proxies)
 
     async def _load_active_model(self) -> str:
         for model in await self.search.list_models():

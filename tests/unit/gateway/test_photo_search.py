@@ -192,3 +192,19 @@ async def test_config_before_search_has_an_active_model(
     body = (await client.get("/api/v1/config")).json()
     assert body["photo_search_available"] is False
     assert "no active model yet" in body["unavailable_reason"]
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"search_rate_per_minute": 60, "search_burst": 1, "trusted_proxies": "10.0.0.0/24"}],
+)
+async def test_rate_limit_counts_forwarded_clients_behind_a_trusted_proxy(
+    client: httpx.AsyncClient,
+) -> None:
+    """The test client's peer is 10.0.0.1 (a trusted proxy): each forwarded client has its
+    own bucket; a forged header from an untrusted peer would not help (see client_id)."""
+    for forwarded in ("198.51.100.1", "198.51.100.2"):
+        headers = {"X-Forwarded-For": f"{forwarded}, 10.0.0.1"}
+        first = await client.post("/api/v1/search", json=query(), headers=headers)
+        second = await client.post("/api/v1/search", json=query(), headers=headers)
+        assert (first.status_code, second.status_code) == (200, 429)
