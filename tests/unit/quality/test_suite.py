@@ -1,4 +1,5 @@
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from tools.quality.duplicates import (
 from tools.quality.robustness import NEAR_DUPLICATE, TRANSFORMS, encode, make_copies
 
 
-def photo_file(tmp_path, name="a.png", size=(120, 80)):
+def photo_file(tmp_path: Path, name: str = "a.png", size: tuple[int, int] = (120, 80)) -> Path:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 255, size=(size[1], size[0], 3), dtype=np.uint8)
     path = tmp_path / name
