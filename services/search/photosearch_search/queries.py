@@ -54,7 +54,11 @@ class VectorQueries:
             timeout=5.0,
             reconnect_timeout=0,  # keep trying while Postgres is away
         )
-        await pool.open(wait=True, timeout=10.0)
+        try:
+            await pool.open(wait=True, timeout=10.0)
+        except Exception:
+            await pool.close()  # start() is retried: leave nothing running behind
+            raise
         self._pool = pool
 
     async def close(self) -> None:
