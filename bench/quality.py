@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from tools.quality import duplicates, techniques  # noqa: E402
+from tools.quality import cost, duplicates, techniques  # noqa: E402
 from tools.quality.datasets import DEFAULT_ROOT, Dataset, Photo, discover, load_dataset  # noqa: E402
 from tools.quality.features import compute, exported_model, make_extractor  # noqa: E402
 from tools.quality.metrics import summarise  # noqa: E402
-from tools.quality.offline import evaluate  # noqa: E402
+from tools.quality.offline import evaluate, prepare  # noqa: E402
 from tools.quality.report import DatasetResult, markdown_table, write  # noqa: E402
 from tools.quality.robustness import NEAR_DUPLICATE, make_copies, write_suite  # noqa: E402
 
@@ -210,6 +210,7 @@ def run_offline(
     extractor = make_extractor(args.model, args.cache / "models")
     cache = args.cache / "cache"
     results = []
+    costs: dict[str, dict[str, Any]] = {}
     for name in names:
         technique = techniques.CATALOG[name]
         for d in [*datasets, *([suite] if suite else [])]:
@@ -221,7 +222,10 @@ def run_offline(
                 )
             )
             print(f"offline {name} {d.name}: {summarise(rankings).to_json()}", flush=True)
-    info: dict[str, Any] = {}
+            if technique.rerank is not None:
+                spent = cost.measure(prepare(extractor, d, technique, cache), technique)
+                costs.setdefault(name, {})[d.name] = spent.to_json()
+    info: dict[str, Any] = {"cost": costs}
     if suite is not None:
         info["duplicates"] = offline_duplicates(extractor, datasets, suite, cache)
     return results, info

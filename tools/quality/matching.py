@@ -68,7 +68,8 @@ def affine_inliers(
     if n < 3:
         return np.zeros(n, dtype=bool)
     rng = np.random.default_rng(seed)
-    samples = np.array([rng.choice(n, 3, replace=False) for _ in range(iterations)])
+    # Samples with a repeated pair are degenerate (zero determinant) and dropped below.
+    samples = rng.integers(0, n, size=(iterations, 3))
     s = src[samples].astype(np.float64)  # (it, 3, 2)
     d = dst[samples].astype(np.float64)
     design = np.concatenate([s, np.ones((iterations, 3, 1))], axis=2)  # (it, 3, 3)
