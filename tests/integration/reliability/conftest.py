@@ -8,8 +8,10 @@ import pytest
 
 from photosearch_devstack.mesh import Mesh
 from tests.integration.reliability.support import Api, mesh_env, model, photo, running_mesh
+from tests.support.fake_vision import FakeVision
 
 SEED_ITEMS = 6
+VISION_KEY = "AIzaSy-reliability-key-5f0c1e"
 
 
 @dataclass(frozen=True)
@@ -19,9 +21,16 @@ class Seed:
 
 
 @pytest.fixture(scope="package")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+def vision() -> Iterator[FakeVision]:
+    with FakeVision(api_key=VISION_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="package")
+def mesh(tmp_path_factory: pytest.TempPathFactory, vision: FakeVision) -> Iterator[Mesh]:
     env = mesh_env(
         model(),
+        FALLBACK_VISION_ENDPOINT=vision.endpoint,
         # Jobs of a killed worker come back quickly; small batches make "mid-batch" likely.
         EMBED_ACK_WAIT_SECONDS="4",
         EMBED_BATCH_SIZE="4",

@@ -316,3 +316,83 @@ def assert_same_processes(mesh: Mesh, before: dict[str, int]) -> None:
     assert service_pids(mesh) == before
     dead = {name: p.returncode for name, p in mesh.processes.items() if p.poll() is not None}
     assert dead == {}
+
+
+@contextmanager
+def locked(url: str, statement: str) -> Iterator[None]:
+    """Hold the lock `statement` takes, in an open transaction, until the block ends."""
+    with psycopg.connect(url) as conn:
+        conn.execute(statement)  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            conn.rollback()
+
+
+def waiting_on_locks(mesh: Mesh, database: str) -> int:
+    """Backends of `database` waiting for a lock (requests held by a test's lock)."""
+    with psycopg.connect(database_url(mesh, "postgres"), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+            (database,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def vector_table(mesh: Mesh, model_id: str) -> str:
+    with psycopg.connect(database_url(mesh, "search"), autocommit=True) as conn:
+        row = conn.execute("SELECT id FROM models WHERE model_id = %s", (model_id,)).fetchone()
+    assert row is not None, model_id
+    return f"vectors_{int(row[0])}"
+
+
+async def _embed_queue(url: str, model_id: str) -> tuple[int, int]:
+    import nats
+
+    nc = await nats.connect(url, connect_timeout=5)
+    try:
+        info = await nc.jetstream().consumer_info(
+            subjects.EMBED_JOBS_STREAM, subjects.embed_consumer_name(model_id)
+        )
+        return int(info.num_pending or 0), int(info.num_ack_pending or 0)
+    finally:
+        await nc.close()
+
+
+def embed_queue(mesh: Mesh, model_id: str) -> tuple[int, int]:
+    """(jobs waiting, jobs handed to a worker and not acknowledged yet)."""
+    assert mesh.nats is not None
+    return asyncio.run(_embed_queue(mesh.nats.url, model_id))
+
+
+async def _embed_results(url: str, model_id: str) -> list[events_pb2.EmbedCompleted]:
+    import nats
+
+    nc = await nats.connect(url, connect_timeout=5)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(subjects.EMBED_RESULTS_STREAM)
+        found: list[events_pb2.EmbedCompleted] = []
+        for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
+            try:
+                raw = await js.get_msg(subjects.EMBED_RESULTS_STREAM, seq)
+            except Exception:
+                continue
+            if raw.subject == subjects.EMBED_COMPLETED:
+                done = events_pb2.EmbedCompleted.FromString(raw.data or b"")
+                if done.model_id == model_id:
+                    found.append(done)
+        return found
+    finally:
+        await nc.close()
+
+
+def embed_results(mesh: Mesh, model_id: str) -> Counter[str]:
+    """How many `embed.completed` results the stream holds per image."""
+    assert mesh.nats is not None
+    return Counter(r.image_id for r in asyncio.run(_embed_results(mesh.nats.url, model_id)))
+
+
+def restart(mesh: Mesh, service: str) -> None:
+    mesh.start_service(service)
+    mesh.wait_until_serving(120)
