@@ -14,7 +14,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install system-deps protos protos-check lint typecheck test test-unit \
         test-integration test-e2e run import demo images bench bench-embed bench-search \
-        bench-import bench-gateway bench-quality bench-soak clean
+        bench-import bench-gateway bench-quality bench-fallback bench-soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -78,7 +78,7 @@ images: ## build one container image per service (needs a Docker engine)
 	  docker build -f services/$$svc/Dockerfile -t photosearch-$$svc:dev . || exit 1; done
 	docker build -f gateway/Dockerfile -t photosearch-gateway:dev .
 
-bench: bench-embed bench-search bench-import bench-gateway bench-quality ## every benchmark (slow)
+bench: bench-embed bench-search bench-import bench-gateway bench-fallback bench-quality ## every benchmark (slow)
 
 bench-embed: $(STAMP) ## embedder throughput/latency: eager vs ONNX fp32 vs int8
 	$(PY) bench/embed.py
@@ -94,6 +94,9 @@ bench-gateway: $(STAMP) ## POST /search through the gateway vs search gRPC direc
 
 bench-quality: $(STAMP) ## retrieval quality on ../shared/datasets through the real mesh
 	$(PY) bench/quality.py
+
+bench-fallback: $(STAMP) ## fallback photo preparation and WebDetect against a local fake Vision
+	PYTHONPATH=. $(PY) bench/fallback.py
 
 bench-soak: $(STAMP) ## bounded soak of mixed search + ingest
 	$(PY) bench/soak.py

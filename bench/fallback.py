@@ -2,7 +2,7 @@
 full decode, interleaved), and WebDetect end to end through the real google-cloud-vision
 client against the local fake Vision server.
 
-Run from the repository root: PYTHONPATH=. .venv/bin/python services/fallback/bench_fallback.py
+Run from the repository root: make bench-fallback
 """
 
 import asyncio
