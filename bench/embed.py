@@ -195,6 +195,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64, help="640-px JPEGs per run")
     parser.add_argument("--large-images", type=int, default=12, help="12-MP JPEGs per run")
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--sets", default="640px,12MP", help="image sets to run")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per setting")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "embed.json")
     parser.add_argument("--one", nargs=4, metavar=("MODEL", "RUNTIME", "SET", "COUNT"))
@@ -217,7 +218,9 @@ def main() -> None:
     for model in args.models.split(","):
         print(f"exporting {model} (fp32 and int8; cached in {WORK}) ...", flush=True)
         fidelity[model] = run_child("--fidelity", model)["int8_vs_fp32_min_cosine"]
-        for image_set, count in (("640px", args.images), ("12MP", args.large_images)):
+        counts = {"640px": args.images, "12MP": args.large_images}
+        for image_set in args.sets.split(","):
+            count = counts[image_set]
             # Rounds interleave the runtimes, so a busy moment hurts all of them alike;
             # each keeps its best round.
             runs = [
