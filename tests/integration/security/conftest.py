@@ -1,0 +1,82 @@
+"""One mesh of real processes for the security and bad-input tests, configured the way
+an admin would: photo search on, the web fallback on with a Google Vision key (served
+by the fake Vision), a user token for writes and searches, rate limits at their
+defaults behind a trusted proxy (each test names its own client with X-Forwarded-For),
+every service logging at debug level so
+that the secret checks read as many lines as possible."""
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from photosearch_devstack.mesh import Mesh
+from tests.integration.reliability.support import Api, mesh_env, model, photo, running_mesh
+from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
+
+VISION_KEY = "AIzaSy-security-secret-Q7w2Xk9pL4"
+USER_TOKEN = "security-user-token-3b9d"
+SEED_ITEMS = 4
+_clients = itertools.count(1)
+
+
+def new_client() -> dict[str, str]:
+    """Headers that make the next requests come from a client of their own."""
+    n = next(_clients)
+    return {"X-Forwarded-For": f"198.18.{n // 250}.{n % 250 + 1}"}
+
+
+@dataclass(frozen=True)
+class Seed:
+    model_id: str
+    items: list[tuple[str, str]]  # (item id, image id)
+
+
+@pytest.fixture(scope="package")
+def vision() -> Iterator[FakeVision]:
+    with FakeVision(api_key=VISION_KEY) as fake:
+        fake.set_default(Reply.web_detection(RICH_WEB_DETECTION))
+        yield fake
+
+
+@pytest.fixture(scope="package")
+def mesh(tmp_path_factory: pytest.TempPathFactory, vision: FakeVision) -> Iterator[Mesh]:
+    levels = {
+        f"{prefix}_LOG_LEVEL": "debug"
+        for prefix in ("CATALOG", "SEARCH", "EMBED", "FALLBACK", "GATEWAY")
+    }
+    defaults = {  # the shipped limits, not the test mesh's "no limit"
+        "GATEWAY_SEARCH_RATE_PER_MINUTE": "120",
+        "GATEWAY_FALLBACK_RATE_PER_MINUTE": "10",
+    }
+    env = mesh_env(
+        model(),
+        FALLBACK_VISION_ENDPOINT=vision.endpoint,
+        GATEWAY_TRUSTED_PROXIES="127.0.0.1",
+        # Writes and searches need a token, as the OpenAPI document says they do.
+        GATEWAY_USER_TOKEN=USER_TOKEN,
+        **levels,
+        **defaults,
+    )
+    with running_mesh(tmp_path_factory.mktemp("security") / "data", env) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def api(mesh: Mesh) -> Iterator[Api]:
+    client = Api.open(mesh)
+    client.http.headers.update({"Authorization": f"Bearer {USER_TOKEN}", **new_client()})
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="package")
+def seed(api: Api) -> Seed:
+    settings = api.settings(
+        photo_search_enabled=True, web_fallback_enabled=True, vision_api_key=VISION_KEY
+    )
+    assert settings["web_fallback_available"] is True
+    items = [api.add_item_with_photo(f"Sample {n}", photo(n)) for n in range(SEED_ITEMS)]
+    status = api.wait_embedded(SEED_ITEMS)
+    return Seed(status["model_id"], items)
