@@ -295,15 +295,6 @@ def test_unknown_fields_are_refused_by_name(
 NUL = "\u0000"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "catalog: a NUL character in an item's name, series, maker, tags or attributes reaches "
-        "Postgres ('text fields cannot contain NUL (0x00) bytes': INTERNAL, the gateway's "
-        "502); services/catalog/photosearch_catalog/validation.py normalise_fields() should "
-        "refuse control characters with InvalidArgument"
-    ),
-)
 def test_nul_characters_in_item_fields_are_refused_with_a_400(api: Api) -> None:
     for fields in (
         {"name": f"a{NUL}b"},
@@ -316,29 +307,12 @@ def test_nul_characters_in_item_fields_are_refused_with_a_400(api: Api) -> None:
         assert reply.status_code == 400, (fields, reply.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "catalog ListItems: a NUL character in query/series/maker/tag reaches Postgres "
-        "(INTERNAL, the gateway's 502); services/catalog/photosearch_catalog/service.py "
-        "list_items() should refuse it with InvalidArgument (or match nothing)"
-    ),
-)
 def test_nul_characters_in_item_filters_are_not_a_server_error(api: Api) -> None:
     for field in ("query", "series", "maker", "tag"):
         reply = api.http.get("/api/v1/items", params={field: f"a{NUL}"})
         assert reply.status_code in (200, 400), (field, reply.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "search: a NUL character in a search filter or a model_id reaches Postgres (INTERNAL, "
-        "the gateway's 502); services/search/photosearch_search/vectors.py make_filters() and "
-        "the model_id checks of IndexStatus / DuplicateReport / Rebuild should refuse it "
-        "with InvalidArgument"
-    ),
-)
 def test_nul_characters_in_search_input_are_not_a_server_error(
     mesh: Mesh, api: Api, seed: Seed
 ) -> None:
