@@ -37,6 +37,8 @@ class Probe:
             raise errors.FailedPrecondition("no embed-capable worker is online")
         if request == b"db-down":
             raise psycopg.OperationalError("connection to server at 10.0.0.5 failed")
+        if request == b"nul":
+            raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
         if request == b"bug":
             raise ZeroDivisionError("secret internals")
         return b"ok:" + request
@@ -108,6 +110,14 @@ async def test_a_database_outage_is_unavailable_not_internal(probe_server) -> No
         await call(channel, b"db-down")
     assert down.value.code() == grpc.StatusCode.UNAVAILABLE
     assert down.value.details() == "the database is unavailable; retry shortly"
+
+
+async def test_a_value_the_database_refuses_is_an_invalid_argument(probe_server) -> None:
+    channel, _, _ = probe_server
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call(channel, b"nul")
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cannot contain NUL" in (refused.value.details() or "")
 
 
 async def test_request_id_travels_with_the_call(probe_server) -> None:

@@ -71,6 +71,10 @@ class _Call:
         if isinstance(exc, errors.DomainError):
             self.code = status_for(exc)
             await self.context.abort(self.code, str(exc))
+        if isinstance(exc, psycopg.DataError):
+            # The database refused a value the caller sent (e.g. a NUL character in a text).
+            self.code = grpc.StatusCode.INVALID_ARGUMENT
+            await self.context.abort(self.code, f"a value is not acceptable: {exc}")
         if isinstance(exc, _DATABASE_ERRORS + _MESSAGING_ERRORS):
             self.code = grpc.StatusCode.UNAVAILABLE
             what = "the database" if isinstance(exc, _DATABASE_ERRORS) else "the message bus"
