@@ -22,6 +22,7 @@ Writes quality.json, quality.md and PNG plots into --out (default results/qualit
 
 import argparse
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -58,6 +59,13 @@ def parse_args() -> argparse.Namespace:
         "and the recommended one)",
     )
     parser.add_argument("--no-robustness", action="store_true")
+    parser.add_argument(
+        "--suite-technique",
+        action="append",
+        default=[],
+        help="offline technique(s) also run on the robustness suite (global always is; "
+        "re-ranking ~2,000 copies is slow on 2 cores)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "quality" / "report")
     parser.add_argument("--cache", type=Path, default=ROOT / "results" / "quality")
     return parser.parse_args()
@@ -147,8 +155,12 @@ def run_mesh(
                 to_import = [
                     Copy(t, p, "copy", p.path.read_bytes()) for t, p in copies
                 ]  # key: transform/copy/<file name>, unique per copy file
-                added = client.import_copies(to_import)
-                client.wait_indexed(expected + added)
+                client.import_copies(to_import)
+                total = client.catalog_images()
+                if total != expected + len(to_import):
+                    raise RuntimeError(f"catalog holds {total} images, expected "
+                                       f"{expected} + {len(to_import)} copies")  # fmt: skip
+                client.wait_indexed(total)
                 client.load_index()
                 report = client.duplicate_pairs(model_id, limit=1_000_000)
                 reported = _reported_copies(client, report, to_import, datasets, suite)
@@ -213,7 +225,8 @@ def run_offline(
     costs: dict[str, dict[str, Any]] = {}
     for name in names:
         technique = techniques.CATALOG[name]
-        for d in [*datasets, *([suite] if suite else [])]:
+        on_suite = suite is not None and (name == "global" or name in args.suite_technique)
+        for d in [*datasets, *([suite] if suite is not None and on_suite else [])]:
             started = time.monotonic()
             rankings = evaluate(extractor, d, technique, cache)
             results.append(
@@ -291,6 +304,8 @@ def compare(results: list[DatasetResult]) -> dict[str, Any]:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
+    # SIGTERM unwinds like Ctrl-C, so the mesh (and its Postgres and NATS) is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args()
     started = time.monotonic()
     wanted = {n for n in args.datasets.split(",") if n}

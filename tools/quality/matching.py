@@ -28,13 +28,18 @@ def mutual_nearest(q: np.ndarray, c: np.ndarray, min_similarity: float) -> Match
     if len(q) == 0 or len(c) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Matches(empty, empty, np.zeros(0, dtype=np.float32))
-    sims = q.astype(np.float32) @ c.astype(np.float32).T
-    best_c = np.argmax(sims, axis=1)
-    best_q = np.argmax(sims, axis=0)
+    sims = q.astype(np.float32, copy=False) @ c.astype(np.float32, copy=False).T
     qi = np.arange(len(q))
-    mutual = best_q[best_c] == qi
-    keep = mutual & (sims[qi, best_c] > min_similarity)
-    return Matches(qi[keep], best_c[keep], sims[qi[keep], best_c[keep]])
+    best_c = np.argmax(sims, axis=1)
+    best = sims[qi, best_c]
+    # i is j's best query cell when its similarity reaches the column maximum (a
+    # column-wise max is much cheaper than a column-wise argmax on a row-major matrix).
+    column_max = sims.max(axis=0)
+    keep = np.flatnonzero((best >= column_max[best_c]) & (best > min_similarity))
+    # Exact ties: one query cell per catalog cell (the first).
+    _, first = np.unique(best_c[keep], return_index=True)
+    keep = keep[np.sort(first)]
+    return Matches(qi[keep], best_c[keep], best[keep])
 
 
 def cell_coordinates(features: LocalFeatures) -> np.ndarray:

@@ -87,6 +87,9 @@ class MeshClient:
             raise RuntimeError(f"robustness import errors: {list(summary.errors)[:3]}")
         return int(summary.images_added + summary.images_existing)
 
+    def catalog_images(self) -> int:
+        return int(self.catalog.CountImages(catalog_pb2.CountImagesRequest(), timeout=30).count)
+
     def wait_indexed(self, expected_images: int, timeout: float = 600.0) -> str:
         """Until search's index status says every catalog image is embedded (pending 0)."""
         deadline = time.monotonic() + timeout

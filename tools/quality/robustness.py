@@ -137,7 +137,8 @@ class Copy:
 
     @property
     def key(self) -> str:
-        return f"{self.transform}/{self.dataset}/{self.source.path.name}"
+        item = self.source.item.replace("/", "_")
+        return f"{self.transform}/{self.dataset}/{item}/{self.source.path.name}"
 
 
 def encode(image: Image.Image, transform: str) -> bytes:

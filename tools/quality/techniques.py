@@ -6,7 +6,24 @@ from tools.quality.rerank import RerankSettings
 CATALOG: dict[str, Technique] = {
     "global": Technique("global"),
     "mirror-index": Technique("mirror-index", index_variants=("mirror",)),
-    "mnn": Technique("mnn", rerank=RerankSettings(top_k=50, verify=False)),
-    "rerank": Technique("rerank", rerank=RerankSettings(top_k=50)),
+    # Local descriptors, mutual nearest neighbours counted, no geometry.
+    "mnn": Technique("mnn", rerank=RerankSettings(top_k=20, verify=False, saturate=200)),
+    # + affine RANSAC on the matched cells.
+    "rerank": Technique("rerank", rerank=RerankSettings(top_k=20)),
+    # + the query's local descriptors also of the photo turned 90 and 270 degrees.
+    "rerank-rot": Technique(
+        "rerank-rot", rerank=RerankSettings(top_k=20), query_rotations=(0, 90, 270)
+    ),
+    # + 64-d PCA, int8: what would be sent and stored.
+    "rerank-rot-64": Technique(
+        "rerank-rot-64",
+        rerank=RerankSettings(top_k=20),
+        query_rotations=(0, 90, 270),
+        local_dim=64,
+        local_int8=True,
+    ),
+    "rerank-rot-k50": Technique(
+        "rerank-rot-k50", rerank=RerankSettings(top_k=50), query_rotations=(0, 90, 270)
+    ),
 }
-RECOMMENDED = "rerank"
+RECOMMENDED = "rerank-rot"
