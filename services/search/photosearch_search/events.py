@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 
 from photosearch.common import subjects
 from photosearch.common.context import bind_request_id
@@ -68,7 +67,7 @@ class Consumer:
             while not stopping.is_set():
                 try:
                     msgs = await sub.fetch(self._batch, timeout=1.0)
-                except NatsTimeout:
+                except TimeoutError:  # nats' TimeoutError is one too: nothing to fetch
                     continue
                 except Exception as exc:  # NATS away: the client reconnects by itself
                     log.warning("consumer.fetch_failed", durable=self._durable, error=str(exc))
