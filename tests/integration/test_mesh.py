@@ -9,15 +9,27 @@ import psutil
 import pytest
 
 from photosearch_devstack.mesh import GRPC_SERVICES, Mesh
+from tests.integration.gateway.models import exported_model
 
 pytestmark = pytest.mark.slow
+# Under a loaded CI machine, start-up of five processes can take a while.
+START_TIMEOUT = 180
 
 
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory):
-    started = Mesh(tmp_path_factory.mktemp("mesh") / "data")
-    with started:
-        yield started
+def model_env() -> dict[str, str]:
+    """The model exported once for all mesh tests (an export per mesh would dominate the run)."""
+    files = exported_model()
+    return {"EMBED_MODEL": str(files.directory), "GATEWAY_MODEL_DIR": str(files.directory.parent)}
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory, model_env: dict[str, str]):
+    started = Mesh(tmp_path_factory.mktemp("mesh") / "data", extra_env=model_env)
+    try:
+        yield started.start(timeout=START_TIMEOUT)
+    finally:
+        started.stop()
 
 
 def test_every_service_reports_serving(mesh: Mesh) -> None:
@@ -39,8 +51,8 @@ def test_logs_are_json_lines_with_the_standard_keys(mesh: Mesh) -> None:
             assert record["service"] == service
 
 
-def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
-    mesh = Mesh(tmp_path / "data").start()
+def test_stop_leaves_no_process_behind(tmp_path: Path, model_env: dict[str, str]) -> None:
+    mesh = Mesh(tmp_path / "data", extra_env=model_env).start(timeout=START_TIMEOUT)
     pids = [p.pid for p in mesh.processes.values()]
     assert mesh.nats and mesh.nats.process
     pids.append(mesh.nats.process.pid)
