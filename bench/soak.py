@@ -155,16 +155,64 @@ def rss_mb(pid: int) -> float:
     return float(total) / 2**20
 
 
-async def sample_memory(
+class CpuWatch:
+    """CPU used by the mesh (services, Postgres, NATS) and by this client, and by the rest
+    of the machine: on a shared machine a slow minute is often someone else's."""
+
+    def __init__(self, mesh: Mesh) -> None:
+        self.mesh = mesh
+        self.processes: dict[int, psutil.Process] = {}
+        psutil.cpu_percent()
+
+    def _roots(self) -> list[int]:
+        pids = [process.pid for process in self.mesh.processes.values()]
+        if self.mesh.nats and self.mesh.nats.process:
+            pids.append(self.mesh.nats.process.pid)
+        if self.mesh.postgres and self.mesh.postgres.pid_file.exists():
+            pids.append(int(self.mesh.postgres.pid_file.read_text().split()[0]))
+        return [*pids, psutil.Process().pid]
+
+    def sample(self) -> tuple[float, float]:
+        """(cores used by the mesh and this client, cores used by everything else)."""
+        seen = set()
+        for root in self._roots():
+            try:
+                family = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for process in family:
+                seen.add(process.pid)
+                if process.pid not in self.processes:
+                    self.processes[process.pid] = process
+                    process.cpu_percent()  # the first call only starts the count
+        ours = 0.0
+        for pid in list(self.processes):
+            try:
+                ours += self.processes[pid].cpu_percent() / 100 if pid in seen else 0.0
+            except psutil.NoSuchProcess:
+                pass
+            if pid not in seen:
+                del self.processes[pid]
+        machine = psutil.cpu_percent() / 100 * (psutil.cpu_count() or 1)
+        return ours, max(0.0, machine - ours)
+
+
+async def sample_machine(
     mesh: Mesh, until: float, began: float, every: float
-) -> dict[str, list[tuple[float, float]]]:
-    samples: dict[str, list[tuple[float, float]]] = defaultdict(list)
+) -> tuple[dict[str, list[tuple[float, float]]], list[tuple[float, float, float]]]:
+    """RSS of every service, and (minute, mesh cores, other cores), every `every` s."""
+    memory: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    cpu: list[tuple[float, float, float]] = []
+    watch = CpuWatch(mesh)
     while True:
         now = time.monotonic()
+        minute = (now - began) / 60
         for name in SERVICES:
-            samples[name].append(((now - began) / 60, rss_mb(mesh.processes[name].pid)))
+            memory[name].append((minute, rss_mb(mesh.processes[name].pid)))
+        ours, others = watch.sample()
+        cpu.append((minute, ours, others))
         if now >= until:
-            return samples
+            return memory, cpu
         await asyncio.sleep(min(every, max(0.0, until - now)))
 
 
@@ -172,10 +220,15 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
 
-def per_minute(records: list[Record], minutes: int) -> list[dict[str, Any]]:
+def per_minute(
+    records: list[Record], cpu: list[tuple[float, float, float]], minutes: int
+) -> list[dict[str, Any]]:
     rows = []
     for minute in range(minutes):
         row: dict[str, Any] = {"minute": minute + 1}
+        in_minute = [c for c in cpu if minute <= c[0] < minute + 1]
+        row["mesh_cores"] = round(float(np.mean([c[1] for c in in_minute])), 2)
+        row["other_cores"] = round(float(np.mean([c[2] for c in in_minute])), 2)
         for kind in ("search", "thumbnail", "ingest"):
             latencies = [
                 r.seconds
@@ -254,7 +307,7 @@ async def soak(args: argparse.Namespace, mesh: Mesh) -> dict[str, Any]:
         until = run.began + args.minutes * 60
         tasks = [asyncio.create_task(run.searcher(until, n)) for n in range(args.searchers)]
         tasks.append(asyncio.create_task(run.ingester(until, args.ingest_per_minute)))
-        memory = await sample_memory(mesh, until, run.began, args.sample_seconds)
+        memory, cpu = await sample_machine(mesh, until, run.began, args.sample_seconds)
         await asyncio.gather(*tasks)
         admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
         try:
@@ -263,7 +316,7 @@ async def soak(args: argparse.Namespace, mesh: Mesh) -> dict[str, Any]:
             run.errors.append(str(exc))
             final = (await http.get("/api/v1/admin/index", headers=admin)).json()
     minutes = max(1, int(args.minutes))
-    rows = per_minute(run.records, minutes)
+    rows = per_minute(run.records, cpu, minutes)
     return {
         "minutes": args.minutes,
         "searchers": args.searchers,
@@ -297,14 +350,15 @@ def report(result: dict[str, Any]) -> str:
         f"errors {result['errors']}, index {result['index']}",
         "",
         "| minute | searches | search p50 ms | search p99 ms | p99 / first | thumbnail p99 ms "
-        "| ingests | ingest p99 ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| ingests | ingest p99 ms | cores: mesh + client | cores: rest of the machine |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result["per_minute"]:
         s, t, i = row["search"], row["thumbnail"], row["ingest"]
         lines.append(
             f"| {row['minute']} | {s['count']} | {s['p50_ms']} | {s['p99_ms']} | "
-            f"{row['search_p99_vs_first']} | {t['p99_ms']} | {i['count']} | {i['p99_ms']} |"
+            f"{row['search_p99_vs_first']} | {t['p99_ms']} | {i['count']} | {i['p99_ms']} | "
+            f"{row['mesh_cores']} | {row['other_cores']} |"
         )
     lines += ["", "| service | RSS start MB | RSS end MB | max MB | slope MB/min | "
               "slope after minute 1 |", "|---|---:|---:|---:|---:|---:|"]  # fmt: skip

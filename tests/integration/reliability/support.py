@@ -64,7 +64,7 @@ def running_mesh(data_dir: Path, env: dict[str, str]) -> Iterator[Mesh]:
         mesh.stop()
 
 
-def eventually(check: Callable[[], T], timeout: float = 60.0, what: str = "condition") -> T:
+def eventually(check: Callable[[], T | None], timeout: float = 60.0, what: str = "condition") -> T:
     """Retry `check` until it returns a truthy value without an AssertionError."""
     deadline = time.monotonic() + timeout
     last: BaseException | None = None

@@ -77,7 +77,7 @@ def test_a_nats_outage_delays_events_and_loses_none(mesh: Mesh, api: Api, seed: 
         assert mesh.service_status("catalog") == "SERVING"
     finally:
         mesh.nats.start()
-    assert len(added) >= 10 and searches >= 50
+    assert len(added) >= 8 and searches >= 20
     settle(api)
     assert outbox_subjects(mesh) == {}
     assert_one_vector_per_image(api, seed.model_id)  # delivered once, stored once

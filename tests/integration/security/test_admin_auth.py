@@ -112,7 +112,7 @@ def test_the_admin_token_opens_every_admin_route(
     for method, path in admin_operations(schema):
         if method == "DELETE":
             continue  # proven by the catalog and gateway tests; keep the seed intact
-        body = {} if method in {"POST", "PUT"} else None
+        body: dict[str, Any] | None = {} if method in {"POST", "PUT"} else None
         reply = api.http.request(method, concrete(path, seed), headers=api.admin, json=body)
         assert reply.status_code not in (401, 403), (method, path, reply.text)
         assert reply.status_code < 500, (method, path, reply.text)

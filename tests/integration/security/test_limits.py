@@ -156,7 +156,7 @@ def test_each_service_bounds_the_photos_it_is_sent_directly(mesh: Mesh, seed: Se
     over_image_limit = os.urandom(UPLOAD_LIMIT + 1024)  # over the services' 25 MiB
     over_grpc_limit = os.urandom(65 * 1024 * 1024)  # over gRPC's 64 MB message limit
     item_id = seed.items[0][0]
-    calls = {
+    calls: dict[str, Callable[[grpc.Channel, bytes], object]] = {
         "catalog": lambda channel, data: catalog_pb2_grpc.CatalogServiceStub(channel).AddImage(
             catalog_pb2.AddImageRequest(
                 item_id=item_id, role=catalog_pb2.IMAGE_ROLE_UPLOADED, data=data

@@ -71,9 +71,12 @@ def tls_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsMesh]:
         for name in SERVICES:
             mesh.start_service(name)
         for name in ("catalog", "fallback"):  # fallback is ready once it reaches catalog
-            eventually(
-                lambda n=name: health(mesh.address(n), client) == "SERVING", 60, f"{name} up"
-            )
+            address = mesh.address(name)
+
+            def serving(address: str = address) -> bool:
+                return health(address, client) == "SERVING"
+
+            eventually(serving, 60, f"{name} up")
         yield TlsMesh(mesh, certs, client)
     finally:
         mesh.stop()
