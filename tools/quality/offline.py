@@ -50,9 +50,7 @@ class Prepared:
 def prepare(
     extractor: Extractor, dataset: Dataset, technique: Technique, cache_dir: Path
 ) -> Prepared:
-    # Local descriptors are always computed (and cached): every technique then shares
-    # one pass over the photos.
-    local = True
+    local = technique.rerank is not None
     catalog = compute(
         extractor,
         dataset.catalog,
