@@ -326,6 +326,7 @@ def main() -> int:
     if args.mode in ("mesh", "both"):
         mesh_results, extra["mesh"] = run_mesh(args, datasets, suite)
         results += mesh_results
+        write(args.out, results, extra)  # kept even if the offline part fails
     if args.mode in ("offline", "both"):
         offline_results, extra["offline"] = run_offline(args, datasets, suite, names)
         results += offline_results

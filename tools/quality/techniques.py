@@ -25,5 +25,9 @@ CATALOG: dict[str, Technique] = {
     "rerank-rot-k50": Technique(
         "rerank-rot-k50", rerank=RerankSettings(top_k=50), query_rotations=(0, 90, 270)
     ),
+    # Without the rotated passes, for upright photos (turntable objects).
+    "rerank-64": Technique(
+        "rerank-64", rerank=RerankSettings(top_k=20), local_dim=64, local_int8=True
+    ),
 }
-RECOMMENDED = "rerank-rot"
+RECOMMENDED = "rerank-rot-64"
