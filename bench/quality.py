@@ -254,9 +254,13 @@ def offline_duplicates(
     default = SearchSettings.model_fields["duplicate_threshold"].default
     copies = duplicate_copies(datasets, suite)
     sources = {p.item: p for p in suite.catalog}
-    source_vectors = compute(extractor, list(sources.values()), cache)
+    # The same photo lists as the suite's evaluation, so its cached fingerprints are reused.
+    source_vectors = compute(extractor, list(sources.values()), cache, local=False)
     vector_of = {item: f.fingerprints[0] for item, f in zip(sources, source_vectors, strict=True)}
-    copy_vectors = compute(extractor, [p for _, p in copies], cache)
+    suite_copies = len(suite.queries)
+    copy_vectors = compute(extractor, suite.queries, cache, local=False) + compute(
+        extractor, [p for _, p in copies[suite_copies:]], cache, local=False
+    )
     pairs = [
         duplicates.PairScore(t, p.key, float(vector_of[p.item] @ f.fingerprints[0]))
         for (t, p), f in zip(copies, copy_vectors, strict=True)
