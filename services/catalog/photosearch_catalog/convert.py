@@ -36,10 +36,9 @@ def fields_from_proto(item: catalog_pb2.Item) -> ItemFields:
     )
 
 
-def item_to_proto(item: Item) -> catalog_pb2.Item:
-    fields = item.fields
+def fields_to_proto(fields: ItemFields) -> catalog_pb2.Item:
+    """The editable fields of an item (no id, no timestamps)."""
     return catalog_pb2.Item(
-        id=item.id,
         name=fields.name,
         series=fields.series,
         maker=fields.maker,
@@ -51,12 +50,22 @@ def item_to_proto(item: Item) -> catalog_pb2.Item:
             catalog_pb2.ExternalRef(system=r.system, ref=r.ref, url=r.url)
             for r in fields.external_refs
         ],
-        created_at=_timestamp(item.created_at),
-        updated_at=_timestamp(item.updated_at),
-        image_count=item.image_count,
-        import_key=item.import_key,
-        cover_image_id=item.cover_image_id,
     )
+
+
+def item_to_proto(item: Item) -> catalog_pb2.Item:
+    message = fields_to_proto(item.fields)
+    message.MergeFrom(
+        catalog_pb2.Item(
+            id=item.id,
+            created_at=_timestamp(item.created_at),
+            updated_at=_timestamp(item.updated_at),
+            image_count=item.image_count,
+            import_key=item.import_key,
+            cover_image_id=item.cover_image_id,
+        )
+    )
+    return message
 
 
 def role_from_proto(role: int, default: ImageRole) -> ImageRole:

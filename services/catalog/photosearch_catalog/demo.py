@@ -10,12 +10,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-
 from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from photosearch_catalog.domain import ItemFields
 from photosearch_catalog.import_sources import ImportPlan, PlannedImage, PlannedItem
-from photosearch_catalog.importer import open_stub, report, run_import, say
+from photosearch_catalog.importer import Totals, import_and_report, run_import, say
 
 # (files in skimage/data, name, series, year): photos of things, not textures or charts.
 DEMO_ITEMS: list[tuple[tuple[str, ...], str, str, int]] = [
@@ -86,20 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     plan = demo_plan(sample_folder())
-    channel, stub = open_stub(args.catalog)
-    try:
+
+    def load(stub: catalog_pb2_grpc.CatalogServiceStub) -> Totals | None:
         if args.if_empty and not catalog_is_empty(stub):
             say("the catalog already has items: demo catalog not loaded")
-            return 0
+            return None
         say(f"demo catalog: {len(plan.items)} items from scikit-image's sample photos")
-        totals = run_import(stub, plan, show_progress=not args.quiet)
-    except grpc.RpcError as exc:
-        say(f"error: the catalog at {args.catalog} answered {exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
-        return 1
-    finally:
-        channel.close()
-    report(totals)
-    return 1 if totals.errors else 0
+        return run_import(stub, plan, show_progress=not args.quiet)
+
+    return import_and_report(args.catalog, load)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from photosearch.common.channels import CHANNEL_OPTIONS
 from photosearch.common.errors import InvalidArgument
+from photosearch_catalog.convert import fields_to_proto
 from photosearch_catalog.import_sources import (
     Exclusions,
     ImportPlan,
@@ -58,23 +59,6 @@ class Totals:
             self.errors.append((error.filename or error.import_key, error.message))
 
 
-def _item_proto(item: PlannedItem) -> catalog_pb2.Item:
-    fields = item.fields
-    return catalog_pb2.Item(
-        name=fields.name,
-        series=fields.series,
-        maker=fields.maker,
-        year=fields.year,
-        variant=fields.variant,
-        tags=list(fields.tags),
-        attributes=fields.attributes,
-        external_refs=[
-            catalog_pb2.ExternalRef(system=r.system, ref=r.ref, url=r.url)
-            for r in fields.external_refs
-        ],
-    )
-
-
 def records_of(
     items: Sequence[PlannedItem],
     exclusions: Exclusions,
@@ -85,7 +69,7 @@ def records_of(
     """Records read lazily from disk; an item whose photos exceed RECORD_BYTES is
     split into several records with the same key (they add to one item)."""
     for item in items:
-        proto = _item_proto(item)
+        proto = fields_to_proto(item.fields)
         batch: list[catalog_pb2.ImportImage] = []
         size = 0
         sent = False
@@ -215,16 +199,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             variant = f" [{item.fields.variant}]" if item.fields.variant else ""
             say(f"  {item.fields.name}{variant}: {len(item.images)} image(s) ({item.import_key})")
         return 0
-    channel, stub = open_stub(args.catalog)
-    try:
-        totals = run_import(
+    return import_and_report(
+        args.catalog,
+        lambda stub: run_import(
             stub, plan, exclusions, update_existing=args.update, show_progress=not args.quiet
-        )
+        ),
+    )
+
+
+def import_and_report(
+    target: str, work: Callable[[catalog_pb2_grpc.CatalogServiceStub], Totals | None]
+) -> int:
+    """Run `work` against the catalog at `target` and print its totals (None: nothing
+    was imported); the exit code of the command-line importers."""
+    channel, stub = open_stub(target)
+    try:
+        totals = work(stub)
     except grpc.RpcError as exc:
-        say(f"error: the catalog at {args.catalog} answered {exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+        say(f"error: the catalog at {target} answered {exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
         return 1
     finally:
         channel.close()
+    if totals is None:
+        return 0
     report(totals)
     return 1 if totals.errors else 0
 
