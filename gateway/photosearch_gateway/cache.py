@@ -11,25 +11,46 @@ T = TypeVar("T")
 
 
 class Cached(Generic[T]):
+    """Concurrent callers share the one load in flight, its failure included: with the
+    service behind it hung, every waiting request fails at the same deadline instead of
+    each loading again after the one before it (k requests waiting k deadlines)."""
+
     def __init__(self, load: Callable[[], Awaitable[T]], ttl_seconds: float) -> None:
         self._load = load
         self._ttl = ttl_seconds
         self._value: T | None = None
         self._expires = 0.0
-        self._lock = asyncio.Lock()
+        self._loading: asyncio.Future[T] | None = None
+        # Bumped by put() and invalidate(): a load started before a write stores nothing.
+        self._generation = 0
 
     async def get(self) -> T:
         if self._value is not None and time.monotonic() < self._expires:
             return self._value
-        async with self._lock:  # one caller loads; the others wait for its answer
-            if self._value is not None and time.monotonic() < self._expires:
-                return self._value
-            value = await self._load()
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._load_and_keep(self._generation))
+            self._loading.add_done_callback(self._loaded)
+        # A caller that goes away (client disconnected) does not cancel the others' load.
+        return await asyncio.shield(self._loading)
+
+    async def _load_and_keep(self, generation: int) -> T:
+        value = await self._load()
+        if generation == self._generation:
             self._value, self._expires = value, time.monotonic() + self._ttl
-            return value
+        return value
+
+    def _loaded(self, load: "asyncio.Future[T]") -> None:
+        if self._loading is load:
+            self._loading = None
+        if not load.cancelled():
+            load.exception()  # retrieved here too, in case every caller went away
 
     def put(self, value: T) -> None:
+        self._generation += 1
+        self._loading = None
         self._value, self._expires = value, time.monotonic() + self._ttl
 
     def invalidate(self) -> None:
+        self._generation += 1
+        self._loading = None  # the next caller reads anew, not what was loading meanwhile
         self._expires = 0.0

@@ -229,16 +229,6 @@ def test_a_hung_catalog_gets_a_503_with_retry_after_not_a_hang(
     assert call(0).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "gateway/photosearch_gateway/cache.py Cached.get(): a failed load is not shared, so "
-        "requests queued on the lock load again one after another, each waiting a full "
-        "deadline: with search hung the k-th concurrent search waits k x "
-        "GATEWAY_RPC_TIMEOUT_SECONDS (an unbounded queue). Waiters should share the one "
-        "load in flight (its failure included), or the failure should be kept briefly"
-    ),
-)
 def test_a_hung_search_gets_a_503_with_retry_after_not_a_hang(
     mesh: Mesh, api: Api, seed: Seed
 ) -> None:
