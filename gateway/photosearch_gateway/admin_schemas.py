@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, SecretStr, StringConstraints, model_valid
 from photosearch.catalog.v1 import catalog_pb2 as catalog_pb
 from photosearch.events.v1 import events_pb2
 from photosearch.search.v1 import search_pb2 as search_pb
-from photosearch_gateway.schemas import ItemSummary, Strict, thumbnail_url
+from photosearch_gateway.schemas import ItemSummary, Strict, thumbnail_url, utc_time
 
 ModelId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -69,7 +69,6 @@ class Worker(BaseModel):
 
     @classmethod
     def from_proto(cls, beat: events_pb2.WorkerHeartbeat) -> "Worker":
-        started = beat.started_at
         return cls(
             worker_id=beat.worker_id,
             capabilities=list(beat.capabilities),
@@ -78,7 +77,7 @@ class Worker(BaseModel):
             device=beat.device,
             batch_size=beat.batch_size,
             version=beat.version,
-            started_at=started.ToDatetime() if started.seconds else None,
+            started_at=utc_time(beat.started_at),
             model_loaded=beat.model_loaded,
         )
 

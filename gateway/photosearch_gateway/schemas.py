@@ -2,7 +2,7 @@
 Admin shapes live in admin_schemas. Conversions from protobuf live beside the
 shapes they build, so routes stay thin."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -33,8 +33,9 @@ def thumbnail_url(image_id: str, size: int = DEFAULT_THUMBNAIL) -> str:
     return f"/api/v1/images/{image_id}/thumbnail?size={size}"
 
 
-def _time(ts: Timestamp) -> datetime | None:
-    return ts.ToDatetime().replace(tzinfo=None) if ts.seconds or ts.nanos else None
+def utc_time(ts: Timestamp) -> datetime | None:
+    """In UTC with its offset: the document's `date-time` is RFC 3339, which needs one."""
+    return ts.ToDatetime(tzinfo=UTC) if ts.seconds or ts.nanos else None
 
 
 # --- items and images -----------------------------------------------------------------------
@@ -118,8 +119,8 @@ class Item(ItemSummary):
             image_count=item.image_count,
             cover_image_id=cover,
             cover_thumbnail_url=thumbnail_url(cover) if cover else None,
-            created_at=_time(item.created_at),
-            updated_at=_time(item.updated_at),
+            created_at=utc_time(item.created_at),
+            updated_at=utc_time(item.updated_at),
         )
 
 
@@ -159,7 +160,7 @@ class Image(BaseModel):
             height=image.height,
             format=image.format,
             size_bytes=image.size_bytes,
-            created_at=_time(image.created_at),
+            created_at=utc_time(image.created_at),
             url=image_url(image.id),
             thumbnail_url=thumbnail_url(image.id),
         )

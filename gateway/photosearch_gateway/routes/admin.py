@@ -77,7 +77,7 @@ async def set_active_model(body: ActiveModelChange, gw: GatewayDep) -> ActiveMod
     )
 
 
-@router.get("/duplicates", response_model=DuplicateReport)
+@router.get("/duplicates", response_model=DuplicateReport, responses=errors(404))
 async def duplicate_report(
     gw: GatewayDep,
     model_id: ModelQuery = "",
@@ -85,7 +85,7 @@ async def duplicate_report(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DuplicateReport:
     """Likely duplicate entries (images of different items that look alike) and the items
-    most easily confused with another."""
+    most easily confused with another. A model search does not know is a 404."""
     return await index_admin.duplicate_report(gw, model_id, threshold, limit)
 
 

@@ -58,12 +58,6 @@ BASE_CHECKS = [
 ]
 
 
-def checks_for(label: str) -> list[Any]:
-    if label == "GET /api/v1/admin/duplicates":  # its 404 has a test of its own, marked
-        return [c for c in BASE_CHECKS if c is not checks.status_code_conformance]
-    return BASE_CHECKS
-
-
 def documented_operations(with_input: bool = False) -> list[str]:
     """Operation labels ("GET /api/v1/items") of the gateway's document, known before any
     process starts; `with_input`: only those that take parameters or a body (the others
@@ -132,18 +126,9 @@ CASES = [
 def test_the_gateway_answers_every_generated_request_as_documented(
     mesh: Mesh, operations: dict[str, Any], label: str, mode: GenerationMode
 ) -> None:
-    fuzz(operations[label], mesh, mode, checks_for(label))
+    fuzz(operations[label], mesh, mode, BASE_CHECKS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "gateway/photosearch_gateway/schemas.py _time() and admin_schemas.py Worker.from_proto "
-        "return naive datetimes ('2026-11-22T04:36:45.665656', no offset) where the document "
-        "says `format: date-time` (RFC 3339 needs one); keep them in UTC, e.g. "
-        "ts.ToDatetime(tzinfo=datetime.UTC)"
-    ),
-)
 @pytest.mark.parametrize("label", ["GET /api/v1/items", "GET /api/v1/admin/index"])
 def test_successful_bodies_match_their_documented_schema(
     mesh: Mesh, operations: dict[str, Any], label: str
@@ -165,14 +150,6 @@ def test_every_other_successful_body_matches_its_documented_schema(
     assert not failures, "\n\n".join(failures)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "gateway/photosearch_gateway/routes/admin.py duplicate_report(): an unknown model_id "
-        "answers 404 (search's NOT_FOUND), which the operation does not document; declare "
-        "responses=errors(404) as set_active_model does"
-    ),
-)
 def test_an_unknown_model_in_the_duplicates_report_is_a_documented_answer(
     mesh: Mesh, seed: Seed
 ) -> None:
