@@ -5,6 +5,7 @@ import uvicorn
 from photosearch.common.logging import configure_logging
 from photosearch_gateway.app import create_app
 from photosearch_gateway.config import GatewaySettings
+from photosearch_gateway.http_protocol import bounded_httptools
 
 if __name__ == "__main__":
     settings = GatewaySettings()
@@ -13,8 +14,9 @@ if __name__ == "__main__":
         create_app(settings),
         host=settings.host,
         port=settings.http_port,
-        # C parsers and event loop: several times less CPU per request than h11/asyncio.
-        http="httptools",
+        # C parsers and event loop: several times less CPU per request than h11/asyncio;
+        # httptools with a bound on the request head, which httptools alone does not have.
+        http=bounded_httptools(settings.max_header_bytes),
         loop=settings.event_loop,
         log_config=None,  # our structlog handler formats uvicorn's lines too
         access_log=False,  # the request-context middleware logs one line per request

@@ -48,6 +48,8 @@ class GatewaySettings(BaseSettings):
     # Honour X-Forwarded-For from these proxies (comma-separated IPs or CIDRs, e.g. the
     # ingress controller's pod network) when naming a client for the rate limits.
     trusted_proxies: str = ""
+    # Request head limit (request line and headers); a bigger head gets a 431.
+    max_header_bytes: int = Field(default=64 * 1024, ge=4 * 1024)
     # Request body limits.
     max_json_bytes: int = Field(default=256 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)

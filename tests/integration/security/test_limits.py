@@ -184,15 +184,6 @@ def test_each_service_bounds_the_photos_it_is_sent_directly(mesh: Mesh, seed: Se
     assert_same_processes(mesh, pids)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "gateway/photosearch_gateway/__main__.py runs uvicorn with httptools, which puts no "
-        "limit on the size of request headers (a 32 MB header is read and answered 200); only "
-        "an ingress in front bounds them. Bound them in the gateway itself, e.g. "
-        "uvicorn.run(..., http='h11', h11_max_incomplete_event_size=64 * 1024)"
-    ),
-)
 def test_oversized_headers_are_refused(mesh: Mesh, api: Api) -> None:
     pids = service_pids(mesh)
     try:
