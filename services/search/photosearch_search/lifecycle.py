@@ -67,7 +67,13 @@ class SearchLifecycle:
             self._tasks.append(asyncio.create_task(self._forever(self._watch, "worker-watch")))
 
     async def ready(self) -> bool:
-        return all(not t.done() for t in self._tasks) and await self.infra.ready()
+        """Searches need only Postgres: a NATS outage delays events, whose consumers
+        reconnect by themselves, so it does not take search out of service."""
+        if not self._tasks or any(t.done() for t in self._tasks):
+            return False
+        if self.infra.nc is not None and self.infra.nc.is_closed:
+            return False  # a closed client never reconnects
+        return await self.infra.database_ok()
 
     async def stop(self) -> None:
         self._stopping.set()

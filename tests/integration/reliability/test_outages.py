@@ -102,30 +102,11 @@ def nats_outage_states(mesh: Mesh, probe: Any, seconds: float = 4.0) -> list[Any
     return samples
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "services/search/photosearch_search/lifecycle.py SearchLifecycle.ready() requires "
-        "infra.ready() (NATS connected), so search reports NOT_SERVING during a NATS outage "
-        "and its readinessProbe (grpc) takes every replica out of the Service although "
-        "searches need only Postgres; ready() should check the database (and the background "
-        "tasks), not NATS"
-    ),
-)
 def test_search_stays_ready_while_nats_is_away(mesh: Mesh, seed: Seed) -> None:
     samples = nats_outage_states(mesh, lambda: mesh.service_status("search"))
     assert set(samples) == {"SERVING"}, samples
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "gateway/photosearch_gateway/routes/system.py readyz() answers 503 unless all four "
-        "services are SERVING; the deployment's readinessProbe uses /readyz, so an embedder "
-        "without NATS (or a fallback without catalog) takes every gateway pod out of service. "
-        "/readyz should only require what the core API needs (catalog and search)"
-    ),
-)
 def test_gateway_stays_ready_while_nats_is_away(mesh: Mesh, api: Api, seed: Seed) -> None:
     samples = nats_outage_states(mesh, lambda: api.http.get("/readyz").status_code)
     assert set(samples) == {200}, samples
