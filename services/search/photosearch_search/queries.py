@@ -1,13 +1,19 @@
 """SQL of the read side: nearest vectors (HNSW or exact), counts for the index status."""
 
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
+from photosearch.common.logging import get_logger
 from photosearch_search.domain import Failure, Filters, ImageHit, Model, Vector
+
+log = get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,8 @@ class ScanSettings:
 class VectorQueries:
     """Queries over the vector tables, on a pool of their own: its connections carry the
     HNSW session settings from the start, and are not pinged before every query (a
-    broken one fails its query and is replaced), which keeps a round trip off each search."""
+    broken one fails its query, is replaced, and `run` repeats the query on a working
+    one), which keeps a round trip off each search."""
 
     def __init__(self, scan: ScanSettings, size: int) -> None:
         self._scan = scan
@@ -66,10 +73,27 @@ class VectorQueries:
             await self._pool.close()
             self._pool = None
 
-    def connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    def _require_pool(self) -> AsyncConnectionPool:
         if self._pool is None:
             raise RuntimeError("search pool used before open()")
-        return self._pool.connection()
+        return self._pool
+
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """`work` (read-only, so safe to repeat) on a pooled connection. Connections are
+        not checked before use: when one turns out broken (e.g. Postgres restarted since
+        it was last used), the idle ones are checked, the broken ones replaced, and
+        `work` runs once more on a working connection. Healthy searches pay nothing."""
+        pool = self._require_pool()
+        async with pool.connection() as conn:
+            try:
+                return await work(conn)
+            except psycopg.OperationalError as exc:
+                if not conn.broken:  # e.g. a cancelled statement: the connection is fine
+                    raise
+                log.warning("search.connection_lost", error=str(exc).strip())
+        await pool.check()  # the others idle since the restart are broken too
+        async with pool.connection() as conn:
+            return await work(conn)
 
     @staticmethod
     def _where(filters: Filters) -> tuple[sql.Composable, dict[str, object]]:

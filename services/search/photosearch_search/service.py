@@ -99,21 +99,24 @@ class SearchService:
             filters,
             check_min_score(min_score),
         )
-        async with self._vectors.connection() as conn:
-            if filters:
-                cap = self._limits.exact_max_rows + 1
-                if await self._vectors.count_matching(conn, model, filters, cap) < cap:
-                    return await self._exact(conn, query)
-            limit = max(query.k * ROWS_PER_ITEM, MIN_ROWS)
-            while True:
-                hits = await self._vectors.nearest(conn, model, query.vector, filters, limit)
-                if len(hits) < limit:
-                    # The index ran out of candidates before LIMIT: either few vectors
-                    # match at all, or the scan gave up. Comparing them all loses nothing.
-                    return await self._exact(conn, query)
-                if len({h.item_id for h in hits}) >= query.k or limit >= self._limits.max_scan_rows:
-                    break
-                limit = min(limit * 4, self._limits.max_scan_rows)
+        return await self._vectors.run(lambda conn: self._search(conn, query))
+
+    async def _search(self, conn: AsyncConnection[Any], query: SearchQuery) -> SearchResult:
+        model, filters = query.model, query.filters
+        if filters:
+            cap = self._limits.exact_max_rows + 1
+            if await self._vectors.count_matching(conn, model, filters, cap) < cap:
+                return await self._exact(conn, query)
+        limit = max(query.k * ROWS_PER_ITEM, MIN_ROWS)
+        while True:
+            hits = await self._vectors.nearest(conn, model, query.vector, filters, limit)
+            if len(hits) < limit:
+                # The index ran out of candidates before LIMIT: either few vectors
+                # match at all, or the scan gave up. Comparing them all loses nothing.
+                return await self._exact(conn, query)
+            if len({h.item_id for h in hits}) >= query.k or limit >= self._limits.max_scan_rows:
+                break
+            limit = min(limit * 4, self._limits.max_scan_rows)
         return SearchResult(model.model_id, best_per_item(hits, query.k, query.min_score))
 
     async def _exact(self, conn: AsyncConnection[Any], query: SearchQuery) -> SearchResult:

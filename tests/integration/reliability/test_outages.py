@@ -265,16 +265,6 @@ def test_while_postgres_is_away_catalog_and_search_answer_unavailable(
     assert codes == {"catalog": "UNAVAILABLE", "search": "UNAVAILABLE"}, codes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "services/search/photosearch_search/queries.py VectorQueries: the read pool hands out "
-        "connections unchecked, so after a Postgres restart each pooled connection fails one "
-        "search ('server closed the connection unexpectedly': UNAVAILABLE, the gateway's 503) "
-        "although Postgres is back; retry the query once on a fresh connection when it fails "
-        "with psycopg.OperationalError (or give the pool a check)"
-    ),
-)
 def test_searches_succeed_right_after_postgres_restarts(mesh: Mesh, api: Api, seed: Seed) -> None:
     assert mesh.postgres is not None
     item_id, image_id = seed.items[2]
@@ -289,8 +279,8 @@ def test_searches_succeed_right_after_postgres_restarts(mesh: Mesh, api: Api, se
 
 
 def flush_search_pool(api: Api, seed: Seed) -> None:
-    """Use up the connections a Postgres restart broke in search's read pool (see the
-    xfail above), so that later tests start from a working pool."""
+    """Use up any connections a Postgres restart broke in search's read pool (see the test
+    above), so that later tests start from a working pool."""
     vector = stored_vector(api.mesh, seed.model_id, seed.items[0][1])
     for _ in range(16):
         api.search(seed.model_id, vector)
