@@ -114,6 +114,8 @@ class EmbedWorker:
         while not self._stopping.is_set():
             while len(in_flight) >= self.options.pipeline:  # done tasks leave by callback
                 await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            if self._stopping.is_set():  # stop began while waiting for a slot: take no more
+                break
             try:
                 msgs = await self._psub.fetch(
                     self.options.batch_size, timeout=self.options.fetch_timeout
