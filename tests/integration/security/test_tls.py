@@ -150,17 +150,6 @@ async def test_without_a_ca_catalog_serves_tls_and_asks_no_certificate(
     await serves_tls_without_client_certificates(build_catalog, settings, ca, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FileNotFoundError,
-    reason=(
-        "libs/common/src/photosearch/common/channels.py open_channel() reads tls_dir/ca.crt "
-        "unconditionally, so a service that calls others (fallback, search, embedder) given a "
-        "tls_dir without ca.crt (TLS without client certificates, as ServiceSettings.tls_dir "
-        "documents) fails to start with FileNotFoundError; without ca.crt it should verify "
-        "peers with the system's roots (root_certificates=None)"
-    ),
-)
 async def test_without_a_ca_fallback_serves_tls_and_asks_no_certificate(tmp_path: Path) -> None:
     ca = Authority.create()
     server_only = ca.issue(tmp_path / "fallback", "fallback", with_ca=False)

@@ -19,17 +19,25 @@ CHANNEL_OPTIONS = [
 ]
 
 
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
+
+
 def open_channel(target: str, tls_dir: str = "") -> grpc.aio.Channel:
-    """A channel to another photosearch service (TLS when `tls_dir` holds a CA)."""
+    """A channel to another photosearch service: TLS when `tls_dir` is set, verifying the
+    peer against its `ca.crt` (or the system's roots without one), presenting `tls.crt`
+    and `tls.key` as client certificate when both are there (mutual TLS)."""
     interceptors: Any = [RequestIdClientInterceptor()]
     if not tls_dir:
         return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
     folder = Path(tls_dir)
-    key, cert = folder / "tls.key", folder / "tls.crt"
+    key, cert = _read(folder / "tls.key"), _read(folder / "tls.crt")
+    if key is None or cert is None:
+        key = cert = None  # half a key pair is no client certificate
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=(folder / "ca.crt").read_bytes(),
-        private_key=key.read_bytes() if key.exists() else None,
-        certificate_chain=cert.read_bytes() if cert.exists() else None,
+        root_certificates=_read(folder / "ca.crt"),
+        private_key=key,
+        certificate_chain=cert,
     )
     return grpc.aio.secure_channel(
         target, credentials, options=CHANNEL_OPTIONS, interceptors=interceptors
