@@ -185,7 +185,7 @@ async def test_an_oversized_or_broken_photo_is_invalid(admin, web, fake_vision, 
         (b"", "the image is empty"),
         (b"GIF89a not really", "not a supported image"),
         (photo[: len(photo) // 2], "truncated or corrupt"),
-        (b"\xff\xd8" + bytes(26 * 1024 * 1024), "the limit is 26 MB"),
+        (b"\xff\xd8" + bytes(26 * 1024 * 1024), "the limit is 25 MB"),
     ]
     for data, message in cases:
         with pytest.raises(grpc.aio.AioRpcError) as caught:

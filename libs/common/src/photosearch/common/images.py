@@ -46,7 +46,7 @@ def _check_header(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
         raise InvalidImage("the image is empty (0 bytes)")
     if len(data) > max_bytes:
         raise InvalidImage(
-            f"the image is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB"
+            f"the image is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB"
         )
     try:
         with warnings.catch_warnings():
