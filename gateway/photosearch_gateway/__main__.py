@@ -19,6 +19,8 @@ if __name__ == "__main__":
         http=bounded_httptools(settings.max_header_bytes),
         loop=settings.event_loop,
         log_config=None,  # our structlog handler formats uvicorn's lines too
+        # The client address is decided in one place, against GATEWAY_TRUSTED_PROXIES.
+        proxy_headers=False,
         access_log=False,  # the request-context middleware logs one line per request
         timeout_graceful_shutdown=10,
     )

@@ -64,12 +64,18 @@ async def require_user(
 
 
 def client_id(request: Request, gw: Gateway) -> str:
-    """Who a rate limit counts against: the peer address, or the forwarded one from a proxy."""
+    """Who a rate limit counts against: the peer address or, behind trusted proxies, the
+    nearest X-Forwarded-For hop that is not one of them. Proxies append to the header, so
+    hops to the left of that one are whatever the client chose to send."""
     peer = request.client.host if request.client else "unknown"
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and gw.is_trusted_proxy(peer):
-        return forwarded.split(",")[0].strip() or peer
-    return peer
+    if not gw.is_trusted_proxy(peer):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",")]
+    hops = [hop for hop in hops if hop]
+    for hop in reversed(hops):
+        if not gw.is_trusted_proxy(hop):
+            return hop
+    return hops[0] if hops else peer
 
 
 def check_rate(request: Request, gw: Gateway, name: str) -> None:

@@ -208,3 +208,20 @@ async def test_rate_limit_counts_forwarded_clients_behind_a_trusted_proxy(
         first = await client.post("/api/v1/search", json=query(), headers=headers)
         second = await client.post("/api/v1/search", json=query(), headers=headers)
         assert (first.status_code, second.status_code) == (200, 429)
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"search_rate_per_minute": 60, "search_burst": 1, "trusted_proxies": "10.0.0.0/24"}],
+)
+async def test_a_client_cannot_dodge_its_rate_limit_by_forging_forwarded_hops(
+    client: httpx.AsyncClient,
+) -> None:
+    """The proxy appends the address it saw; whatever the client wrote to the left of it
+    does not give it a fresh bucket."""
+    statuses = []
+    for forged in ("203.0.113.7", "203.0.113.8, 192.0.2.1"):
+        headers = {"X-Forwarded-For": f"{forged}, 198.51.100.9"}
+        reply = await client.post("/api/v1/search", json=query(), headers=headers)
+        statuses.append(reply.status_code)
+    assert statuses == [200, 429]
