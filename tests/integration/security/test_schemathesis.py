@@ -8,6 +8,7 @@ are refused. Bounded: a fixed number of examples per operation and mode.
 the operations' Hypothesis strategies are driven here directly, one test per operation.)"""
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from photosearch_devstack.mesh import Mesh
 from photosearch_gateway.app import create_app
 from photosearch_gateway.config import GatewaySettings
 from photosearch_gateway.errors import ErrorBody
-from tests.integration.security.conftest import Seed, new_client
+from tests.integration.reliability.support import Api
+from tests.integration.security.conftest import VISION_KEY, Seed, new_client
 
 pytestmark = pytest.mark.slow
 EXAMPLES = {GenerationMode.POSITIVE: 10, GenerationMode.NEGATIVE: 6}
@@ -104,6 +106,17 @@ def fuzz(operation: Any, mesh: Mesh, mode: GenerationMode, check_list: list[Any]
         case.call_and_validate(headers=headers, checks=check_list, timeout=30)
 
     run()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def admin_settings_restored(api: Api) -> Iterator[None]:
+    """Fuzzing PUT /admin/settings turns features off and clears the Vision key: put the
+    package's mesh back as the other test modules expect it, whatever order they run in."""
+    yield
+    settings = api.settings(
+        photo_search_enabled=True, web_fallback_enabled=True, vision_api_key=VISION_KEY
+    )
+    assert settings["web_fallback_available"] is True
 
 
 @pytest.fixture(scope="module")
