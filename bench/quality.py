@@ -219,7 +219,8 @@ def _latency(values: list[float]) -> dict[str, float]:
 def run_offline(
     args: argparse.Namespace, datasets: list[Dataset], suite: Dataset | None, names: list[str]
 ) -> tuple[list[DatasetResult], dict[str, Any]]:
-    extractor = make_extractor(args.model, args.cache / "models")
+    local = any(techniques.CATALOG[n].rerank is not None for n in names)
+    extractor = make_extractor(args.model, args.cache / "models", local=local)
     cache = args.cache / "cache"
     results = []
     costs: dict[str, dict[str, Any]] = {}

@@ -74,6 +74,7 @@ class Extractor:
     ) -> None:
         self.preprocess = preprocess
         self.long_side = long_side
+        self.cache_tag = ""  # names the model in cache file names (features.compute)
         self._global = session(fingerprint_onnx, threads)
         self._local = session(descriptor_onnx, threads) if descriptor_onnx else None
 

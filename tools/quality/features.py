@@ -47,10 +47,18 @@ def descriptor_graph(model: str, files: ModelFiles) -> Path:
     return path
 
 
-def make_extractor(model: str, cache_dir: Path, long_side: int = 448) -> Extractor:
+def make_extractor(
+    model: str, cache_dir: Path, long_side: int = 448, *, local: bool = True
+) -> Extractor:
+    """Fingerprints from the model's export; local descriptors too when `local` (the
+    descriptor graph exists for the models in graph.LOCAL_LAYERS)."""
     files = exported_model(model, cache_dir)
     spec = PreprocessSpec.from_json(files.preprocess())
-    return Extractor(files.onnx_path, spec, descriptor_graph(model, files), long_side=long_side)
+    graph = descriptor_graph(model, files) if local else None
+    extractor = Extractor(files.onnx_path, spec, graph, long_side=long_side)
+    # Cached descriptors are per model (the first model's caches keep their names).
+    extractor.cache_tag = "" if model == "efficientnet-lite0" else files.model_id
+    return extractor
 
 
 @dataclass
@@ -78,7 +86,7 @@ def compute(
     """Descriptors of `photos` (turned `rotate` degrees counter-clockwise), in order,
     from the cache when present."""
     side = long_side or extractor.long_side
-    name = _cache_name(photos, f"{tag}|{variants}|{local}|{side}|{rotate}")
+    name = _cache_name(photos, f"{extractor.cache_tag}{tag}|{variants}|{local}|{side}|{rotate}")
     path = cache_dir / f"features-{name}.npz"
     if path.is_file():
         return _load(path, len(photos))

@@ -20,6 +20,8 @@ Family = Literal["dinov2", "efficientnet-lite0"]
 RECIPE = 1
 DEFAULT_DINOV2 = "facebook/dinov2-small"
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
+# EfficientNet-Lite0 with a colour histogram fused into the fingerprint (ColourFusion).
+EFFICIENTNET_LITE0_COLOUR = "efficientnet-lite0-colour"
 DINOV2_TYPES = {"dinov2", "dinov2_with_registers"}
 
 PREPROCESS: dict[Family, PreprocessSpec] = {
@@ -34,6 +36,31 @@ DEFAULT_QUANTIZATION: dict[Family, Literal["int8", "none"]] = {
 }
 
 
+@dataclass(frozen=True)
+class ColourFusion:
+    """A colour histogram fused into the fingerprint: the graph outputs
+    v = concat(sqrt(w) * g, sqrt(1 - w) * h) with g the unit network vector and h a unit
+    colour descriptor of the same input, so cos(v_a, v_b) = w cos(g) + (1 - w) cos(h) and
+    search, its index and the browser need nothing new. h: the input turned back into
+    RGB, average-pooled by `pool`, converted to CIELAB, a joint soft histogram of `bins`
+    per axis (triangular kernel `kernel_bins` bins wide on each side) weighted by a
+    centred Gaussian (sigma `centre_sigma` of the side), square-rooted (Hellinger) and
+    L2-normalised. Chosen by the ablation in docs/quality.md."""
+
+    weight: float = 0.75
+    bins: int = 8
+    pool: int = 4
+    centre_sigma: float = 0.2
+    kernel_bins: float = 1.5
+
+    @property
+    def dim(self) -> int:
+        return self.bins**3
+
+
+COLOUR_FUSION = ColourFusion()
+
+
 class ModelUnavailable(FailedPrecondition):
     """The configured model cannot be had here; the message says how to provide it."""
 
@@ -44,6 +71,8 @@ class ModelSpec:
     family: Family
     # A local directory holding the checkpoint (transformers) or None (hub name / package).
     checkpoint_dir: Path | None = None
+    # A colour histogram fused into the fingerprint (None: the network's vector alone).
+    colour: ColourFusion | None = None
 
     @property
     def model_id(self) -> str:
@@ -88,11 +117,14 @@ def spec_for(model: str, model_name: str = "") -> ModelSpec:
     name = _strip_recipe(model)
     if name == EFFICIENTNET_LITE0:
         return ModelSpec(name, "efficientnet-lite0")
+    if name == EFFICIENTNET_LITE0_COLOUR:
+        return ModelSpec(name, "efficientnet-lite0", colour=COLOUR_FUSION)
     if "dinov2" in name.lower() and "/" in name:
         return ModelSpec(name, "dinov2")
     raise InvalidArgument(
         f"unknown model {model!r}: use 'auto', a DINOv2 name such as {DEFAULT_DINOV2!r}, "
-        f"{EFFICIENTNET_LITE0!r}, or a local directory with a DINOv2 checkpoint or an export"
+        f"{EFFICIENTNET_LITE0!r}, {EFFICIENTNET_LITE0_COLOUR!r}, or a local directory with a "
+        "DINOv2 checkpoint or an export"
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from photosearch_embedder.models import ModelSpec
+from photosearch_embedder.models import ColourFusion, ModelSpec
 
 EFFICIENTNET_TENSORS = 296
 
@@ -25,6 +25,90 @@ class Fingerprint(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self._features(self.backbone, pixel_values), dim=-1)
+
+
+# sRGB (D65) -> XYZ, and the D65 white point: CIELAB as colour science defines it.
+SRGB_TO_XYZ = (
+    (0.4124, 0.3576, 0.1805),
+    (0.2126, 0.7152, 0.0722),
+    (0.0193, 0.1192, 0.9505),
+)
+D65_WHITE = (0.9505, 1.0, 1.089)
+
+
+class ColourHistogram(nn.Module):
+    """Model input (N, 3, S, S) -> (N, bins**3) unit colour descriptor (ColourFusion).
+    Elementwise ops, one average pool and two matrix products: exports to ONNX and runs
+    in onnxruntime-web as is. a and b are scaled by 1/160 around 0.5 and clamped."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    to_xyz: torch.Tensor
+    white: torch.Tensor
+    centres: torch.Tensor
+    pixel_weight: torch.Tensor
+
+    def __init__(
+        self,
+        fusion: ColourFusion,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+        size: int,
+    ) -> None:
+        super().__init__()
+        self.bins = fusion.bins
+        self.kernel_bins = fusion.kernel_bins
+        self.pool = fusion.pool
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1))
+        self.register_buffer("to_xyz", torch.tensor(SRGB_TO_XYZ))
+        self.register_buffer("white", torch.tensor(D65_WHITE).view(1, 3, 1))
+        self.register_buffer("centres", (torch.arange(fusion.bins) + 0.5) / fusion.bins)
+        side = size // fusion.pool
+        offsets = (torch.arange(side, dtype=torch.float64) + 0.5) / side - 0.5
+        squared = offsets[:, None] ** 2 + offsets[None, :] ** 2
+        weight = torch.exp(-squared / (2 * fusion.centre_sigma**2)).flatten()
+        self.register_buffer("pixel_weight", (weight / weight.sum()).float().view(1, 1, -1))
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        pooled = nn.functional.avg_pool2d(pixel_values, self.pool).flatten(2)  # (N, 3, P)
+        rgb = torch.clamp(pooled * self.std + self.mean, 0.0, 1.0)
+        linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+        f = torch.clamp(torch.matmul(self.to_xyz, linear) / self.white, min=1e-4) ** (1 / 3)
+        lab = torch.stack(
+            [
+                (116 * f[:, 1] - 16) / 100,
+                (500 * (f[:, 0] - f[:, 1])) / 160 + 0.5,
+                (200 * (f[:, 1] - f[:, 2])) / 160 + 0.5,
+            ],
+            dim=1,
+        )
+        centres = self.centres
+        axes = torch.clamp(torch.clamp(lab, 0.0, 1.0), centres[0], centres[-1])
+        # Triangular memberships (N, 3, bins, P) of each pixel in the bins of each axis.
+        distance = (axes[:, :, None, :] - centres[None, None, :, None]).abs() * self.bins
+        member = torch.relu(1 - distance / self.kernel_bins)
+        lightness_a = (member[:, 0, :, None, :] * member[:, 1, None, :, :]).flatten(1, 2)
+        b_weighted = member[:, 2] * self.pixel_weight
+        joint = torch.matmul(lightness_a, b_weighted.transpose(1, 2)).flatten(1)
+        return nn.functional.normalize(torch.sqrt(torch.relu(joint)), dim=-1)
+
+
+class ColourFused(nn.Module):
+    """concat(sqrt(w) * fingerprint, sqrt(1 - w) * colour): unit, and its cosine is the
+    weighted sum of the two cosines."""
+
+    def __init__(self, fingerprint: nn.Module, colour: ColourHistogram, weight: float) -> None:
+        super().__init__()
+        self.fingerprint = fingerprint
+        self.colour = colour
+        self.weight = weight
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        g = self.fingerprint(pixel_values)
+        h = self.colour(pixel_values)
+        fused = torch.cat([g * self.weight**0.5, h * (1 - self.weight) ** 0.5], dim=-1)
+        return nn.functional.normalize(fused, dim=-1)
 
 
 def _pooler_output(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -93,13 +177,19 @@ def load_efficientnet_lite0(*, classifier: bool = False) -> nn.Module:
     return net.eval()
 
 
-def fingerprint_module(spec: ModelSpec) -> Fingerprint:
+def fingerprint_module(spec: ModelSpec) -> nn.Module:
     """The module that gets exported for `spec`."""
     if spec.family == "efficientnet-lite0":
-        return Fingerprint(load_efficientnet_lite0(), _call).eval()
-    model = load_dinov2(str(spec.checkpoint_dir or spec.name))
-    bake_position_embeddings(model, spec.preprocess.crop_size)
-    return Fingerprint(model, _pooler_output).eval()
+        network = Fingerprint(load_efficientnet_lite0(), _call).eval()
+    else:
+        model = load_dinov2(str(spec.checkpoint_dir or spec.name))
+        bake_position_embeddings(model, spec.preprocess.crop_size)
+        network = Fingerprint(model, _pooler_output).eval()
+    if spec.colour is None:
+        return network
+    pre = spec.preprocess
+    colour = ColourHistogram(spec.colour, pre.mean, pre.std, pre.crop_size)
+    return ColourFused(network, colour, spec.colour.weight).eval()
 
 
 def reference_fingerprints(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
