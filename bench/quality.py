@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 from tools.quality import cost, duplicates, techniques  # noqa: E402
 from tools.quality.datasets import DEFAULT_ROOT, Dataset, Photo, discover, load_dataset  # noqa: E402
 from tools.quality.features import compute, exported_model, make_extractor  # noqa: E402
+from tools.quality.graph import LOCAL_LAYERS  # noqa: E402
 from tools.quality.metrics import summarise  # noqa: E402
 from tools.quality.offline import evaluate, prepare  # noqa: E402
 from tools.quality.report import DatasetResult, markdown_table, write  # noqa: E402
@@ -49,7 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets-root", type=Path, default=DEFAULT_ROOT)
     parser.add_argument("--datasets", default="", help="comma-separated names (default: all)")
-    parser.add_argument("--model", default="efficientnet-lite0")
+    parser.add_argument("--model", default="efficientnet-lite0-colour")
     parser.add_argument("--mode", choices=["mesh", "offline", "both"], default="both")
     parser.add_argument(
         "--technique",
@@ -326,6 +327,13 @@ def main() -> int:
         sources = [(d.name, p) for d in datasets for p in d.catalog]
         suite = write_suite(make_copies(sources), args.cache / "robustness")
     names = args.technique or ["global", techniques.RECOMMENDED]
+    if args.model not in LOCAL_LAYERS:
+        # Re-ranking needs a local-descriptor graph of the same model; without one only
+        # the global techniques can be measured.
+        dropped = [n for n in names if techniques.CATALOG[n].rerank is not None]
+        if dropped:
+            print(f"{args.model}: no local-descriptor graph, so not measured: {dropped}")
+        names = [n for n in names if n not in dropped]
     results: list[DatasetResult] = []
     extra: dict[str, Any] = {"model": args.model}
     if args.mode in ("mesh", "both"):

@@ -388,25 +388,26 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> list[str]:
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
-def duplicate_study(datasets: Path) -> list[str]:
+def duplicate_study(datasets: Path, model: str) -> list[str]:
     """Pick the duplicate report's default threshold on real photos: near-duplicate
     copies (resized, re-encoded, blurred, flipped, rotated, grey) of a catalog image must
     all score above it; catalog images of different items should not. Fingerprints from
-    the offline real-weight model (EfficientNet-Lite0) with the embedder's own code."""
+    an offline real-weight model (EfficientNet-Lite0, plain or colour-fused) through the
+    module the embedder exports, with its own preprocessing."""
     import csv
     import itertools
 
     import torch
 
-    from photosearch_embedder.models import EFFICIENTNET_LITE0, PREPROCESS
-    from photosearch_embedder.torch_models import load_efficientnet_lite0
+    from photosearch_embedder.models import spec_for
+    from photosearch_embedder.torch_models import fingerprint_module
     from photosearch_embedder.variants import parse_variants
 
-    spec, variants = PREPROCESS[EFFICIENTNET_LITE0], parse_variants(["global"])
-    net = load_efficientnet_lite0()
+    spec, variants = spec_for(model), parse_variants(["global"])
+    net = fingerprint_module(spec)
 
     def fingerprint(path: Path) -> np.ndarray:
-        pixels = torch.from_numpy(spec.tensors(path.read_bytes(), variants))
+        pixels = torch.from_numpy(spec.preprocess.tensors(path.read_bytes(), variants))
         with torch.no_grad():
             out = net(pixels)[0].numpy()
         return out / np.linalg.norm(out)
@@ -477,7 +478,12 @@ def main() -> None:
     parser.add_argument(
         "--duplicates",
         action="store_true",
-        help="instead: measure the duplicate threshold on real photos (EfficientNet-Lite0)",
+        help="instead: measure the duplicate threshold on real photos",
+    )
+    parser.add_argument(
+        "--duplicates-model",
+        default="efficientnet-lite0-colour",
+        help="with --duplicates: efficientnet-lite0 or efficientnet-lite0-colour",
     )
     parser.add_argument("--datasets", default=str(DATASETS))
     parser.add_argument(
@@ -485,7 +491,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.duplicates:
-        print("\n".join(duplicate_study(Path(args.datasets))))
+        print("\n".join(duplicate_study(Path(args.datasets), args.duplicates_model)))
         return
     args.sweep = [int(v) for v in args.sweep.split(",") if v]
     with tempfile.TemporaryDirectory(prefix="bench-search-", dir=args.dir or None) as tmp:

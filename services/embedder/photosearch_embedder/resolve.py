@@ -2,7 +2,8 @@
 
 `auto` prefers DINOv2-small: already exported, in a local Hugging Face cache, or
 downloadable (the hub gets a few seconds to answer, so a blocked network never
-stalls start-up); otherwise the offline efficientnet-lite0, and the note says so."""
+stalls start-up); otherwise the offline efficientnet-lite0-colour (EfficientNet-Lite0
+with a colour histogram fused in), and the note says so."""
 
 import importlib.util
 import json
@@ -169,9 +170,12 @@ def _resolve_auto(cache_dir: Path, quantize: Quantize, probe_seconds: float) -> 
     ok, source = weights_available(dino, probe_seconds)
     if ok:
         return Resolution(dino.model_id, dino, None, f"exporting DINOv2-small from {source}")
-    lite = models.spec_for(models.EFFICIENTNET_LITE0)
+    # The colour-fused variant: as good as or better than the plain network on every
+    # measured set (docs/quality.md), at the same search latency.
+    lite = models.spec_for(models.EFFICIENTNET_LITE0_COLOUR)
     note = (
-        f"DINOv2-small is not available ({source}), so this worker runs efficientnet-lite0, "
+        f"DINOv2-small is not available ({source}), so this worker runs "
+        "efficientnet-lite0-colour (EfficientNet-Lite0 with a colour histogram), "
         "an offline model with lower retrieval quality whose vectors are not comparable "
         f"with DINOv2's. To use DINOv2-small, {models.how_to_provide(dino, cache_dir)}"
     )
@@ -180,7 +184,7 @@ def _resolve_auto(cache_dir: Path, quantize: Quantize, probe_seconds: float) -> 
     lite_ok, lite_source = weights_available(lite, probe_seconds)
     if not lite_ok:
         raise ModelUnavailable(
-            f"no model is available: DINOv2-small ({source}) nor efficientnet-lite0 "
+            f"no model is available: DINOv2-small ({source}) nor efficientnet-lite0-colour "
             f"({lite_source}). To provide DINOv2-small, {models.how_to_provide(dino, cache_dir)}"
         )
     return Resolution(lite.model_id, lite, None, note)

@@ -245,7 +245,7 @@ async def test_duplicate_report_finds_cross_item_lookalikes_and_margins(start_ha
     assert report.confusables[0].item_id in {"item-a", "item-b"}
 
     default = await h.stub.DuplicateReport(search_pb2.DuplicateReportRequest(limit=1))
-    assert default.threshold == pytest.approx(0.55)
+    assert default.threshold == pytest.approx(0.50)
     assert len(default.duplicates) == 1 and len(default.confusables) == 1
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await h.stub.DuplicateReport(search_pb2.DuplicateReportRequest(threshold=1.5))

@@ -34,9 +34,9 @@ def publish_as(files: ModelFiles, cache: Path, model_id: str) -> ModelFiles:
     return placed
 
 
-def test_auto_falls_back_to_efficientnet_and_says_why(tmp_path: Path) -> None:
+def test_auto_falls_back_to_the_colour_fused_efficientnet_and_says_why(tmp_path: Path) -> None:
     resolution = resolve("auto", tmp_path / "cache")
-    assert resolution.model_id == "efficientnet-lite0@1"
+    assert resolution.model_id == "efficientnet-lite0-colour@1"
     assert resolution.files is None and resolution.spec is not None  # to be exported
     assert "DINOv2-small is not available" in resolution.note
     assert "HF_HUB_OFFLINE" in resolution.note
@@ -55,7 +55,7 @@ def test_auto_takes_dinov2_small_when_its_export_is_there(
 def test_a_damaged_export_is_not_used(tiny_model: ModelFiles, tmp_path: Path) -> None:
     placed = publish_as(tiny_model, tmp_path, "facebook/dinov2-small@1")
     (placed.directory / "preprocess.json").write_text("{}")
-    assert resolve("auto", tmp_path).model_id == "efficientnet-lite0@1"
+    assert resolve("auto", tmp_path).model_id == "efficientnet-lite0-colour@1"
 
 
 def test_a_missing_explicit_model_says_how_to_provide_it(tmp_path: Path) -> None:
@@ -112,6 +112,6 @@ def test_a_hub_that_never_answers_is_given_up_on(tmp_path: Path) -> None:
         for conn in held:
             conn.close()
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["model_id"] == "efficientnet-lite0@1"
+    assert result["model_id"] == "efficientnet-lite0-colour@1"
     assert "the model hub did not answer within 1 s" in result["note"]
     assert held, "the probe never reached the (local) hub"
