@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -21,6 +22,7 @@ from photosearch.fallback.v1 import fallback_pb2 as fpb
 from photosearch.fallback.v1 import fallback_pb2_grpc
 from photosearch.search.v1 import search_pb2 as spb
 from photosearch.search.v1 import search_pb2_grpc
+from photosearch_gateway.config import GatewaySettings
 
 MODEL = "test/model@p1"
 DIM = 4
@@ -321,3 +323,16 @@ def write_model(cache_dir: Path, model_id: str = MODEL, dim: int = DIM) -> Model
     )
     files.write_manifest()
     return files
+
+
+def unreachable_settings(model_dir: Path, **overrides: Any) -> GatewaySettings:
+    """Gateway settings whose four services are at an address nothing listens on."""
+    nowhere = "127.0.0.1:1"
+    return GatewaySettings(
+        catalog_addr=nowhere,
+        search_addr=nowhere,
+        embedder_addr=nowhere,
+        fallback_addr=nowhere,
+        model_dir=model_dir,
+        **overrides,
+    )

@@ -12,22 +12,15 @@ import pytest
 import uvicorn
 
 from photosearch_gateway.app import create_app
-from photosearch_gateway.config import GatewaySettings
 from photosearch_gateway.http_protocol import bounded_httptools
+from tests.unit.gateway.fakes import unreachable_settings
 
 LIMIT = 16 * 1024
 
 
 @pytest.fixture
 async def gateway_url(tmp_path: Path) -> AsyncIterator[str]:
-    settings = GatewaySettings(
-        catalog_addr="127.0.0.1:1",
-        search_addr="127.0.0.1:1",
-        embedder_addr="127.0.0.1:1",
-        fallback_addr="127.0.0.1:1",
-        model_dir=tmp_path,
-        max_header_bytes=LIMIT,
-    )
+    settings = unreachable_settings(tmp_path, max_header_bytes=LIMIT)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(

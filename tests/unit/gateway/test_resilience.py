@@ -12,7 +12,7 @@ import structlog
 from photosearch_gateway.app import create_app
 from photosearch_gateway.config import GatewaySettings
 from photosearch_gateway.errors import HTTP_BY_GRPC
-from tests.unit.gateway.fakes import World
+from tests.unit.gateway.fakes import World, unreachable_settings
 
 
 @pytest.mark.parametrize(
@@ -50,14 +50,7 @@ def test_every_mapped_code_is_a_client_or_availability_error() -> None:
 
 
 async def test_a_dead_dependency_is_a_quick_503(tmp_path) -> None:
-    settings = GatewaySettings(
-        catalog_addr="127.0.0.1:1",
-        search_addr="127.0.0.1:1",
-        embedder_addr="127.0.0.1:1",
-        fallback_addr="127.0.0.1:1",
-        model_dir=tmp_path,
-        rpc_timeout_seconds=1.0,
-    )
+    settings = unreachable_settings(tmp_path, rpc_timeout_seconds=1.0)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
