@@ -40,6 +40,7 @@ from photosearch_devstack.ports import free_port
 from photosearch_devstack.postgres import EmbeddedPostgres
 from photosearch_search.config import SearchSettings
 from photosearch_search.domain import Model
+from photosearch_search.ef_search import EfSearchPolicy
 from photosearch_search.models import ACTIVE_MODEL_KEY, IndexParams, table_ddl
 from photosearch_search.reindex import build_ann_index
 
@@ -323,7 +324,12 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> list[str]:
                 "|---|---|---|---|---|",
                 *sweep,
             ]
-        env = {"SEARCH_HNSW_EF_SEARCH": str(args.ef_search)} if args.ef_search else {}
+        # --ef-search pins the width; otherwise the service sizes it from the index.
+        env = (
+            {"SEARCH_HNSW_EF_SEARCH": str(args.ef_search), "SEARCH_HNSW_EF_SEARCH_PER_MILLION": "0"}
+            if args.ef_search
+            else {}
+        )
         process, address = start_search(url, nats.url, root / f"search-{n}.log", env)
         print(f"[{n}] measuring", flush=True)
         load_before = os.getloadavg()[0]
@@ -347,7 +353,8 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> list[str]:
             process.wait(30)
         nats.stop()
         pg.stop()
-    ef = args.ef_search or settings.hnsw_ef_search
+    policy = EfSearchPolicy(settings.hnsw_ef_search, settings.hnsw_ef_search_per_million)
+    ef = args.ef_search or policy.for_rows(n)
     lines = [
         f"### {n:,} vectors, {DIM}-d, {len(np.unique(cat.items)):,} items"
         f" (HNSW m={params.m}, ef_construction={params.ef_construction}, ef_search={ef})",

@@ -21,8 +21,12 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     # HNSW graph parameters (docs/benchmarks/search.md has the measurements behind them).
     hnsw_m: int = Field(default=16, ge=2, le=100)
     hnsw_ef_construction: int = Field(default=64, ge=4, le=1000)
-    # 64: recall@10 0.996 on 100k clustered vectors where 40 gave 0.972.
+    # 64: recall@10 0.996 on 100k clustered vectors where 40 gave 0.972. The least a
+    # search uses: larger indexes get more (ef_search.py).
     hnsw_ef_search: int = Field(default=64, ge=1, le=1000)
+    # ef_search at a million vectors, growing with the square root of the index size:
+    # 200 gave recall@10 0.95 at 1M where 64 gave 0.74. 0: always hnsw_ef_search.
+    hnsw_ef_search_per_million: int = Field(default=200, ge=0, le=1000)
     # Upper bound of index rows one iterative scan visits before giving up.
     hnsw_max_scan_tuples: int = Field(default=20000, ge=100)
     # Postgres maintenance_work_mem for index builds: 1 GB builds 100k vectors ~4x

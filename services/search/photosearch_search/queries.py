@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from photosearch.common.logging import get_logger
 from photosearch_search.domain import Failure, Filters, ImageHit, Model, Vector
+from photosearch_search.ef_search import EfSearchPolicy, EfSearchTracker
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -18,14 +19,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ScanSettings:
-    ef_search: int
+    ef_search: EfSearchPolicy
     max_scan_tuples: int
 
     def statements(self) -> list[str]:
         # relaxed_order: with filters the scan goes on until it has found LIMIT rows
         # instead of stopping at ef_search candidates; results are re-sorted afterwards.
         return [
-            f"SET hnsw.ef_search = {int(self.ef_search)}",
+            f"SET hnsw.ef_search = {int(self.ef_search.floor)}",
             "SET hnsw.iterative_scan = relaxed_order",
             f"SET hnsw.max_scan_tuples = {int(self.max_scan_tuples)}",
         ]
@@ -40,6 +41,7 @@ class VectorQueries:
     def __init__(self, scan: ScanSettings, size: int) -> None:
         self._scan = scan
         self._size = size
+        self._ef_search = EfSearchTracker(scan.ef_search)
         self._pool: AsyncConnectionPool | None = None
 
     async def open(self, url: str) -> None:
@@ -51,6 +53,7 @@ class VectorQueries:
             await conn.set_autocommit(True)
             for statement in self._scan.statements():
                 await conn.execute(statement)  # type: ignore[arg-type]
+            self._ef_search.configured(conn)
 
         pool = AsyncConnectionPool(
             url,
@@ -116,6 +119,7 @@ class VectorQueries:
         self, conn: AsyncConnection, model: Model, vector: Vector, filters: Filters, limit: int
     ) -> list[ImageHit]:
         """Approximate nearest vectors through the model's HNSW index."""
+        await self._ef_search.apply(conn, model.table)
         where, params = self._where(filters)
         query = sql.SQL(
             "SELECT item_id, image_id, embedding <=> %(q)b AS distance FROM {t}{where}"

@@ -7,6 +7,7 @@ from photosearch.common.infra import Infra
 from photosearch.search.v1 import search_pb2_grpc
 from photosearch_search.catalog import GrpcCatalog
 from photosearch_search.config import SearchSettings
+from photosearch_search.ef_search import EfSearchPolicy
 from photosearch_search.events import (
     CATALOG_CONSUMER,
     RESULTS_CONSUMER,
@@ -62,7 +63,10 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
         wait_seconds=settings.rebuild_wait_seconds,
     )
     vectors = VectorQueries(
-        ScanSettings(settings.hnsw_ef_search, settings.hnsw_max_scan_tuples),
+        ScanSettings(
+            EfSearchPolicy(settings.hnsw_ef_search, settings.hnsw_ef_search_per_million),
+            settings.hnsw_max_scan_tuples,
+        ),
         settings.search_pool_size,
     )
     service = SearchService(
