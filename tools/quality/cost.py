@@ -29,9 +29,12 @@ class Cost:
 
 def descriptor_bytes(features: LocalFeatures, int8: bool) -> int:
     """Raw payload: one value per dimension per cell (1 byte int8, else 4), plus the grid
-    (two 16-bit numbers); cell positions follow from the grid."""
+    (two 16-bit numbers); cell positions follow from the grid, or, when only some cells
+    are kept, one 16-bit cell index each."""
     n, d = features.cells.shape
-    return int(n * d * (1 if int8 else FLOAT32) + 4)
+    rows, cols = features.grid
+    positions = 0 if n == rows * cols else 2 * n
+    return int(n * d * (1 if int8 else FLOAT32) + 4 + positions)
 
 
 def measure(prepared: Prepared, technique: Technique, repeats: int = 40) -> Cost:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.quality import compress
+from tools.quality import compress, salient
 from tools.quality.datasets import Dataset
 from tools.quality.extract import Extractor, LocalFeatures
 from tools.quality.features import PhotoFeatures, compute
@@ -33,6 +33,9 @@ class Technique:
     # and stored/sent as int8; 0 = float, as the graph gives them.
     local_dim: int = 0
     local_int8: bool = False
+    # Keep only this many cells per photo, the highest local contrast (salient.py), on
+    # query and catalog side; 0 = every cell.
+    local_cells: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     def with_name(self, name: str) -> "Technique":
@@ -79,7 +82,16 @@ def prepare(
         queries = [
             [compress.apply(f, projection, technique.local_int8) for f in q] for q in queries
         ]
+    if technique.rerank is not None and technique.local_cells:
+        catalog = [_keep_salient(f, technique.local_cells) for f in catalog]
+        queries = [[_keep_salient(f, technique.local_cells) for f in q] for q in queries]
     return Prepared(catalog, queries)
+
+
+def _keep_salient(features: PhotoFeatures, budget: int) -> PhotoFeatures:
+    if features.local is None:
+        return features
+    return PhotoFeatures(features.fingerprints, salient.keep_salient(features.local, budget))
 
 
 def evaluate(

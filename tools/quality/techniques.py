@@ -22,6 +22,18 @@ CATALOG: dict[str, Technique] = {
         local_dim=64,
         local_int8=True,
     ),
+    # + only the most salient cells per photo (highest local contrast), query and catalog.
+    **{
+        f"rerank-rot-64-top{cells}": Technique(
+            f"rerank-rot-64-top{cells}",
+            rerank=RerankSettings(top_k=20),
+            query_rotations=(0, 90, 270),
+            local_dim=64,
+            local_int8=True,
+            local_cells=cells,
+        )
+        for cells in (100, 150, 250)
+    },
     "rerank-rot-k50": Technique(
         "rerank-rot-k50", rerank=RerankSettings(top_k=50), query_rotations=(0, 90, 270)
     ),
