@@ -82,6 +82,7 @@ bench: bench-embed bench-search bench-import bench-gateway bench-fallback bench-
 
 bench-embed: $(STAMP) ## embedder throughput/latency: eager vs ONNX fp32 vs int8
 	$(PY) bench/embed.py
+	$(PY) bench/embed_runtimes.py
 
 bench-search: $(STAMP) ## pgvector search latency/recall at 100k and 1M vectors
 	$(PY) bench/search.py
