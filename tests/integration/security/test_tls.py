@@ -23,7 +23,7 @@ from photosearch_devstack.nats_server import NatsServer
 from photosearch_fallback.config import FallbackSettings
 from photosearch_fallback.server import build_server as build_fallback
 from tests.integration.reliability.support import eventually
-from tests.integration.security.certs import Authority
+from tests.support.certs import Authority
 from tests.support.services import start_service
 
 pytestmark = pytest.mark.slow

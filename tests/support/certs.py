@@ -3,6 +3,7 @@ from `*_TLS_DIR`: tls.crt, tls.key and (for mutual TLS) ca.crt."""
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,12 +56,20 @@ class Authority:
     def pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, directory: Path, common_name: str, *, with_ca: bool = True) -> Path:
-        """A leaf for 127.0.0.1/localhost (server and client auth) in `directory`;
+    def issue(
+        self,
+        directory: Path,
+        common_name: str,
+        *,
+        with_ca: bool = True,
+        dns_names: Sequence[str] = ("localhost",),
+    ) -> Path:
+        """A leaf for 127.0.0.1 and `dns_names` (server and client auth) in `directory`;
         without `with_ca` the server serves TLS but asks no client certificate."""
         now = datetime.datetime.now(datetime.UTC)
         key = ec.generate_private_key(ec.SECP256R1())
-        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+        names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
         leaf = (
             x509.CertificateBuilder()
             .subject_name(_name(common_name))
