@@ -2,22 +2,15 @@
 healthy again), with photo search on and a few items already embedded."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from photosearch_devstack.mesh import Mesh
-from tests.integration.reliability.support import Api, mesh_env, model, photo, running_mesh
+from tests.integration.reliability.support import Api, Seed, mesh_env, model, photo, running_mesh
 from tests.support.fake_vision import FakeVision
 
 SEED_ITEMS = 6
 VISION_KEY = "AIzaSy-reliability-key-5f0c1e"
-
-
-@dataclass(frozen=True)
-class Seed:
-    model_id: str
-    items: list[tuple[str, str]]  # (item id, image id)
 
 
 @pytest.fixture(scope="package")

@@ -396,3 +396,11 @@ def embed_results(mesh: Mesh, model_id: str) -> Counter[str]:
 def restart(mesh: Mesh, service: str) -> None:
     mesh.start_service(service)
     mesh.wait_until_serving(120)
+
+
+@dataclass(frozen=True)
+class Seed:
+    """The items a test package seeds its mesh with, and the model that indexed them."""
+
+    model_id: str
+    items: list[tuple[str, str]]  # (item id, image id)

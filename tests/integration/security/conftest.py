@@ -7,12 +7,11 @@ that the secret checks read as many lines as possible."""
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from photosearch_devstack.mesh import Mesh
-from tests.integration.reliability.support import Api, mesh_env, model, photo, running_mesh
+from tests.integration.reliability.support import Api, Seed, mesh_env, model, photo, running_mesh
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
 
 VISION_KEY = "AIzaSy-security-secret-Q7w2Xk9pL4"
@@ -25,12 +24,6 @@ def new_client() -> dict[str, str]:
     """Headers that make the next requests come from a client of their own."""
     n = next(_clients)
     return {"X-Forwarded-For": f"198.18.{n // 250}.{n % 250 + 1}"}
-
-
-@dataclass(frozen=True)
-class Seed:
-    model_id: str
-    items: list[tuple[str, str]]  # (item id, image id)
 
 
 @pytest.fixture(scope="package")
