@@ -5,6 +5,7 @@ full of SQL metacharacters, unknown fields, photos sent to search. Every refusal
 clear 4xx / INVALID_ARGUMENT saying what is wrong; every service keeps running."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -79,16 +80,23 @@ def test_uploads_through_the_gateway(
     assert_same_processes(mesh, pids)
 
 
+def assert_refused_as_invalid(call: Callable[[bytes], object], refused: Refused) -> None:
+    """Every refused image gets INVALID_ARGUMENT with the words that explain why."""
+    for name, (data, words) in refused.items():
+        with pytest.raises(grpc.RpcError) as error:
+            call(data)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
+        assert words in (error.value.details() or ""), (name, error.value.details())
+
+
 def test_the_embedders_embed_rpc(
     mesh: Mesh, refused: Refused, accepted: dict[str, bytes], pids: dict[str, int]
 ) -> None:
     with grpc.insecure_channel(mesh.address("embedder")) as channel:
         stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
-        for name, (data, words) in refused.items():
-            with pytest.raises(grpc.RpcError) as error:
-                stub.Embed(embedder_pb2.EmbedRequest(image=data), timeout=30)
-            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
-            assert words in (error.value.details() or ""), (name, error.value.details())
+        assert_refused_as_invalid(
+            lambda data: stub.Embed(embedder_pb2.EmbedRequest(image=data), timeout=30), refused
+        )
         for name, data in accepted.items():
             reply = stub.Embed(embedder_pb2.EmbedRequest(image=data), timeout=30)
             vector = np.asarray(reply.embeddings[0].values)
@@ -114,11 +122,10 @@ def test_the_fallbacks_web_detect_rpc(
     vision.set_default(Reply.web_detection(RICH_WEB_DETECTION))
     with grpc.insecure_channel(mesh.address("fallback")) as channel:
         stub = fallback_pb2_grpc.FallbackServiceStub(channel)
-        for name, (data, words) in refused.items():
-            with pytest.raises(grpc.RpcError) as error:
-                stub.WebDetect(fallback_pb2.WebDetectRequest(image=data), timeout=30)
-            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
-            assert words in (error.value.details() or ""), (name, error.value.details())
+        assert_refused_as_invalid(
+            lambda data: stub.WebDetect(fallback_pb2.WebDetectRequest(image=data), timeout=30),
+            refused,
+        )
         assert vision.requests == []  # none of them left the premises
         for name, data in accepted.items():
             reply = stub.WebDetect(fallback_pb2.WebDetectRequest(image=data), timeout=30)
