@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from photosearch.events.v1 import events_pb2 as photosearch_dot_events_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&photosearch/embedder/v1/embedder.proto\x12\x17photosearch.embedder.v1\x1a\"photosearch/events/v1/events.proto\"<\n\x0c\x45mbedRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x10\n\x08variants\x18\x02 \x03(\t\x12\x0b\n\x03ref\x18\x03 \x01(\t\"\x80\x01\n\rEmbedResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x34\n\nembeddings\x18\x03 \x03(\x0b\x32 .photosearch.events.v1.Embedding\x12\x0b\n\x03ref\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\r\n\x0bInfoRequest\"\x8a\x02\n\x0cInfoResponse\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x0e\n\x06loaded\x18\x05 \x01(\x08\x12\x15\n\rqueue_pending\x18\x06 \x01(\x03\x12\x12\n\nbatch_size\x18\x07 \x01(\x05\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x12\n\nmodel_note\x18\t \x01(\t\x12\x11\n\tavailable\x18\n \x01(\x08\x12\x16\n\x0eindex_variants\x18\x0b \x03(\t\x12\x17\n\x0fqueue_in_flight\x18\x0c \x01(\x03\x12\x14\n\x0cquantization\x18\r \x01(\t2\xa0\x02\n\x0f\x45mbedderService\x12V\n\x05\x45mbed\x12%.photosearch.embedder.v1.EmbedRequest\x1a&.photosearch.embedder.v1.EmbedResponse\x12`\n\x0b\x45mbedStream\x12%.photosearch.embedder.v1.EmbedRequest\x1a&.photosearch.embedder.v1.EmbedResponse(\x01\x30\x01\x12S\n\x04Info\x12$.photosearch.embedder.v1.InfoRequest\x1a%.photosearch.embedder.v1.InfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&photosearch/embedder/v1/embedder.proto\x12\x17photosearch.embedder.v1\x1a\"photosearch/events/v1/events.proto\"U\n\x0c\x45mbedRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x10\n\x08variants\x18\x02 \x03(\t\x12\x0b\n\x03ref\x18\x03 \x01(\t\x12\x17\n\x0flocal_rotations\x18\x04 \x03(\x05\"\xb8\x01\n\rEmbedResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x34\n\nembeddings\x18\x03 \x03(\x0b\x32 .photosearch.events.v1.Embedding\x12\x0b\n\x03ref\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x36\n\x05local\x18\x06 \x03(\x0b\x32\'.photosearch.events.v1.LocalDescriptors\"\r\n\x0bInfoRequest\"\x9d\x02\n\x0cInfoResponse\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x0e\n\x06loaded\x18\x05 \x01(\x08\x12\x15\n\rqueue_pending\x18\x06 \x01(\x03\x12\x12\n\nbatch_size\x18\x07 \x01(\x05\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x12\n\nmodel_note\x18\t \x01(\t\x12\x11\n\tavailable\x18\n \x01(\x08\x12\x16\n\x0eindex_variants\x18\x0b \x03(\t\x12\x17\n\x0fqueue_in_flight\x18\x0c \x01(\x03\x12\x14\n\x0cquantization\x18\r \x01(\t\x12\x11\n\tlocal_dim\x18\x0e \x01(\x05\x32\xa0\x02\n\x0f\x45mbedderService\x12V\n\x05\x45mbed\x12%.photosearch.embedder.v1.EmbedRequest\x1a&.photosearch.embedder.v1.EmbedResponse\x12`\n\x0b\x45mbedStream\x12%.photosearch.embedder.v1.EmbedRequest\x1a&.photosearch.embedder.v1.EmbedResponse(\x01\x30\x01\x12S\n\x04Info\x12$.photosearch.embedder.v1.InfoRequest\x1a%.photosearch.embedder.v1.InfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'photosearch.embedder.v1.emb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EMBEDREQUEST']._serialized_start=103
-  _globals['_EMBEDREQUEST']._serialized_end=163
-  _globals['_EMBEDRESPONSE']._serialized_start=166
-  _globals['_EMBEDRESPONSE']._serialized_end=294
-  _globals['_INFOREQUEST']._serialized_start=296
-  _globals['_INFOREQUEST']._serialized_end=309
-  _globals['_INFORESPONSE']._serialized_start=312
-  _globals['_INFORESPONSE']._serialized_end=578
-  _globals['_EMBEDDERSERVICE']._serialized_start=581
-  _globals['_EMBEDDERSERVICE']._serialized_end=869
+  _globals['_EMBEDREQUEST']._serialized_end=188
+  _globals['_EMBEDRESPONSE']._serialized_start=191
+  _globals['_EMBEDRESPONSE']._serialized_end=375
+  _globals['_INFOREQUEST']._serialized_start=377
+  _globals['_INFOREQUEST']._serialized_end=390
+  _globals['_INFORESPONSE']._serialized_start=393
+  _globals['_INFORESPONSE']._serialized_end=678
+  _globals['_EMBEDDERSERVICE']._serialized_start=681
+  _globals['_EMBEDDERSERVICE']._serialized_end=969
 # @@protoc_insertion_point(module_scope)

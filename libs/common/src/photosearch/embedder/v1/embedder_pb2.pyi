@@ -28,6 +28,7 @@ class EmbedRequest(_message.Message):
     IMAGE_FIELD_NUMBER: _builtins.int
     VARIANTS_FIELD_NUMBER: _builtins.int
     REF_FIELD_NUMBER: _builtins.int
+    LOCAL_ROTATIONS_FIELD_NUMBER: _builtins.int
     image: _builtins.bytes
     ref: _builtins.str
     """Caller's reference, echoed in the response (useful on EmbedStream)."""
@@ -37,16 +38,24 @@ class EmbedRequest(_message.Message):
         "crop:F" (centre crop keeping fraction F of each side, 0 < F < 1).
         """
 
+    @_builtins.property
+    def local_rotations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Also compute local descriptors of the whole photo turned by these angles
+        (degrees clockwise: 0, 90, 180 or 270), one entry each, in this order.
+        Empty = none. Models without a local graph answer FAILED_PRECONDITION.
+        """
+
     def __init__(
         self,
         *,
         image: _builtins.bytes = ...,
         variants: _abc.Iterable[_builtins.str] | None = ...,
         ref: _builtins.str = ...,
+        local_rotations: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "ref", b"ref", "variants", b"variants"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "local_rotations", b"local_rotations", "ref", b"ref", "variants", b"variants"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -61,6 +70,7 @@ class EmbedResponse(_message.Message):
     EMBEDDINGS_FIELD_NUMBER: _builtins.int
     REF_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    LOCAL_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     dim: _builtins.int
     ref: _builtins.str
@@ -70,6 +80,10 @@ class EmbedResponse(_message.Message):
     def embeddings(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.Embedding]:
         """L2-normalised vectors, "global" first."""
 
+    @_builtins.property
+    def local(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.LocalDescriptors]:
+        """One per requested local rotation, in the same order."""
+
     def __init__(
         self,
         *,
@@ -78,10 +92,11 @@ class EmbedResponse(_message.Message):
         embeddings: _abc.Iterable[_events_pb2.Embedding] | None = ...,
         ref: _builtins.str = ...,
         error: _builtins.str = ...,
+        local: _abc.Iterable[_events_pb2.LocalDescriptors] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dim", b"dim", "embeddings", b"embeddings", "error", b"error", "model_id", b"model_id", "ref", b"ref"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dim", b"dim", "embeddings", b"embeddings", "error", b"error", "local", b"local", "model_id", b"model_id", "ref", b"ref"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -119,6 +134,7 @@ class InfoResponse(_message.Message):
     INDEX_VARIANTS_FIELD_NUMBER: _builtins.int
     QUEUE_IN_FLIGHT_FIELD_NUMBER: _builtins.int
     QUANTIZATION_FIELD_NUMBER: _builtins.int
+    LOCAL_DIM_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     model_id: _builtins.str
     dim: _builtins.int
@@ -139,6 +155,8 @@ class InfoResponse(_message.Message):
     """Jobs handed to a worker and not acknowledged yet."""
     quantization: _builtins.str
     """"int8" or "none"."""
+    local_dim: _builtins.int
+    """Dimension of the local descriptors (0 = this model has no local graph)."""
     @_builtins.property
     def index_variants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Variants computed for every queued image ("global" first)."""
@@ -159,10 +177,11 @@ class InfoResponse(_message.Message):
         index_variants: _abc.Iterable[_builtins.str] | None = ...,
         queue_in_flight: _builtins.int = ...,
         quantization: _builtins.str = ...,
+        local_dim: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "batch_size", b"batch_size", "device", b"device", "dim", b"dim", "index_variants", b"index_variants", "loaded", b"loaded", "model_id", b"model_id", "model_note", b"model_note", "quantization", b"quantization", "queue_in_flight", b"queue_in_flight", "queue_pending", b"queue_pending", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "batch_size", b"batch_size", "device", b"device", "dim", b"dim", "index_variants", b"index_variants", "loaded", b"loaded", "local_dim", b"local_dim", "model_id", b"model_id", "model_note", b"model_note", "quantization", b"quantization", "queue_in_flight", b"queue_in_flight", "queue_pending", b"queue_pending", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

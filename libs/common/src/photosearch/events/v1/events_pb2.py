@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"photosearch/events/v1/events.proto\x12\x15photosearch.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\",\n\tEmbedding\x12\x0f\n\x07variant\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\x02\"m\n\nImageAdded\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12,\n\x08\x61\x64\x64\x65\x64_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x0cImageDeleted\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\"h\n\x0cItemUpserted\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06series\x18\x03 \x01(\t\x12\r\n\x05maker\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0c\n\x04year\x18\x06 \x01(\x05\"1\n\x0bItemDeleted\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\timage_ids\x18\x02 \x03(\t\"?\n\x08\x45mbedJob\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\"\x8e\x01\n\x0e\x45mbedCompleted\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x34\n\nembeddings\x18\x04 \x03(\x0b\x32 .photosearch.events.v1.Embedding\x12\x11\n\tworker_id\x18\x05 \x01(\t\"e\n\x0b\x45mbedFailed\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\"\xd4\x01\n\x0fWorkerHeartbeat\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x0b\n\x03\x64im\x18\x04 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\x12\n\nbatch_size\x18\x06 \x01(\x05\x12\x0f\n\x07version\x18\x07 \x01(\t\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmodel_loaded\x18\t \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"photosearch/events/v1/events.proto\x12\x15photosearch.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\",\n\tEmbedding\x12\x0f\n\x07variant\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\x02\"Y\n\x10LocalDescriptors\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x02 \x01(\x05\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\r\n\x05\x63odes\x18\x04 \x01(\x0c\x12\r\n\x05\x63\x65lls\x18\x05 \x03(\x05\"m\n\nImageAdded\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12,\n\x08\x61\x64\x64\x65\x64_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x0cImageDeleted\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\"h\n\x0cItemUpserted\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06series\x18\x03 \x01(\t\x12\r\n\x05maker\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0c\n\x04year\x18\x06 \x01(\x05\"1\n\x0bItemDeleted\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\timage_ids\x18\x02 \x03(\t\"?\n\x08\x45mbedJob\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\"\xc6\x01\n\x0e\x45mbedCompleted\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x34\n\nembeddings\x18\x04 \x03(\x0b\x32 .photosearch.events.v1.Embedding\x12\x11\n\tworker_id\x18\x05 \x01(\t\x12\x36\n\x05local\x18\x06 \x01(\x0b\x32\'.photosearch.events.v1.LocalDescriptors\"e\n\x0b\x45mbedFailed\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\"\xd4\x01\n\x0fWorkerHeartbeat\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x02 \x03(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x0b\n\x03\x64im\x18\x04 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\x12\n\nbatch_size\x18\x06 \x01(\x05\x12\x0f\n\x07version\x18\x07 \x01(\t\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmodel_loaded\x18\t \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,20 +34,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EMBEDDING']._serialized_start=94
   _globals['_EMBEDDING']._serialized_end=138
-  _globals['_IMAGEADDED']._serialized_start=140
-  _globals['_IMAGEADDED']._serialized_end=249
-  _globals['_IMAGEDELETED']._serialized_start=251
-  _globals['_IMAGEDELETED']._serialized_end=300
-  _globals['_ITEMUPSERTED']._serialized_start=302
-  _globals['_ITEMUPSERTED']._serialized_end=406
-  _globals['_ITEMDELETED']._serialized_start=408
-  _globals['_ITEMDELETED']._serialized_end=457
-  _globals['_EMBEDJOB']._serialized_start=459
-  _globals['_EMBEDJOB']._serialized_end=522
-  _globals['_EMBEDCOMPLETED']._serialized_start=525
-  _globals['_EMBEDCOMPLETED']._serialized_end=667
-  _globals['_EMBEDFAILED']._serialized_start=669
-  _globals['_EMBEDFAILED']._serialized_end=770
-  _globals['_WORKERHEARTBEAT']._serialized_start=773
-  _globals['_WORKERHEARTBEAT']._serialized_end=985
+  _globals['_LOCALDESCRIPTORS']._serialized_start=140
+  _globals['_LOCALDESCRIPTORS']._serialized_end=229
+  _globals['_IMAGEADDED']._serialized_start=231
+  _globals['_IMAGEADDED']._serialized_end=340
+  _globals['_IMAGEDELETED']._serialized_start=342
+  _globals['_IMAGEDELETED']._serialized_end=391
+  _globals['_ITEMUPSERTED']._serialized_start=393
+  _globals['_ITEMUPSERTED']._serialized_end=497
+  _globals['_ITEMDELETED']._serialized_start=499
+  _globals['_ITEMDELETED']._serialized_end=548
+  _globals['_EMBEDJOB']._serialized_start=550
+  _globals['_EMBEDJOB']._serialized_end=613
+  _globals['_EMBEDCOMPLETED']._serialized_start=616
+  _globals['_EMBEDCOMPLETED']._serialized_end=814
+  _globals['_EMBEDFAILED']._serialized_start=816
+  _globals['_EMBEDFAILED']._serialized_end=917
+  _globals['_WORKERHEARTBEAT']._serialized_start=920
+  _globals['_WORKERHEARTBEAT']._serialized_end=1132
 # @@protoc_insertion_point(module_scope)

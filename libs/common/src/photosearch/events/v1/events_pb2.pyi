@@ -49,6 +49,47 @@ class Embedding(_message.Message):
 Global___Embedding: _TypeAlias = Embedding  # noqa: Y015
 
 @_typing.final
+class LocalDescriptors(_message.Message):
+    """Local descriptors of one photo (or one turned view of it): one int8 vector per cell
+    of the model's feature grid, compared region by region to re-rank search candidates.
+    Descriptors only: no pixels can be rebuilt from them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    COLS_FIELD_NUMBER: _builtins.int
+    DIM_FIELD_NUMBER: _builtins.int
+    CODES_FIELD_NUMBER: _builtins.int
+    CELLS_FIELD_NUMBER: _builtins.int
+    rows: _builtins.int
+    """The feature grid of the whole photo (rows x cols cells)."""
+    cols: _builtins.int
+    dim: _builtins.int
+    codes: _builtins.bytes
+    """int8 codes, cell after cell, dim bytes each: round(x * 127) of the unit vector."""
+    @_builtins.property
+    def cells(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Row-major grid index of each coded cell; empty = every cell, in grid order."""
+
+    def __init__(
+        self,
+        *,
+        rows: _builtins.int = ...,
+        cols: _builtins.int = ...,
+        dim: _builtins.int = ...,
+        codes: _builtins.bytes = ...,
+        cells: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cells", b"cells", "codes", b"codes", "cols", b"cols", "dim", b"dim", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LocalDescriptors: _TypeAlias = LocalDescriptors  # noqa: Y015
+
+@_typing.final
 class ImageAdded(_message.Message):
     """catalog.image.added"""
 
@@ -203,12 +244,17 @@ class EmbedCompleted(_message.Message):
     MODEL_ID_FIELD_NUMBER: _builtins.int
     EMBEDDINGS_FIELD_NUMBER: _builtins.int
     WORKER_ID_FIELD_NUMBER: _builtins.int
+    LOCAL_FIELD_NUMBER: _builtins.int
     image_id: _builtins.str
     item_id: _builtins.str
     model_id: _builtins.str
     worker_id: _builtins.str
     @_builtins.property
     def embeddings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Embedding]: ...
+    @_builtins.property
+    def local(self) -> Global___LocalDescriptors:
+        """The image's local descriptors, when the model has a local graph."""
+
     def __init__(
         self,
         *,
@@ -217,10 +263,11 @@ class EmbedCompleted(_message.Message):
         model_id: _builtins.str = ...,
         embeddings: _abc.Iterable[Global___Embedding] | None = ...,
         worker_id: _builtins.str = ...,
+        local: Global___LocalDescriptors | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["local", b"local"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["embeddings", b"embeddings", "image_id", b"image_id", "item_id", b"item_id", "model_id", b"model_id", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["embeddings", b"embeddings", "image_id", b"image_id", "item_id", b"item_id", "local", b"local", "model_id", b"model_id", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

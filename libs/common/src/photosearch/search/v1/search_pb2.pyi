@@ -59,6 +59,7 @@ class SearchRequest(_message.Message):
     FILTERS_FIELD_NUMBER: _builtins.int
     MIN_SCORE_FIELD_NUMBER: _builtins.int
     EXTRA_FIELD_NUMBER: _builtins.int
+    LOCAL_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """Empty = the active model."""
     k: _builtins.int
@@ -71,6 +72,13 @@ class SearchRequest(_message.Message):
     def extra(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.Embedding]:
         """Extra query descriptors (e.g. "mirror") for re-ranking."""
 
+    @_builtins.property
+    def local(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.LocalDescriptors]:
+        """Local descriptors of the query photo (as taken first, then turned views). When
+        given, the top candidates are re-ranked by matched regions that agree on one
+        geometric mapping: score = global score + min(inliers, 30) / 30.
+        """
+
     def __init__(
         self,
         *,
@@ -80,10 +88,11 @@ class SearchRequest(_message.Message):
         filters: Global___Filters | None = ...,
         min_score: _builtins.float = ...,
         extra: _abc.Iterable[_events_pb2.Embedding] | None = ...,
+        local: _abc.Iterable[_events_pb2.LocalDescriptors] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filters", b"filters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["extra", b"extra", "filters", b"filters", "k", b"k", "min_score", b"min_score", "model_id", b"model_id", "vector", b"vector"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["extra", b"extra", "filters", b"filters", "k", b"k", "local", b"local", "min_score", b"min_score", "model_id", b"model_id", "vector", b"vector"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -96,20 +105,28 @@ class Candidate(_message.Message):
     ITEM_ID_FIELD_NUMBER: _builtins.int
     IMAGE_ID_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
+    GLOBAL_SCORE_FIELD_NUMBER: _builtins.int
+    INLIERS_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
     image_id: _builtins.str
     """The item's best-matching image."""
     score: _builtins.float
+    global_score: _builtins.float
+    """The fingerprint similarity alone (equals score unless re-ranked)."""
+    inliers: _builtins.int
+    """Matched regions that agree on one geometric mapping (re-ranked candidates only)."""
     def __init__(
         self,
         *,
         item_id: _builtins.str = ...,
         image_id: _builtins.str = ...,
         score: _builtins.float = ...,
+        global_score: _builtins.float = ...,
+        inliers: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["image_id", b"image_id", "item_id", b"item_id", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["global_score", b"global_score", "image_id", b"image_id", "inliers", b"inliers", "item_id", b"item_id", "score", b"score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -122,11 +139,14 @@ class SearchResponse(_message.Message):
     MODEL_ID_FIELD_NUMBER: _builtins.int
     CANDIDATES_FIELD_NUMBER: _builtins.int
     EXACT_FIELD_NUMBER: _builtins.int
+    RERANKED_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     exact: _builtins.bool
     """True when the filters were so selective that every matching vector was compared
     (exact search) instead of walking the HNSW index.
     """
+    reranked: _builtins.bool
+    """True when the candidates were re-ranked with the query's local descriptors."""
     @_builtins.property
     def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Candidate]: ...
     def __init__(
@@ -135,10 +155,11 @@ class SearchResponse(_message.Message):
         model_id: _builtins.str = ...,
         candidates: _abc.Iterable[Global___Candidate] | None = ...,
         exact: _builtins.bool = ...,
+        reranked: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "exact", b"exact", "model_id", b"model_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "exact", b"exact", "model_id", b"model_id", "reranked", b"reranked"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
