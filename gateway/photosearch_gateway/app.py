@@ -16,9 +16,11 @@ from photosearch_gateway.schemas import SearchQuery
 from photosearch_gateway.state import Gateway
 
 UPLOAD_PATHS = re.compile(r"^/api/v1/(items/[^/]+/images|fallback/web)$")
+SEARCH_PATH = "/api/v1/search"
 DESCRIPTION = """Photograph an object and get the catalog entry it is. The page computes the
-photo's fingerprint on the device (`GET /api/v1/config` says which model and preprocessing) and
-sends only the vector to `POST /api/v1/search`. Errors are JSON: `{"error": {"code", "message",
+photo's fingerprint (and its local descriptors, when the model has them) on the device
+(`GET /api/v1/config` says which model and preprocessing) and sends only those vectors to
+`POST /api/v1/search`. Errors are JSON: `{"error": {"code", "message",
 "request_id"}}`. Admin routes need `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>`."""
 
 
@@ -79,6 +81,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         json_bytes=settings.max_json_bytes,
         upload_bytes=settings.max_upload_bytes,
         upload_paths=UPLOAD_PATHS,
+        search_bytes=settings.max_search_bytes,
+        search_path=SEARCH_PATH,
     )
     app.add_middleware(RequestContext, metrics=metrics)
     for module in (system, public, items, fallback, admin, assets):

@@ -109,19 +109,34 @@ class BodyLimit:
     """Refuses bodies over the limit of their route (413), whether or not they declare a length."""
 
     def __init__(
-        self, app: ASGIApp, *, json_bytes: int, upload_bytes: int, upload_paths: re.Pattern[str]
+        self,
+        app: ASGIApp,
+        *,
+        json_bytes: int,
+        upload_bytes: int,
+        upload_paths: re.Pattern[str],
+        search_bytes: int,
+        search_path: str,
     ) -> None:
         self.app = app
         self.json_bytes = json_bytes
         # Multipart framing and form fields on top of the photo itself.
         self.upload_bytes = upload_bytes + 64 * 1024
         self.upload_paths = upload_paths
+        # The search body carries local descriptors beside the fingerprint.
+        self.search_bytes = search_bytes
+        self.search_path = search_path
+
+    def limit(self, path: str) -> int:
+        if self.upload_paths.match(path):
+            return self.upload_bytes
+        return self.search_bytes if path == self.search_path else self.json_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.upload_bytes if self.upload_paths.match(scope["path"]) else self.json_bytes
+        limit = self.limit(scope["path"])
         too_large = f"the request body is over this route's limit of {limit} bytes"
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

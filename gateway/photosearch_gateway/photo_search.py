@@ -3,11 +3,14 @@
 
 from photosearch.common.model_files import ModelFiles, sri_sha256
 from photosearch.common.subjects import model_key
+from photosearch.events.v1 import events_pb2
 from photosearch.search.v1 import search_pb2 as search_pb
 from photosearch_gateway.errors import ApiError
+from photosearch_gateway.local_query import local_dim, local_messages
 from photosearch_gateway.schemas import (
     Candidate,
     ItemSummary,
+    LocalModelAsset,
     ModelAsset,
     PublicConfig,
     SearchQuery,
@@ -25,8 +28,24 @@ def model_file_url(files: ModelFiles, name: str) -> str:
     return f"/models/{model_key(files.model_id)}/{name}" + (f"?v={digest}" if digest else "")
 
 
+def local_asset(files: ModelFiles, preprocess: dict[str, object]) -> LocalModelAsset | None:
+    """The local graph, when preprocess.json describes one and the manifest lists its file."""
+    section = preprocess.get("local")
+    name = section.get("onnx") if isinstance(section, dict) else None
+    if not isinstance(name, str) or name not in files.files or local_dim(preprocess) is None:
+        return None
+    sha = files.files[name]
+    return LocalModelAsset(
+        onnx_url=model_file_url(files, name),
+        onnx_sha256=sha,
+        onnx_integrity=sri_sha256(sha),
+        onnx_bytes=(files.directory / name).stat().st_size,
+    )
+
+
 def model_asset(files: ModelFiles) -> ModelAsset:
     onnx_sha = files.files.get(files.onnx, "")
+    preprocess = files.preprocess()
     return ModelAsset(
         model_id=files.model_id,
         dim=files.dim,
@@ -35,7 +54,8 @@ def model_asset(files: ModelFiles) -> ModelAsset:
         onnx_integrity=sri_sha256(onnx_sha) if onnx_sha else "",
         onnx_bytes=files.onnx_path.stat().st_size,
         preprocess_url=model_file_url(files, "preprocess.json"),
-        preprocess=files.preprocess(),
+        preprocess=preprocess,
+        local=local_asset(files, preprocess),
     )
 
 
@@ -77,7 +97,9 @@ async def public_config(gw: Gateway) -> PublicConfig:
     return PublicConfig(photo_search_available=True, unavailable_reason=None, model=asset, **common)
 
 
-async def _check_query(gw: Gateway, query: SearchQuery) -> None:
+async def _check_query(gw: Gateway, query: SearchQuery) -> list[events_pb2.LocalDescriptors]:
+    """Refuses a query search could not answer; returns its local descriptors as search
+    takes them."""
     settings = await gw.catalog_settings.get()
     if not settings.photo_search_enabled:
         raise ApiError(
@@ -103,10 +125,26 @@ async def _check_query(gw: Gateway, query: SearchQuery) -> None:
             f"the fingerprint has {len(query.vector)} values; {active} makes {files.dim}",
             details=expected,
         )
+    if not query.local:
+        return []
+    try:
+        spec = files.preprocess() if files is not None else None
+    except (OSError, ValueError):
+        spec = None  # unreadable here: search still checks the descriptors
+    dim = local_dim(spec) if spec is not None else None
+    if spec is not None and dim is None:
+        raise ApiError(
+            400,
+            "local_unsupported",
+            f"{active} makes no local descriptors: search with the fingerprint alone "
+            "(reload the page to get the current model)",
+            details=expected,
+        )
+    return local_messages(query.local, dim)
 
 
 async def find_candidates(gw: Gateway, query: SearchQuery) -> SearchResult:
-    await _check_query(gw, query)
+    local = await _check_query(gw, query)
     request = search_pb.SearchRequest(
         model_id=query.model_id,
         vector=query.vector,
@@ -115,17 +153,22 @@ async def find_candidates(gw: Gateway, query: SearchQuery) -> SearchResult:
             series=query.filters.series, makers=query.filters.makers, tags=query.filters.tags
         ),
         min_score=query.min_score,
+        local=local,
     )
     reply = await gw.search.search(request)
     items = await gw.catalog.batch_get_items([c.item_id for c in reply.candidates])
     return SearchResult(
         model_id=reply.model_id or query.model_id,
         exact=reply.exact,
+        reranked=reply.reranked,
         candidates=[
             Candidate(
                 item=ItemSummary.from_proto(items[c.item_id]),
                 image_id=c.image_id,
                 score=round(c.score, 6),
+                # A search that predates re-ranking leaves it 0: then it is the score.
+                global_score=round(c.global_score if reply.reranked else c.score, 6),
+                inliers=c.inliers,
                 thumbnail_url=thumbnail_url(c.image_id),
             )
             for c in reply.candidates

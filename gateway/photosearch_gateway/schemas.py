@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from photosearch.catalog.v1 import catalog_pb2 as catalog_pb
 from photosearch.fallback.v1 import fallback_pb2 as fallback_pb
+from photosearch_gateway.local_query import MAX_LOCAL_VIEWS, LocalView
 
 THUMBNAIL_SIZES = (128, 256, 512, 1024)
 DEFAULT_THUMBNAIL = 256
@@ -185,13 +186,22 @@ class SearchFilters(Strict):
 
 
 class SearchQuery(Strict):
-    """A fingerprint computed on the device. Photos are refused: only the vector is sent."""
+    """A fingerprint computed on the device, and optionally the photo's local descriptors
+    (one int8 vector per region) to re-rank the best candidates. Photos are refused:
+    only descriptors are sent."""
 
     model_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     vector: list[VectorValue] = Field(min_length=1, max_length=4096)
     k: int = Field(default=10, ge=1, le=100)
     filters: SearchFilters = Field(default_factory=SearchFilters)
     min_score: float = Field(default=0.0, ge=-1.0, le=1.0)
+    local: list[LocalView] = Field(
+        default_factory=list,
+        max_length=MAX_LOCAL_VIEWS,
+        description="Local descriptors of the photo as taken first, then of the photo turned "
+        "(the page sends 90 and 270 degrees clockwise). When given, search re-ranks its best "
+        "candidates by regions that match under one geometric mapping.",
+    )
 
     @field_validator("vector")
     @classmethod
@@ -204,7 +214,15 @@ class SearchQuery(Strict):
 class Candidate(BaseModel):
     item: ItemSummary
     image_id: str = Field(description="The item's best-matching image.")
-    score: float = Field(description="Cosine similarity of the fingerprint and that image.")
+    score: float = Field(
+        description="What candidates are ranked by: the fingerprint similarity, plus "
+        "min(inliers, 30) / 30 when re-ranked (above 1 = verified by matching regions)."
+    )
+    global_score: float = Field(description="Cosine similarity of the fingerprint alone.")
+    inliers: int = Field(
+        description="Regions of the photo that match this image under one geometric mapping "
+        "(0 when not re-ranked or nothing matched)."
+    )
     thumbnail_url: str
 
 
@@ -212,13 +230,23 @@ class SearchResult(BaseModel):
     model_id: str
     candidates: list[Candidate]
     exact: bool = Field(description="Filters were so selective that every vector was compared.")
+    reranked: bool = Field(description="The candidates were re-ranked with the local descriptors.")
 
 
 # --- config ---------------------------------------------------------------------------------
 
 
+class LocalModelAsset(BaseModel):
+    """The local-descriptor graph (preprocess.json's `local` section says how to run it)."""
+
+    onnx_url: str
+    onnx_sha256: str
+    onnx_integrity: str = Field(description="Subresource-integrity value of the ONNX file.")
+    onnx_bytes: int
+
+
 class ModelAsset(BaseModel):
-    """What the page needs to compute fingerprints itself."""
+    """What the page needs to compute fingerprints (and local descriptors) itself."""
 
     model_id: str
     dim: int
@@ -228,6 +256,9 @@ class ModelAsset(BaseModel):
     onnx_bytes: int
     preprocess_url: str
     preprocess: dict[str, object]
+    local: LocalModelAsset | None = Field(
+        description="Present when the model exports local descriptors for re-ranking."
+    )
 
 
 class PublicConfig(BaseModel):

@@ -42,6 +42,8 @@ class World:
     fail: dict[str, grpc.StatusCode] = field(default_factory=dict)  # method -> code
     calls: list[str] = field(default_factory=list)
     last_search: spb.SearchRequest | None = None
+    # Matched regions per image when a search carries local descriptors (re-ranking).
+    inliers: dict[str, int] = field(default_factory=dict)
     last_web_image: bytes = b""
 
     async def check(self, method: str, context: grpc.aio.ServicerContext) -> None:
@@ -177,10 +179,22 @@ class FakeSearch(search_pb2_grpc.SearchServiceServicer):
             score = sum(a * b for a, b in zip(vec, request.vector, strict=True))
             if item_id not in best or score > best[item_id][0]:
                 best[item_id] = (score, image_id)
-        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[: request.k]
+        reranked = bool(request.local)
+        candidates = []
+        for item_id, (score, image_id) in best.items():
+            inliers = self.w.inliers.get(image_id, 0) if reranked else 0
+            candidates.append(
+                spb.Candidate(
+                    item_id=item_id,
+                    image_id=image_id,
+                    score=score + min(inliers, 30) / 30,
+                    global_score=score,
+                    inliers=inliers,
+                )
+            )
+        candidates.sort(key=lambda c: -c.score)
         return spb.SearchResponse(
-            model_id=request.model_id,
-            candidates=[spb.Candidate(item_id=i, image_id=img, score=s) for i, (s, img) in ranked],
+            model_id=request.model_id, candidates=candidates[: request.k], reranked=reranked
         )
 
     async def IndexStatus(self, request, context):
@@ -303,24 +317,37 @@ async def start_fakes(world: World) -> tuple[grpc.aio.Server, str]:
     return server, f"127.0.0.1:{port}"
 
 
-def write_model(cache_dir: Path, model_id: str = MODEL, dim: int = DIM) -> ModelFiles:
-    """A model export as the embedder writes it (the ONNX bytes are not run here)."""
+def write_model(
+    cache_dir: Path, model_id: str = MODEL, dim: int = DIM, local_dim: int | None = None
+) -> ModelFiles:
+    """A model export as the embedder writes it (the ONNX bytes are not run here); with
+    `local_dim`, also its local-descriptor graph."""
     directory = ModelFiles.directory_for(cache_dir, model_id)
     directory.mkdir(parents=True, exist_ok=True)
     onnx = b"onnx-bytes-" * 100
     (directory / "model.onnx").write_bytes(onnx)
-    spec = {"version": 1, "resize": {"short_side": 4}, "center_crop": {"width": 2, "height": 2}}
+    spec: dict[str, Any] = {
+        "version": 1,
+        "resize": {"short_side": 4},
+        "center_crop": {"width": 2, "height": 2},
+    }
+    hashes = {"model.onnx": hashlib.sha256(onnx).hexdigest()}
+    if local_dim is not None:
+        local = b"local-onnx-bytes-" * 50
+        (directory / "local.onnx").write_bytes(local)
+        hashes["local.onnx"] = hashlib.sha256(local).hexdigest()
+        spec["local"] = {
+            "onnx": "local.onnx",
+            "input_name": "pixel_values",
+            "output_name": "local",
+            "long_side": 448,
+            "multiple": 32,
+            "square": False,
+            "dim": local_dim,
+        }
     (directory / "preprocess.json").write_text(json.dumps(spec))
-    files = ModelFiles(
-        directory,
-        model_id,
-        dim,
-        "model.onnx",
-        {
-            "model.onnx": hashlib.sha256(onnx).hexdigest(),
-            "preprocess.json": hashlib.sha256(json.dumps(spec).encode()).hexdigest(),
-        },
-    )
+    hashes["preprocess.json"] = hashlib.sha256(json.dumps(spec).encode()).hexdigest()
+    files = ModelFiles(directory, model_id, dim, "model.onnx", hashes)
     files.write_manifest()
     return files
 

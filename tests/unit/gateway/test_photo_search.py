@@ -5,6 +5,7 @@ import httpx
 import pytest
 
 from photosearch.common.model_files import sri_sha256
+from photosearch_gateway.config import GatewaySettings
 from tests.unit.gateway.fakes import DIM, MODEL, World
 
 VECTOR = [0.5, 0.5, 0.5, 0.5]
@@ -139,7 +140,8 @@ async def test_search_refuses_a_photo(client: httpx.AsyncClient, world: World) -
 
 
 async def test_search_body_size_is_limited(client: httpx.AsyncClient) -> None:
-    huge = b'{"model_id": "x", "vector": [' + b"0.1," * 200_000 + b"0.1]}"
+    huge = b'{"model_id": "x", "vector": [' + b"0.1," * 250_000 + b"0.1]}"
+    assert len(huge) > GatewaySettings().max_search_bytes
     reply = await client.post(
         "/api/v1/search", content=huge, headers={"content-type": "application/json"}
     )
@@ -147,7 +149,7 @@ async def test_search_body_size_is_limited(client: httpx.AsyncClient) -> None:
     assert reply.json()["error"]["code"] == "too_large"
 
     async def chunks():  # no Content-Length: the limit holds while the body streams in
-        for _ in range(100):
+        for _ in range(125):
             yield b"0.1," * 2_000
 
     streamed = await client.post(

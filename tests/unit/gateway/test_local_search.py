@@ -1,0 +1,175 @@
+"""Local descriptors on POST /api/v1/search: validated with the shared codec, passed to
+search as they came, re-ranking reported back; the model's local graph in /config."""
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from photosearch.common.local import from_proto
+from photosearch.common.model_files import sri_sha256
+from photosearch_gateway.app import create_app
+from photosearch_gateway.config import GatewaySettings
+from photosearch_gateway.local_query import LOCAL_BODY_BYTES
+from tests.unit.gateway.fakes import MODEL, World, write_model
+
+VECTOR = [0.5, 0.5, 0.5, 0.5]
+LOCAL_DIM = 64
+TWO_CELLS = base64.b64encode(bytes(2 * LOCAL_DIM)).decode()
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    write_model(tmp_path / "models", local_dim=LOCAL_DIM)
+    return tmp_path / "models"
+
+
+def view(rows: int, cols: int, dim: int = LOCAL_DIM, seed: int = 0, **extra: object) -> dict[str, Any]:
+    codes = np.random.default_rng(seed).integers(-127, 128, rows * cols * dim, dtype=np.int8)
+    return {
+        "rows": rows,
+        "cols": cols,
+        "dim": dim,
+        "codes": base64.b64encode(codes.tobytes()).decode(),
+        **extra,
+    }
+
+
+def query(**overrides: object) -> dict[str, object]:
+    return {"model_id": MODEL, "vector": VECTOR, "k": 5, **overrides}
+
+
+async def test_config_offers_the_local_graph_with_its_integrity(
+    client: httpx.AsyncClient,
+) -> None:
+    model = (await client.get("/api/v1/config")).json()["model"]
+    local = model["local"]
+    assert model["preprocess"]["local"]["dim"] == LOCAL_DIM
+    assert local["onnx_integrity"] == sri_sha256(local["onnx_sha256"])
+    assert local["onnx_url"].endswith(f"/local.onnx?v={local['onnx_sha256'][:16]}")
+    onnx = await client.get(local["onnx_url"])
+    assert onnx.status_code == 200 and len(onnx.content) == local["onnx_bytes"]
+    assert onnx.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+async def test_config_without_a_local_graph_says_none(tmp_path: Path, upstream: str) -> None:
+    write_model(tmp_path / "plain")
+    settings = GatewaySettings(
+        catalog_addr=upstream, search_addr=upstream, model_dir=tmp_path / "plain"
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+            model = (await http.get("/api/v1/config")).json()["model"]
+            assert model["local"] is None
+            reply = await http.post("/api/v1/search", json=query(local=[view(2, 3)]))
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == "local_unsupported"
+    assert "fingerprint alone" in reply.json()["error"]["message"]
+
+
+async def test_local_views_reach_search_as_sent_and_reranking_comes_back(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    plain = world.add_item("Plain")
+    verified = world.add_item("Verified")
+    world.add_image(plain.id, b"\x89PNG1", [0.5, 0.5, 0.5, 0.5])
+    image = world.add_image(verified.id, b"\x89PNG2", [0.5, 0.5, 0.5, 0.4])
+    world.inliers[image] = 12
+    views = [view(20, 28, seed=1), view(28, 20, seed=2), view(28, 20, seed=3, cells=[0, 5, 559])]
+    views[2]["codes"] = base64.b64encode(bytes(3 * LOCAL_DIM)).decode()
+    reply = await client.post("/api/v1/search", json=query(local=views))
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["reranked"] is True
+    first, second = body["candidates"]
+    assert first["item"]["name"] == "Verified" and first["inliers"] == 12
+    assert first["score"] == pytest.approx(first["global_score"] + 12 / 30, abs=1e-5)
+    assert second["inliers"] == 0 and second["score"] == second["global_score"]
+    sent = world.last_search
+    assert sent is not None and len(sent.local) == 3
+    for message, given in zip(sent.local, views, strict=True):
+        assert (message.rows, message.cols, message.dim) == (
+            given["rows"],
+            given["cols"],
+            given["dim"],
+        )
+        assert message.codes == base64.b64decode(given["codes"])
+        assert list(message.cells) == given.get("cells", [])
+        from_proto(message, dim=LOCAL_DIM)  # search's own check passes
+
+
+async def test_without_local_nothing_is_reranked(client: httpx.AsyncClient, world: World) -> None:
+    item = world.add_item("Only")
+    image = world.add_image(item.id, b"\x89PNG1", VECTOR)
+    world.inliers[image] = 30
+    body = (await client.post("/api/v1/search", json=query())).json()
+    assert body["reranked"] is False
+    (only,) = body["candidates"]
+    assert only["inliers"] == 0 and only["global_score"] == only["score"]
+    assert world.last_search is not None and not world.last_search.local
+
+
+@pytest.mark.parametrize(
+    ("views", "field", "words"),
+    [
+        ([view(2, 3, dim=32)], "local.0", "dim must be 64, got 32"),
+        ([view(2, 3), {**view(2, 3), "codes": "AAAA"}], "local.1", "need 384 bytes of codes"),
+        ([{**view(2, 3), "codes": "not base64!"}], "local.0", "not valid base64"),
+        ([{**view(2, 3), "cells": [4, 2], "codes": TWO_CELLS}], "local.0", "ascending"),
+        ([{**view(2, 3), "cells": [0, 6], "codes": TWO_CELLS}], "local.0", "0..5, ascending"),
+    ],
+)
+async def test_malformed_local_views_are_400_naming_the_view(
+    client: httpx.AsyncClient, world: World, views: list[dict[str, Any]], field: str, words: str
+) -> None:
+    reply = await client.post("/api/v1/search", json=query(local=views))
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == "invalid_argument"
+    assert words in error["message"] and error["message"].startswith(field.replace(".", "["))
+    assert error["details"]["problems"][0]["field"] == field
+    assert "Search" not in world.calls
+
+
+@pytest.mark.parametrize(
+    ("local", "field"),
+    [
+        ([view(2, 3)] * 5, "local"),
+        ([view(41, 3)], "local.0.rows"),
+        ([{**view(2, 3), "pixels": "AAAA"}], "local.0.pixels"),
+        ([{k: v for k, v in view(2, 3).items() if k != "codes"}], "local.0.codes"),
+    ],
+)
+async def test_local_views_out_of_bounds_are_400(
+    client: httpx.AsyncClient, world: World, local: list[dict[str, Any]], field: str
+) -> None:
+    reply = await client.post("/api/v1/search", json=query(local=local))
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["details"]["problems"][0]["field"] == field
+    assert "Search" not in world.calls
+
+
+async def test_four_full_grids_fit_the_search_body_limit(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The largest valid query (four 40 x 40 grids, every cell listed, a 4096-value
+    fingerprint written at full precision) is under the search limit; JSON routes other
+    than search keep the smaller limit."""
+    settings = GatewaySettings()
+    grids = [view(40, 40, seed=n, cells=list(range(1600))) for n in range(4)]
+    fingerprint = [-0.012345678901234567] * 4096
+    largest = query(vector=fingerprint, local=grids)
+    size = len(httpx.Request("POST", "/", json=largest).content)
+    assert settings.max_json_bytes < size <= settings.max_search_bytes
+    assert settings.max_search_bytes >= settings.max_json_bytes + LOCAL_BODY_BYTES
+    reply = await client.post("/api/v1/search", json=query(local=grids))
+    assert reply.status_code == 200, reply.text
+    assert world.last_search is not None and len(world.last_search.local) == 4
+    too_big = {"name": "x" * 10, "tags": ["y" * 60] * (settings.max_json_bytes // 60)}
+    refused = await client.post("/api/v1/items", json=too_big)
+    assert refused.status_code == 413
