@@ -27,7 +27,9 @@ def model_dir(tmp_path: Path) -> Path:
     return tmp_path / "models"
 
 
-def view(rows: int, cols: int, dim: int = LOCAL_DIM, seed: int = 0, **extra: object) -> dict[str, Any]:
+def view(
+    rows: int, cols: int, dim: int = LOCAL_DIM, seed: int = 0, **extra: object
+) -> dict[str, Any]:
     codes = np.random.default_rng(seed).integers(-127, 128, rows * cols * dim, dtype=np.int8)
     return {
         "rows": rows,
