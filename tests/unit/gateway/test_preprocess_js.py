@@ -1,7 +1,10 @@
 """The page's preprocessing (static/js/preprocess.js) run in Node against Pillow: the
-resize is bit-exact, and the whole tensor matches the embedder's spec."""
+resize is bit-exact, and the whole tensor matches the embedder's spec; the local pass's
+size, turns, tensor and int8 codes (static/js/codes.js) match the contract."""
 
+import base64
 import json
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,9 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from photosearch.common.local import from_feature_map, from_proto, to_proto
+from photosearch.events.v1 import events_pb2
 from photosearch_gateway.routes.assets import STATIC_DIR
 
 PREPROCESS_JS = STATIC_DIR / "js" / "preprocess.js"
+CODES_JS = STATIC_DIR / "js" / "codes.js"
 SPEC = {
     "version": 1,
     "alpha_background": [255, 255, 255],
@@ -27,9 +33,22 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node
 RUNNER = """
 import { readFileSync, writeFileSync } from "node:fs";
 import * as p from "%s";
+import * as codes from "%s";
 const job = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const src = new Uint8Array(readFileSync(job.input));
-if (job.kind === "resize") {
+if (job.kind === "rotate") {
+  const turned = p.rotateClockwise(src, job.width, job.height, job.degrees);
+  writeFileSync(job.output, turned.rgb);
+} else if (job.kind === "local_size") {
+  const sizes = job.sizes.map(([w, h]) => p.localSize(w, h, job.local));
+  writeFileSync(job.output, JSON.stringify(sizes));
+} else if (job.kind === "local_tensor") {
+  const t = p.toLocalTensor(src, job.width, job.height, job.spec);
+  writeFileSync(job.output, new Uint8Array(t.data.buffer));
+} else if (job.kind === "quantise") {
+  const map = new Float32Array(src.buffer, src.byteOffset, src.byteLength / 4);
+  writeFileSync(job.output, codes.base64(codes.quantise(map, job.dim, job.rows, job.cols)));
+} else if (job.kind === "resize") {
   writeFileSync(job.output, p.resizeBicubic(src, job.width, job.height, job.out_w, job.out_h));
 } else if (job.kind === "flatten") {
   writeFileSync(job.output, p.flattenAlpha(src, job.width, job.height, job.background));
@@ -43,7 +62,7 @@ if (job.kind === "resize") {
 def run_js(tmp_path: Path, pixels: np.ndarray, **job: object) -> bytes:
     (tmp_path / "in.raw").write_bytes(np.ascontiguousarray(pixels).tobytes())
     runner = tmp_path / "run.mjs"
-    runner.write_text(RUNNER % PREPROCESS_JS.as_uri())
+    runner.write_text(RUNNER % (PREPROCESS_JS.as_uri(), CODES_JS.as_uri()))
     job.update(input=str(tmp_path / "in.raw"), output=str(tmp_path / "out.raw"))
     (tmp_path / "job.json").write_text(json.dumps(job))
     subprocess.run(["node", str(runner), str(tmp_path / "job.json")], check=True, timeout=60)
@@ -93,3 +112,77 @@ def test_tensor_matches_the_embedder_spec(tmp_path: Path) -> None:
     got = run_js(tmp_path, pixels, kind="tensor", width=200, height=150, spec=SPEC)
     tensor = np.frombuffer(got, np.float32).reshape(3, 56, 56)
     assert np.allclose(tensor, want, atol=1e-6)
+
+
+# --- the local pass ---------------------------------------------------------------------------
+
+LOCAL = {"long_side": 448, "multiple": 32, "square": False, "dim": 64}
+
+
+def local_size(width: int, height: int, long_side: int = 448, multiple: int = 32) -> list[int]:
+    """The contract: long side `long_side`, short side round(short * long_side / long /
+    multiple) * multiple, at least `multiple` (rounding half up)."""
+    scale = long_side / max(width, height)
+    short = max(multiple, math.floor(min(width, height) * scale / multiple + 0.5) * multiple)
+    return [long_side, short] if width >= height else [short, long_side]
+
+
+def test_local_size_follows_the_contract(tmp_path: Path) -> None:
+    sizes = [[640, 480], [480, 640], [4000, 3000], [1200, 200], [40, 30], [30, 2000], [448, 448]]
+    sizes += [[w, 700] for w in range(300, 720, 7)]
+    got = run_js(tmp_path, np.zeros(1, np.uint8), kind="local_size", sizes=sizes, local=LOCAL)
+    assert json.loads(got) == [local_size(w, h) for w, h in sizes]
+    square = run_js(
+        tmp_path,
+        np.zeros(1, np.uint8),
+        kind="local_size",
+        sizes=[[640, 480]],
+        local={**LOCAL, "square": True},
+    )
+    assert json.loads(square) == [[448, 448]]
+
+
+@pytest.mark.parametrize(
+    ("degrees", "transpose"),
+    [
+        (90, Image.Transpose.ROTATE_270),  # Pillow counts counter-clockwise
+        (180, Image.Transpose.ROTATE_180),
+        (270, Image.Transpose.ROTATE_90),
+    ],
+)
+def test_turning_the_photo_equals_pillows_transpose(
+    tmp_path: Path, degrees: int, transpose: Image.Transpose
+) -> None:
+    pixels = photo_like(37, 53, seed=degrees)
+    want = np.asarray(Image.fromarray(pixels).transpose(transpose))
+    got = run_js(tmp_path, pixels, kind="rotate", width=53, height=37, degrees=degrees)
+    assert np.array_equal(np.frombuffer(got, np.uint8).reshape(want.shape), want)
+
+
+def test_local_tensor_is_the_whole_photo_resized_and_normalised(tmp_path: Path) -> None:
+    pixels = photo_like(300, 500, seed=4)
+    spec = {**SPEC, "local": LOCAL}
+    size = tuple(local_size(500, 300))
+    assert size == (448, 256)
+    image = Image.fromarray(pixels).resize(size, Image.Resampling.BICUBIC, reducing_gap=None)
+    scaled = np.asarray(image, dtype=np.float32) * np.float32(SPEC["scale"])
+    want = ((scaled - np.float32(SPEC["mean"])) / np.float32(SPEC["std"])).transpose(2, 0, 1)
+    got = run_js(tmp_path, pixels, kind="local_tensor", width=500, height=300, spec=spec)
+    tensor = np.frombuffer(got, np.float32).reshape(3, 256, 448)
+    assert np.allclose(tensor, want, atol=1e-6)
+
+
+def test_codes_are_the_shared_codecs_int8_in_base64(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    dim, rows, cols = 64, 3, 5
+    cells = rng.normal(size=(rows * cols, dim)).astype(np.float32)
+    cells /= np.linalg.norm(cells, axis=1, keepdims=True)
+    cells[0, :2] = [1.2, -1.3]  # out of range values clamp to +-127
+    feature_map = np.ascontiguousarray(cells.T.reshape(dim, rows, cols))
+    got = run_js(tmp_path, feature_map, kind="quantise", dim=dim, rows=rows, cols=cols)
+    message = to_proto(from_feature_map(feature_map))
+    assert base64.b64decode(got) == message.codes
+    grid = from_proto(
+        events_pb2.LocalDescriptors(rows=rows, cols=cols, dim=dim, codes=base64.b64decode(got))
+    )
+    assert grid.codes[0, 0] == 127 and grid.codes[0, 1] == -127

@@ -1,21 +1,30 @@
-// "Recognise by photo": fingerprint on the device, send only the vector, show candidates.
+// "Recognise by photo": fingerprint (and local descriptors, when the model has a local
+// graph) on the device, send only those vectors, show candidates.
 import { api, el } from "/static/js/api.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { config: null, fingerprinter: null, loading: null, file: null, searches: 0 };
-// For tests and curious users: what the page computed and sent.
-window.photosearch = { state, lastFingerprint: null, lastQuery: null };
+const state = {
+  config: null,
+  fingerprinter: null,
+  loading: null,
+  describer: null,
+  describerLoading: null,
+  file: null,
+  searches: 0,
+};
+// For tests and curious users: what the page computed and sent, and how long it took (ms).
+window.photosearch = { state, lastFingerprint: null, lastQuery: null, timings: {} };
 
 function status(text) {
   $("status").textContent = text;
 }
 
-function showProgress(received, total, cached) {
+function showProgress(received, total, cached, what = "model") {
   $("progress").hidden = false;
   $("progress-bar").value = total ? received / total : 0;
   $("progress-text").textContent = cached
-    ? "model loaded from this device's cache"
-    : `downloading the model (once): ${(received / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
+    ? `${what} loaded from this device's cache`
+    : `downloading the ${what} (once): ${(received / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
 }
 
 async function fingerprinter() {
@@ -34,6 +43,45 @@ async function fingerprinter() {
   return state.fingerprinter;
 }
 
+// The local graph, loaded once after the first fingerprint (null: the model has none).
+async function regionDescriber() {
+  if (!state.config.model.local) return null;
+  if (state.describer) return state.describer;
+  if (!state.describerLoading) {
+    const { RegionDescriber } = await import("/static/js/local.js");
+    const progress = (received, total, cached) => showProgress(received, total, cached, "region model");
+    state.describerLoading = RegionDescriber.load(state.config.model, progress);
+  }
+  try {
+    state.describer = await state.describerLoading;
+  } catch (error) {
+    state.describerLoading = null;
+    throw error;
+  }
+  $("progress").hidden = true;
+  return state.describer;
+}
+
+// The photo's local descriptors (as taken, turned 90 and 270 degrees), or none: a failure
+// here only costs the re-ranking, so the search goes ahead with the fingerprint alone.
+async function localDescriptors(photo) {
+  if (!state.config.model.local) return [];
+  try {
+    if (!state.describer) status("Loading the region model…");
+    const describer = await regionDescriber();
+    const onView = (index, total) => status(`Comparing regions on this device (view ${index + 1} of ${total})…`);
+    const { views, times } = await describer.describe(photo, onView);
+    window.photosearch.timings.local_ms = times;
+    return views;
+  } catch (error) {
+    $("progress").hidden = true;
+    $("search-note").hidden = false;
+    $("search-note").textContent = `Matched by fingerprint only (the region check did not run: ${error.message}).`;
+    document.body.dataset.localError = error.message;
+    return [];
+  }
+}
+
 function percent(score) {
   return `${Math.round(Math.max(0, score) * 100)}%`;
 }
@@ -46,13 +94,18 @@ function renderCandidates(candidates) {
   for (const candidate of candidates) {
     const { item } = candidate;
     const details = [item.series, item.maker, item.year].filter(Boolean).join(" · ");
+    // Verified: regions of the photo match this item's image under one geometric mapping.
+    const verified = candidate.inliers > 0
+      ? el("span", { class: "verified", title: `${candidate.inliers} matching regions`, text: "verified" })
+      : "";
     list.append(
-      el("li", { class: "candidate", "data-item-id": item.id },
+      el("li", { class: "candidate", "data-item-id": item.id, "data-inliers": String(candidate.inliers ?? 0) },
         el("img", { src: candidate.thumbnail_url, alt: item.name, loading: "lazy" }),
         el("div", { class: "grow" },
           el("strong", { class: "name", text: item.name }),
+          verified,
           el("div", { class: "quiet", text: details })),
-        el("span", { class: "score", text: percent(candidate.score) }),
+        el("span", { class: "score", text: percent(candidate.global_score ?? candidate.score) }),
         el("button", { type: "button", text: "This one", onclick: () => confirm(item) })),
     );
   }
@@ -91,17 +144,25 @@ async function onPhoto(file) {
   $("web").hidden = !state.config.web_fallback_available;
   $("web-results").hidden = true;
   $("attach-label").hidden = false;
+  $("search-note").hidden = true;
+  delete document.body.dataset.localError;
   if (!state.config.photo_search_available) return;
   try {
     status("Loading the model…");
     const model = await fingerprinter();
     status("Computing the fingerprint on this device…");
-    const vector = await model.compute(file);
+    const photo = await model.decode(file);
+    const started = performance.now();
+    const vector = await model.fingerprint(photo);
+    window.photosearch.timings = { fingerprint_ms: performance.now() - started };
     window.photosearch.lastFingerprint = vector;
     const query = { model_id: model.asset.model_id, vector, k: 10 };
+    const local = await localDescriptors(photo);
+    if (local.length) query.local = local;
     window.photosearch.lastQuery = query;
     status("Searching the catalog…");
     const result = await api("/api/v1/search", { method: "POST", json: query });
+    window.photosearch.lastResult = result;
     renderCandidates(result.candidates);
     state.searches += 1;
     status(result.candidates.length ? "Pick the right one, or add it manually." : "No match.");

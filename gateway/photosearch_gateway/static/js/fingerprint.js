@@ -3,6 +3,8 @@
 import * as ort from "/vendor/ort/ort.wasm.min.mjs";
 import { decodeToRGB, toTensor } from "/static/js/preprocess.js";
 
+export { ort };
+
 const CACHE = "photosearch-models-v1";
 
 ort.env.wasm.wasmPaths = "/vendor/ort/";
@@ -14,16 +16,23 @@ function hex(buffer) {
   return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function download(asset, onProgress) {
+// The ONNX files of a model (/config's `model`): the fingerprint graph, and the local
+// graph when the model has one. Each is {url, sha256, integrity, bytes}.
+export function modelFiles(asset) {
+  const file = (a) => ({ url: a.onnx_url, sha256: a.onnx_sha256, integrity: a.onnx_integrity, bytes: a.onnx_bytes });
+  return { fingerprint: file(asset), local: asset.local ? file(asset.local) : null };
+}
+
+async function download(file, onProgress) {
   if (!self.crypto?.subtle) {
     // Not a secure context: let the browser check the integrity (no byte-level progress).
-    const reply = await fetch(asset.onnx_url, { integrity: asset.onnx_integrity });
+    const reply = await fetch(file.url, { integrity: file.integrity });
     if (!reply.ok) throw new Error(`model download failed (HTTP ${reply.status})`);
     return new Uint8Array(await reply.arrayBuffer());
   }
-  const reply = await fetch(asset.onnx_url);
+  const reply = await fetch(file.url);
   if (!reply.ok || !reply.body) throw new Error(`model download failed (HTTP ${reply.status})`);
-  const total = asset.onnx_bytes || Number(reply.headers.get("content-length")) || 0;
+  const total = file.bytes || Number(reply.headers.get("content-length")) || 0;
   const parts = [];
   let received = 0;
   const reader = reply.body.getReader();
@@ -36,35 +45,44 @@ async function download(asset, onProgress) {
   }
   const all = new Uint8Array(await new Blob(parts).arrayBuffer());
   const digest = hex(await crypto.subtle.digest("SHA-256", all));
-  if (digest !== asset.onnx_sha256) throw new Error("the model file is corrupt (sha256 mismatch)");
+  if (digest !== file.sha256) throw new Error("the model file is corrupt (sha256 mismatch)");
   return all;
 }
 
-// The ONNX bytes: from Cache Storage when this exact file was fetched before.
-export async function modelBytes(asset, onProgress = () => {}) {
-  const key = `/model-cache/${asset.onnx_sha256}`;
+// The ONNX bytes of one file: from Cache Storage when this exact file was fetched before.
+// Storing it drops every cached file but those in `keep` (the current model's files).
+export async function modelBytes(file, onProgress = () => {}, keep = [file.sha256]) {
+  const key = `/model-cache/${file.sha256}`;
   const cache = self.caches ? await caches.open(CACHE) : null;
   const hit = cache && (await cache.match(key));
   if (hit) {
     onProgress(1, 1, true);
     return new Uint8Array(await hit.arrayBuffer());
   }
-  const bytes = await download(asset, onProgress);
+  const bytes = await download(file, onProgress);
   if (cache) {
-    for (const old of await cache.keys()) await cache.delete(old); // one model at a time
+    const current = new Set(keep.map((sha) => `/model-cache/${sha}`));
+    for (const old of await cache.keys()) {
+      if (!current.has(new URL(old.url).pathname)) await cache.delete(old); // one model at a time
+    }
     await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
   }
   return bytes;
 }
 
+export async function createSession(bytes) {
+  return ort.InferenceSession.create(bytes, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+  });
+}
+
 export class Fingerprinter {
   static async load(asset, onProgress) {
-    const bytes = await modelBytes(asset, onProgress);
-    const session = await ort.InferenceSession.create(bytes, {
-      executionProviders: ["wasm"],
-      graphOptimizationLevel: "all",
-    });
-    return new Fingerprinter(asset, session);
+    const files = modelFiles(asset);
+    const keep = [files.fingerprint.sha256, files.local?.sha256].filter(Boolean);
+    const bytes = await modelBytes(files.fingerprint, onProgress, keep);
+    return new Fingerprinter(asset, await createSession(bytes));
   }
 
   constructor(asset, session) {
@@ -75,7 +93,15 @@ export class Fingerprinter {
 
   // A photo file -> the L2-normalised fingerprint (plain array of numbers).
   async compute(file) {
-    const { rgb, width, height } = await decodeToRGB(file, this.spec);
+    return this.fingerprint(await this.decode(file));
+  }
+
+  // A photo file -> {rgb, width, height}: oriented 8-bit RGB, decoded once for both passes.
+  async decode(file) {
+    return decodeToRGB(file, this.spec);
+  }
+
+  async fingerprint({ rgb, width, height }) {
     const { data, dims } = toTensor(rgb, width, height, this.spec);
     const input = new ort.Tensor("float32", data, dims);
     const outputs = await this.session.run({ [this.spec.input_name]: input });

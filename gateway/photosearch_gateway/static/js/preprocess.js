@@ -2,6 +2,8 @@
 // (photosearch_embedder.preprocess): decode with EXIF orientation, flatten alpha onto the
 // background colour, resize the short side with Pillow's antialiased bicubic (a = -0.5, 8-bit
 // fixed point, horizontal pass then vertical), centre crop, scale, normalise, NCHW float32.
+// The local pass (preprocess.json's `local`) uses the same resize and normalisation on the
+// whole photo, uncropped, optionally turned first.
 // Pure functions except decodeToRGB, so they run in Node for tests too.
 
 const PRECISION_BITS = 32 - 8 - 2; // Pillow's resample.c
@@ -117,6 +119,56 @@ export function toTensor(rgb, width, height, spec) {
   const ch = spec.center_crop.height;
   const left = Math.floor((w - cw) / 2);
   const top = Math.floor((h - ch) / 2);
+  return { data: normalise(resized, w, left, top, cw, ch, spec), dims: [1, 3, ch, cw] };
+}
+
+// Size of the whole photo for the local pass (preprocess.json's `local`): long side
+// `long_side`, short side scaled and rounded to a multiple of `multiple` (no crop).
+export function localSize(width, height, local) {
+  if (local.square) return [local.long_side, local.long_side];
+  const scale = local.long_side / Math.max(width, height);
+  const m = local.multiple;
+  const side = (value) => Math.max(m, Math.floor((value * scale) / m + 0.5) * m);
+  return width >= height ? [local.long_side, side(height)] : [side(width), local.long_side];
+}
+
+// The whole photo (8-bit RGB) -> the local graph's input: same resize, scale and
+// normalisation as the fingerprint, no crop.
+export function toLocalTensor(rgb, width, height, spec) {
+  const [w, h] = localSize(width, height, spec.local);
+  const resized = w === width && h === height
+    ? rgb
+    : resizeBicubic(rgb, width, height, w, h, spec.resize.bicubic_a ?? -0.5);
+  return { data: normalise(resized, w, 0, 0, w, h, spec), dims: [1, 3, h, w] };
+}
+
+// 8-bit RGB turned clockwise by 90, 180 or 270 degrees (exact, like Pillow's transpose).
+export function rotateClockwise(rgb, width, height, degrees) {
+  if (degrees === 0) return { rgb, width, height };
+  const quarter = degrees === 90 || degrees === 270;
+  const outW = quarter ? height : width;
+  const outH = quarter ? width : height;
+  const out = new Uint8Array(rgb.length);
+  for (let y = 0; y < outH; y++) {
+    for (let x = 0; x < outW; x++) {
+      let sx;
+      let sy;
+      if (degrees === 90) [sx, sy] = [y, height - 1 - x];
+      else if (degrees === 270) [sx, sy] = [width - 1 - y, x];
+      else [sx, sy] = [width - 1 - x, height - 1 - y];
+      const p = (sy * width + sx) * 3;
+      const o = (y * outW + x) * 3;
+      out[o] = rgb[p];
+      out[o + 1] = rgb[p + 1];
+      out[o + 2] = rgb[p + 2];
+    }
+  }
+  return { rgb: out, width: outW, height: outH };
+}
+
+// The window (left, top, cw x ch) of 8-bit RGB `w` pixels wide -> scaled, normalised
+// NCHW float32 (float32 arithmetic at each step, as numpy does it on the server).
+function normalise(resized, w, left, top, cw, ch, spec) {
   const f = Math.fround;
   const scale = f(spec.scale);
   const mean = spec.mean.map(f);
@@ -131,7 +183,7 @@ export function toTensor(rgb, width, height, spec) {
       }
     }
   }
-  return { data: out, dims: [1, 3, ch, cw] };
+  return out;
 }
 
 // RGBA (not premultiplied) -> RGB flattened onto `background` the way Pillow's

@@ -1,0 +1,53 @@
+// Local descriptors in the page: the model's local graph (local.onnx) run on the whole
+// photo as taken and turned 90 and 270 degrees clockwise; each view's cells become int8
+// codes, base64-encoded for POST /api/v1/search. Descriptors only: no pixels leave.
+import { createSession, modelBytes, modelFiles, ort } from "/static/js/fingerprint.js";
+import { base64, quantise } from "/static/js/codes.js";
+import { rotateClockwise, toLocalTensor } from "/static/js/preprocess.js";
+
+// The photo as taken first, then turned (search tries each view against each candidate).
+export const TURNS = [0, 90, 270];
+
+const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+export class RegionDescriber {
+  static async load(asset, onProgress) {
+    const files = modelFiles(asset);
+    const keep = [files.fingerprint.sha256, files.local.sha256];
+    const bytes = await modelBytes(files.local, onProgress, keep);
+    return new RegionDescriber(asset.preprocess, await createSession(bytes));
+  }
+
+  constructor(spec, session) {
+    this.spec = spec;
+    this.local = spec.local;
+    this.session = session;
+  }
+
+  // Raw output of the local graph for one view: {map (dim*rows*cols), dims}.
+  async run({ rgb, width, height }) {
+    const { data, dims } = toLocalTensor(rgb, width, height, this.spec);
+    const input = new ort.Tensor("float32", data, dims);
+    const outputs = await this.session.run({ [this.local.input_name]: input });
+    const output = outputs[this.local.output_name];
+    return { map: output.data, dims: output.dims };
+  }
+
+  // Decoded photo -> one {rows, cols, dim, codes} per turn, and each view's time (ms).
+  async describe(photo, onView = () => {}) {
+    const views = [];
+    const times = [];
+    for (const [index, degrees] of TURNS.entries()) {
+      onView(index, TURNS.length);
+      await nextFrame(); // let the page show the progress before the next view's work
+      const started = performance.now();
+      const turned = rotateClockwise(photo.rgb, photo.width, photo.height, degrees);
+      const { map, dims } = await this.run(turned);
+      const [, dim, rows, cols] = dims;
+      if (dim !== this.local.dim) throw new Error(`the local graph gave ${dim}-d cells, not ${this.local.dim}`);
+      views.push({ rows, cols, dim, codes: base64(quantise(map, dim, rows, cols)) });
+      times.push(performance.now() - started);
+    }
+    return { views, times };
+  }
+}
