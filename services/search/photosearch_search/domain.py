@@ -62,6 +62,10 @@ class Candidate:
     item_id: str
     image_id: str
     score: float
+    # The fingerprint similarity alone (None: the same as score, nothing was re-ranked).
+    global_score: float | None = None
+    # Verified local matches (re-ranked candidates only).
+    inliers: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class SearchResult:
     model_id: str
     candidates: list[Candidate]
     exact: bool = False
+    reranked: bool = False
 
 
 @dataclass(frozen=True)

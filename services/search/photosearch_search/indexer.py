@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from photosearch.common.errors import DomainError
 from photosearch.common.infra import Infra
+from photosearch.common.local import LocalGrid, from_proto, keep_salient
 from photosearch.common.logging import get_logger
 from photosearch.events.v1 import events_pb2
+from photosearch_search import local_store
 from photosearch_search import repository as repo
 from photosearch_search.domain import GLOBAL_VARIANT, EmbeddingIn, ImageRef, Model
 from photosearch_search.jobs import EmbedJobQueue
@@ -26,6 +28,22 @@ class CheckedResult:
     model_id: str
     embeddings: list[EmbeddingIn]
     problem: str = ""
+    # The image's local descriptors (None: the event has none, or they were unusable).
+    local: LocalGrid | None = None
+
+
+def check_local(event: events_pb2.EmbedCompleted) -> LocalGrid | None:
+    """The event's local descriptors, reduced to the most salient cells. Unusable ones
+    are dropped (the vector is still good): search then re-ranks without this image."""
+    if not event.HasField("local"):
+        return None
+    try:
+        return keep_salient(from_proto(event.local, what="local descriptors"))
+    except DomainError as exc:
+        log.warning(
+            "local.dropped", image_id=event.image_id, model_id=event.model_id, reason=str(exc)
+        )
+        return None
 
 
 def check_completed(event: events_pb2.EmbedCompleted) -> CheckedResult:
@@ -42,7 +60,7 @@ def check_completed(event: events_pb2.EmbedCompleted) -> CheckedResult:
         ]
     except DomainError as exc:
         return CheckedResult(ref, event.model_id, [], f"unusable vector: {exc}")
-    return CheckedResult(ref, event.model_id, embeddings)
+    return CheckedResult(ref, event.model_id, embeddings, local=check_local(event))
 
 
 class Indexer:
@@ -138,11 +156,16 @@ class Indexer:
         async with self._infra.require_pool().connection() as conn, conn.transaction():
             await repo.lock_items(conn, items)
             for result in stored:
-                kept = await repo.store_embeddings(
-                    conn, models[result.model_id], result.ref, result.embeddings
-                )
+                model = models[result.model_id]
+                kept = await repo.store_embeddings(conn, model, result.ref, result.embeddings)
                 if not kept:
                     log.info("vector.dropped_deleted", image_id=result.ref.image_id)
+                elif result.local is not None:
+                    # An event without descriptors (an older embedder) keeps the stored
+                    # ones: an image's bytes never change, so they still describe it.
+                    problem = await local_store.store_local(conn, model, result.ref, result.local)
+                    if problem:
+                        log.warning("local.dropped", image_id=result.ref.image_id, reason=problem)
             for model_id, ref, reason in failures:
                 await repo.record_failure(conn, models.get(model_id), model_id, ref, reason)
                 log.info("embed.failed", image_id=ref.image_id, model_id=model_id, reason=reason)

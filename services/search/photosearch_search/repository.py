@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from psycopg import AsyncConnection, sql
 
+from photosearch_search import local_store
 from photosearch_search.domain import EmbeddingIn, ImageRef, Model
 
 # pg_advisory_xact_lock(namespace, hashtext(item_id)): serialises an item's deletion
@@ -174,6 +175,7 @@ async def delete_images(
             ),
             (ids,),
         )
+    await local_store.delete_images(conn, ids)
     await conn.execute("DELETE FROM embed_failures WHERE image_id = ANY(%s)", (ids,))
     await conn.execute("DELETE FROM embed_requests WHERE image_id = ANY(%s)", (ids,))
 
@@ -192,6 +194,7 @@ async def delete_item(
             sql.SQL("DELETE FROM {t} WHERE item_id = %s").format(t=sql.Identifier(model.table)),
             (item_id,),
         )
+    await local_store.delete_item(conn, item_id)
     await conn.execute("DELETE FROM embed_failures WHERE item_id = %s", (item_id,))
     await conn.execute("DELETE FROM embed_requests WHERE item_id = %s", (item_id,))
     await conn.execute("DELETE FROM items WHERE item_id = %s", (item_id,))

@@ -18,9 +18,12 @@ from photosearch_search.events import (
 from photosearch_search.indexer import Indexer
 from photosearch_search.jobs import EmbedJobQueue
 from photosearch_search.lifecycle import SearchLifecycle
+from photosearch_search.local_search import LocalSearch
+from photosearch_search.local_store import LocalDescriptorReader
 from photosearch_search.models import IndexParams, ModelRegistry
 from photosearch_search.queries import ScanSettings, VectorQueries
 from photosearch_search.rebuild import Rebuilder
+from photosearch_search.rerank import RerankSettings
 from photosearch_search.service import SearchLimits, SearchService
 from photosearch_search.servicer import SearchServicer
 from photosearch_search.workers import WorkerDirectory
@@ -84,6 +87,12 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
             duplicate_threshold=settings.duplicate_threshold,
             duplicate_exact_max=settings.duplicate_exact_max_images,
             duplicate_timeout=settings.duplicate_report_timeout_seconds,
+        ),
+        LocalSearch(
+            vectors,
+            LocalDescriptorReader(settings.rerank_photos_per_item),
+            RerankSettings(top_k=settings.rerank_top_k),
+            settings.rerank_threads,
         ),
     )
     indexer = Indexer(infra, registry, queue, workers)

@@ -8,6 +8,7 @@ from psycopg import AsyncConnection
 
 from photosearch.common.errors import FailedPrecondition, InvalidArgument
 from photosearch.common.infra import Infra
+from photosearch.events.v1 import events_pb2
 from photosearch_search import duplicates, queries
 from photosearch_search.catalog import CatalogReader
 from photosearch_search.domain import (
@@ -22,6 +23,7 @@ from photosearch_search.domain import (
     SearchResult,
 )
 from photosearch_search.jobs import EmbedJobQueue
+from photosearch_search.local_search import LocalSearch
 from photosearch_search.models import ModelRegistry
 from photosearch_search.queries import VectorQueries
 from photosearch_search.rebuild import WALK_STALE_SECONDS, Rebuilder
@@ -55,6 +57,7 @@ class SearchService:
         workers: WorkerDirectory,
         rebuilder: Rebuilder,
         limits: SearchLimits,
+        local_search: LocalSearch,
     ) -> None:
         self._infra = infra
         self._registry = registry
@@ -64,6 +67,7 @@ class SearchService:
         self._workers = workers
         self._rebuilder = rebuilder
         self._limits = limits
+        self._local_search = local_search
 
     async def resolve_model(self, model_id: str) -> Model:
         """The named model, or the active one when the name is empty."""
@@ -90,15 +94,20 @@ class SearchService:
         k: int,
         filters: Filters,
         min_score: float,
+        local: Sequence[events_pb2.LocalDescriptors] = (),
     ) -> SearchResult:
+        """With `local` (the query photo's local descriptors: as taken, then turned
+        views) the top candidates are re-ranked by verified local matches."""
         model = await self.resolve_model(model_id)
         query = SearchQuery(
             model,
             query_vector(values, model),
             check_k(k, self._limits.max_k),
             filters,
-            check_min_score(min_score),
+            self._local_search.check_min_score(min_score) if local else check_min_score(min_score),
         )
+        if local:
+            return await self._local_search.search(query, local, self._search)
         return await self._vectors.run(lambda conn: self._search(conn, query))
 
     async def _search(self, conn: AsyncConnection[Any], query: SearchQuery) -> SearchResult:

@@ -21,13 +21,20 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         filters = make_filters(request.filters.series, request.filters.makers, request.filters.tags)
         # request.extra (extra query descriptors) is reserved for re-ranking.
         result = await self._service.search(
-            request.model_id, request.vector, request.k, filters, request.min_score
+            request.model_id, request.vector, request.k, filters, request.min_score, request.local
         )
         return search_pb2.SearchResponse(
             model_id=result.model_id,
             exact=result.exact,
+            reranked=result.reranked,
             candidates=[
-                search_pb2.Candidate(item_id=c.item_id, image_id=c.image_id, score=c.score)
+                search_pb2.Candidate(
+                    item_id=c.item_id,
+                    image_id=c.image_id,
+                    score=c.score,
+                    global_score=c.score if c.global_score is None else c.global_score,
+                    inliers=c.inliers,
+                )
                 for c in result.candidates
             ],
         )

@@ -37,10 +37,12 @@ def check_k(k: int, max_k: int) -> int:
     return k
 
 
-def check_min_score(min_score: float) -> float:
-    """0 means no minimum (cosine similarity ranges over [-1, 1])."""
-    if not np.isfinite(min_score) or not -1.0 <= min_score <= 1.0:
-        raise InvalidArgument(f"min_score must be a cosine similarity in [-1, 1], got {min_score}")
+def check_min_score(min_score: float, upper: float = 1.0) -> float:
+    """0 means no minimum (cosine similarity ranges over [-1, 1]; a re-ranked score
+    over [-1, `upper`])."""
+    if not np.isfinite(min_score) or not -1.0 <= min_score <= upper:
+        what = "a cosine similarity" if upper == 1.0 else "a re-ranked score"
+        raise InvalidArgument(f"min_score must be {what} in [-1, {upper:g}], got {min_score}")
     return min_score if min_score != 0.0 else -1.0
 
 

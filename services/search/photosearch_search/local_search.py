@@ -1,0 +1,100 @@
+"""Searches that send the query photo's local descriptors: the global search's top
+candidates re-ranked by verified local matches (rerank.py), in worker threads so the
+event loop keeps serving other searches meanwhile."""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from photosearch.common.errors import InvalidArgument
+from photosearch.common.local import LocalGrid, from_proto
+from photosearch.events.v1 import events_pb2
+from photosearch_search.domain import SearchQuery, SearchResult
+from photosearch_search.local_store import LocalDescriptorReader
+from photosearch_search.queries import VectorQueries
+from photosearch_search.rerank import (
+    MAX_QUERY_VIEWS,
+    RerankSettings,
+    StoredPhoto,
+    query_views,
+    rerank,
+)
+from photosearch_search.vectors import check_min_score
+
+GlobalSearch = Callable[[AsyncConnection[Any], SearchQuery], Awaitable[SearchResult]]
+
+
+def parse_views(messages: Sequence[events_pb2.LocalDescriptors]) -> list[LocalGrid]:
+    """The query's views, checked (count, grid, codes) and reduced to salient cells."""
+    if len(messages) > MAX_QUERY_VIEWS:
+        raise InvalidArgument(
+            f"local: at most {MAX_QUERY_VIEWS} views (the photo as taken, then turned views), "
+            f"got {len(messages)}"
+        )
+    grids = [from_proto(m, what=f"local[{i}]") for i, m in enumerate(messages)]
+    dims = {g.dim for g in grids}
+    if len(dims) > 1:
+        raise InvalidArgument(f"local: every view must have the same dim, got {sorted(dims)}")
+    return query_views(grids)
+
+
+class LocalSearch:
+    def __init__(
+        self,
+        vectors: VectorQueries,
+        reader: LocalDescriptorReader,
+        settings: RerankSettings,
+        threads: int,
+    ) -> None:
+        self._vectors = vectors
+        self._reader = reader
+        self._settings = settings
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="rerank")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def check_min_score(self, min_score: float) -> float:
+        return check_min_score(min_score, upper=self._settings.max_score)
+
+    async def search(
+        self,
+        query: SearchQuery,
+        local: Sequence[events_pb2.LocalDescriptors],
+        global_search: GlobalSearch,
+    ) -> SearchResult:
+        """`query.min_score` applies to the final score. A model without any stored
+        descriptors answers the global ranking (reranked=False)."""
+        views = parse_views(local)
+        model = query.model
+        wide = replace(query, k=max(query.k, self._settings.top_k), min_score=-1.0)
+
+        async def work(
+            conn: AsyncConnection[Any],
+        ) -> tuple[SearchResult, dict[str, list[StoredPhoto]] | None]:
+            dim = await self._reader.local_dim(conn, model)
+            if dim == 0:
+                return await global_search(conn, wide), None
+            for number, view in enumerate(views):
+                if view.dim != dim:
+                    raise InvalidArgument(
+                        f"local[{number}]: dim must be {dim} (the local descriptors of model "
+                        f"{model.model_id!r}), got {view.dim}: compute them with the same model"
+                    )
+            found = await global_search(conn, wide)
+            best = {c.item_id: c.image_id for c in found.candidates[: self._settings.top_k]}
+            return found, await self._reader.photos(conn, model, best)
+
+        found, photos = await self._vectors.run(work)
+        candidates = found.candidates
+        if photos is not None:
+            loop = asyncio.get_running_loop()
+            candidates = await loop.run_in_executor(
+                self._executor, rerank, candidates, views, photos, self._settings
+            )
+        kept = [c for c in candidates if c.score >= query.min_score][: query.k]
+        return SearchResult(found.model_id, kept, found.exact, reranked=photos is not None)
