@@ -121,6 +121,8 @@ def _verify(
     src = c.xy[pair % nc, target].astype(np.float64)
     dst = q.xy[pair // nc, cell].astype(np.float64)
     active = np.flatnonzero(counts >= 3)
+    if len(active) == 0:
+        return out
     active = active[np.argsort(counts[active], kind="stable")]
     for chunk in np.array_split(active, -(-len(active) // PAIRS_PER_CHUNK)):
         sizes = counts[chunk]

@@ -81,6 +81,7 @@ class Harness:
         vector: Any,
         model_id: str | None = None,
         variants: dict[str, Any] | None = None,
+        local: events_pb2.LocalDescriptors | None = None,
     ) -> None:
         embeddings = [events_pb2.Embedding(variant="global", values=list(map(float, vector)))]
         for name, values in (variants or {}).items():
@@ -91,6 +92,7 @@ class Harness:
             model_id=model_id or self.model_id,
             embeddings=embeddings,
             worker_id="test-worker",
+            local=local,
         )
         await publish(self.js, subjects.EMBED_COMPLETED, event)
 

@@ -1,0 +1,194 @@
+"""Local descriptors in (with the embed results), re-ranked searches out."""
+
+import grpc
+import numpy as np
+import psycopg
+import pytest
+
+from photosearch.common import subjects
+from photosearch.common.local import LocalGrid, quantise, to_proto
+from photosearch.events.v1 import events_pb2
+from tests.integration.search.conftest import DIM, Harness, eventually, unit
+
+LOCAL_DIM = 64
+ROWS, COLS = 12, 14
+
+
+def cells(n: int, seed: int) -> np.ndarray:
+    out = np.random.default_rng(seed).normal(size=(n, LOCAL_DIM)).astype(np.float32)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def grid(values: np.ndarray, rows: int, cols: int) -> events_pb2.LocalDescriptors:
+    return to_proto(LocalGrid(rows, cols, np.arange(rows * cols, dtype=np.int32), quantise(values)))
+
+
+SOURCE = cells(ROWS * COLS, seed=1)
+COVER = grid(SOURCE, ROWS, COLS)  # the catalog photo of the item the query shows
+OTHER = grid(cells(ROWS * COLS, seed=2), ROWS, COLS)
+
+
+def turned_90() -> events_pb2.LocalDescriptors:
+    """The query photo: the cover turned 90 degrees (a COLS x ROWS grid)."""
+    out = cells(COLS * ROWS, seed=3)
+    source = SOURCE.reshape(ROWS, COLS, LOCAL_DIM)
+    for y in range(ROWS):
+        for x in range(COLS):
+            out[x * ROWS + (ROWS - 1 - y)] = source[y, x]
+    return grid(out, COLS, ROWS)
+
+
+def query_views() -> list[events_pb2.LocalDescriptors]:
+    """As taken (nothing in common with the cover), then turned."""
+    return [grid(cells(COLS * ROWS, seed=4), COLS, ROWS), turned_90()]
+
+
+def vector(similarity: float) -> np.ndarray:
+    """A unit vector with this cosine to the query (basis vector 0)."""
+    v = np.zeros(DIM, dtype=np.float32)
+    v[0], v[1] = similarity, np.sqrt(1 - similarity**2)
+    return v
+
+
+QUERY = unit(np.eye(DIM, dtype=np.float32)[0])
+
+
+async def stored(h: Harness) -> list[tuple[str, str, int, int, int, bool, int]]:
+    url = h.search.lifecycle.infra.database_url
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute(
+            "SELECT image_id, item_id, grid_rows, grid_cols, dim, cells IS NULL,"
+            " length(codes) FROM local_descriptors ORDER BY image_id"
+        )
+        return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
+
+
+async def test_a_verified_candidate_outranks_a_closer_fingerprint(start_harness):
+    h = await start_harness()
+    await h.completed("img-near", "item-near", vector(0.95), local=OTHER)
+    await h.completed("img-cover-2", "item-cover", vector(0.5), local=OTHER)
+    await h.completed("img-cover", "item-cover", vector(0.8), local=COVER)
+    await h.completed("img-plain", "item-plain", vector(0.6))  # an embedder without local
+
+    async def all_in():
+        reply = await h.search_items(QUERY, k=10)
+        assert [c.item_id for c in reply.candidates] == ["item-near", "item-cover", "item-plain"]
+        return reply
+
+    plain = await eventually(all_in)
+    assert not plain.reranked
+    assert [c.global_score for c in plain.candidates] == [c.score for c in plain.candidates]
+    assert [c.inliers for c in plain.candidates] == [0, 0, 0]
+    assert await stored(h) == [
+        ("img-cover", "item-cover", ROWS, COLS, LOCAL_DIM, True, ROWS * COLS * LOCAL_DIM),
+        ("img-cover-2", "item-cover", ROWS, COLS, LOCAL_DIM, True, ROWS * COLS * LOCAL_DIM),
+        ("img-near", "item-near", ROWS, COLS, LOCAL_DIM, True, ROWS * COLS * LOCAL_DIM),
+    ]
+
+    reply = await h.search_items(QUERY, k=10, local=query_views())
+    assert reply.reranked
+    assert [c.item_id for c in reply.candidates] == ["item-cover", "item-near", "item-plain"]
+    cover, near, no_local = reply.candidates
+    assert cover.image_id == "img-cover"  # the photo that verified
+    assert cover.inliers >= 30
+    assert cover.global_score == pytest.approx(0.8, abs=1e-5)
+    assert cover.score == pytest.approx(1.8, abs=1e-5)
+    assert near.inliers <= 3 and near.score == pytest.approx(near.global_score + near.inliers / 30)
+    assert no_local.score == no_local.global_score == pytest.approx(0.6, abs=1e-5)
+
+    # min_score applies to the final score: above 1 means "verified".
+    verified = await h.search_items(QUERY, k=10, local=query_views(), min_score=1.3)
+    assert [c.item_id for c in verified.candidates] == ["item-cover"]
+    top = await h.search_items(QUERY, k=1, local=query_views())
+    assert [c.item_id for c in top.candidates] == ["item-cover"]
+    # The same request without descriptors is answered as before.
+    again = await h.search_items(QUERY, k=10)
+    assert [c.item_id for c in again.candidates] == ["item-near", "item-cover", "item-plain"]
+    assert not again.reranked
+
+
+async def test_descriptors_go_with_their_image_and_stay_out_once_deleted(start_harness):
+    h = await start_harness()
+    await h.completed("img-1", "item-1", vector(0.9), local=COVER)
+    await h.completed("img-2", "item-2", vector(0.8), local=OTHER)
+    await h.completed("img-3", "item-2", vector(0.7), local=OTHER)
+
+    async def three():
+        assert [r[0] for r in await stored(h)] == ["img-1", "img-2", "img-3"]
+
+    await eventually(three)
+    before = await stored(h)
+    # A redelivered result changes nothing; one without descriptors keeps them.
+    await h.completed("img-1", "item-1", vector(0.9), local=COVER)
+    await h.completed("img-2", "item-2", vector(0.8))
+    await h.completed("img-9", "item-9", vector(0.1))  # a marker: once searchable, all seen
+    await eventually(lambda: _has_item(h, "item-9"))
+    assert await stored(h) == before
+
+    await h.catalog_event(
+        subjects.IMAGE_DELETED, events_pb2.ImageDeleted(image_id="img-1", item_id="item-1")
+    )
+    await h.catalog_event(
+        subjects.ITEM_DELETED, events_pb2.ItemDeleted(item_id="item-2", image_ids=["img-2"])
+    )
+
+    async def gone():
+        assert await stored(h) == []
+
+    await eventually(gone)
+    # Results computed before the deletions arrive late: nothing comes back.
+    await h.completed("img-1", "item-1", vector(0.9), local=COVER)
+    await h.completed("img-3", "item-2", vector(0.7), local=OTHER)
+    await h.completed("img-8", "item-8", vector(0.2), local=OTHER)  # marker
+    await eventually(lambda: _has_item(h, "item-8"))
+    assert [r[0] for r in await stored(h)] == ["img-8"]
+
+
+async def _has_item(h: Harness, item_id: str) -> None:
+    reply = await h.search_items(QUERY, k=20)
+    assert item_id in [c.item_id for c in reply.candidates]
+
+
+async def _invalid(h: Harness, **kwargs) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await h.search_items(QUERY, k=5, **kwargs)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    return caught.value.details() or ""
+
+
+async def test_bad_local_descriptors_get_clear_errors(start_harness):
+    h = await start_harness()
+    await h.completed("img-1", "item-1", vector(0.9), local=COVER)
+    await eventually(lambda: _has_item(h, "item-1"))
+
+    short = events_pb2.LocalDescriptors(rows=ROWS, cols=COLS, dim=LOCAL_DIM, codes=b"\x01" * 10)
+    assert "bytes of codes" in await _invalid(h, local=[turned_90(), short])
+    assert "local[1]" in await _invalid(h, local=[turned_90(), short])
+    assert "at most 4 views" in await _invalid(h, local=[turned_90()] * 5)
+    narrow = grid(cells(ROWS * COLS, 5)[:, :32] * 2, ROWS, COLS)
+    assert "dim must be 64" in await _invalid(h, local=[narrow])
+    selection = events_pb2.LocalDescriptors(
+        rows=ROWS, cols=COLS, dim=LOCAL_DIM, codes=b"\x01" * LOCAL_DIM * 2, cells=[5, 3]
+    )
+    assert "ascending" in await _invalid(h, local=[selection])
+    assert "re-ranked score in [-1, 2]" in await _invalid(h, local=[turned_90()], min_score=2.5)
+    # Without local, min_score stays a cosine similarity.
+    assert "cosine similarity" in await _invalid(h, min_score=1.5)
+
+
+async def test_a_model_without_descriptors_answers_the_global_ranking(start_harness):
+    h = await start_harness()
+    await h.completed("img-1", "item-1", vector(0.9))
+    await h.completed("img-2", "item-2", vector(0.8))
+
+    async def both():
+        reply = await h.search_items(QUERY, k=5, local=query_views())
+        assert [c.item_id for c in reply.candidates] == ["item-1", "item-2"]
+        return reply
+
+    reply = await eventually(both)
+    assert not reply.reranked
+    assert [c.global_score for c in reply.candidates] == [c.score for c in reply.candidates]
+    # The views are still checked.
+    short = events_pb2.LocalDescriptors(rows=ROWS, cols=COLS, dim=LOCAL_DIM, codes=b"\x01")
+    assert "bytes of codes" in await _invalid(h, local=[short])

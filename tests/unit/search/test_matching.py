@@ -1,0 +1,163 @@
+"""The batched local matcher on synthetic grids, and against the per-pair reference."""
+
+import numpy as np
+import pytest
+
+from photosearch.common.errors import InvalidArgument
+from photosearch.common.local import SALIENT_CELLS, LocalGrid, quantise
+from photosearch_search.domain import Candidate
+from photosearch_search.matching import MatchSettings, match_pairs
+from photosearch_search.rerank import RerankSettings, StoredPhoto, query_views, rerank
+from tools.quality.extract import LocalFeatures
+from tools.quality.matching import local_score
+
+DIM = 64
+
+
+def random_cells(n: int, seed: int) -> np.ndarray:
+    cells = np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+    return cells / np.linalg.norm(cells, axis=1, keepdims=True)
+
+
+def full_grid(cells: np.ndarray, rows: int, cols: int) -> LocalGrid:
+    return LocalGrid(rows, cols, np.arange(rows * cols, dtype=np.int32), quantise(cells))
+
+
+def transformed(source: np.ndarray, rows: int, cols: int, place, shape, seed: int) -> LocalGrid:
+    """A grid of `shape` filled with random cells, where cell place(y, x) holds the
+    source's cell (y, x) (when it falls inside)."""
+    out_rows, out_cols = shape
+    cells = random_cells(out_rows * out_cols, seed)
+    grid = source.reshape(rows, cols, DIM)
+    for y in range(rows):
+        for x in range(cols):
+            ty, tx = place(y, x)
+            if 0 <= ty < out_rows and 0 <= tx < out_cols:
+                cells[ty * out_cols + tx] = grid[y, x]
+    return full_grid(cells, out_rows, out_cols)
+
+
+ROWS, COLS = 12, 14
+SOURCE = random_cells(ROWS * COLS, seed=1)
+CATALOG = full_grid(SOURCE, ROWS, COLS)
+SETTINGS = MatchSettings()
+
+
+def test_a_shifted_copy_matches_with_many_inliers():
+    shifted = transformed(SOURCE, ROWS, COLS, lambda y, x: (y + 2, x - 3), (ROWS, COLS), 2)
+    evidence = match_pairs([shifted], [CATALOG], SETTINGS)
+    overlap = (ROWS - 2) * (COLS - 3)
+    assert evidence.matches[0, 0] >= overlap
+    assert evidence.inliers[0, 0] >= overlap
+
+
+def test_a_scaled_copy_matches_with_many_inliers():
+    # Every cell of the catalog lands on every other cell of a grid twice as fine.
+    scaled = transformed(SOURCE, ROWS, COLS, lambda y, x: (2 * y, 2 * x), (2 * ROWS, 2 * COLS), 3)
+    evidence = match_pairs([scaled], [CATALOG], SETTINGS)
+    assert evidence.inliers[0, 0] >= ROWS * COLS - 2
+
+
+def test_unrelated_photos_have_no_verified_matches():
+    unrelated = full_grid(random_cells(ROWS * COLS, seed=4), ROWS, COLS)
+    evidence = match_pairs([unrelated], [CATALOG], SETTINGS)
+    assert evidence.inliers[0, 0] <= 3
+
+
+def rotated_90(source: np.ndarray, rows: int, cols: int) -> LocalGrid:
+    """The photo turned 90 degrees clockwise: a cols x rows grid."""
+    return transformed(source, rows, cols, lambda y, x: (x, rows - 1 - y), (cols, rows), 5)
+
+
+def test_a_turned_view_finds_the_photo_the_upright_view_misses():
+    upright = full_grid(random_cells(COLS * ROWS, seed=6), COLS, ROWS)  # unrelated content
+    evidence = match_pairs([upright, rotated_90(SOURCE, ROWS, COLS)], [CATALOG], SETTINGS)
+    assert evidence.inliers[0, 0] <= 3
+    assert evidence.inliers[1, 0] >= ROWS * COLS - 2
+
+
+def test_rerank_promotes_the_verified_candidate_and_keeps_the_rest_global():
+    views = [
+        full_grid(random_cells(COLS * ROWS, seed=7), COLS, ROWS),
+        rotated_90(SOURCE, ROWS, COLS),
+    ]
+    other = full_grid(random_cells(ROWS * COLS, seed=8), ROWS, COLS)
+    candidates = [
+        Candidate("wrong", "img-w", 0.9),
+        Candidate("right", "img-r2", 0.7),
+        Candidate("beyond-top-k", "img-b", 0.65),
+    ]
+    photos = {
+        "wrong": [StoredPhoto("img-w", other)],
+        "right": [StoredPhoto("img-r1", other), StoredPhoto("img-r2", CATALOG)],
+        "beyond-top-k": [StoredPhoto("img-b", CATALOG)],
+    }
+    result = rerank(candidates, views, photos, RerankSettings(top_k=2))
+    assert [c.item_id for c in result] == ["right", "wrong", "beyond-top-k"]
+    right = result[0]
+    assert right.score == pytest.approx(1.7)  # full evidence: 30 or more inliers
+    assert right.global_score == pytest.approx(0.7)
+    assert right.inliers >= 30 and right.image_id == "img-r2"
+    assert result[2].score == 0.65 and result[2].inliers == 0  # not re-ranked
+    assert result[2].global_score == 0.65
+
+
+def test_results_are_deterministic():
+    views = [
+        rotated_90(SOURCE, ROWS, COLS),
+        transformed(SOURCE, ROWS, COLS, lambda y, x: (y, x + 1), (ROWS, COLS), 9),
+    ]
+    first = match_pairs(views, [CATALOG, CATALOG], SETTINGS)
+    again = match_pairs(views, [CATALOG, CATALOG], SETTINGS)
+    assert np.array_equal(first.inliers, again.inliers)
+    assert np.array_equal(first.matches, again.matches)
+
+
+def test_query_views_keep_salient_cells_and_refuse_large_selections():
+    big = full_grid(random_cells(20 * 20, seed=10), 20, 20)
+    (reduced,) = query_views([big])
+    assert len(reduced) == SALIENT_CELLS
+    selection = LocalGrid(20, 20, np.arange(300, dtype=np.int32), big.codes[:300])
+    with pytest.raises(InvalidArgument, match="at most 250 cells"):
+        query_views([selection])
+    with pytest.raises(InvalidArgument, match="at most 4 views"):
+        query_views([big] * 5)
+
+
+def features(grid: LocalGrid) -> LocalFeatures:
+    """The reference's form of the same cells (unit floats, positions as fractions)."""
+    xy = grid.coordinates() / np.asarray([grid.cols, grid.rows], dtype=np.float32)
+    return LocalFeatures(grid.unit(), xy, (grid.rows, grid.cols), grid.cols / grid.rows)
+
+
+def noisy_copy(seed: int) -> LocalGrid:
+    """Part of the catalog photo, moved, with noisy cells: RANSAC has real work to do."""
+    rng = np.random.default_rng(seed)
+    dy, dx = rng.integers(-3, 4, size=2)
+    grid = transformed(SOURCE, ROWS, COLS, lambda y, x: (y + dy, x + dx), (ROWS, COLS), seed)
+    cells = grid.unit() + rng.normal(0, 0.12, size=(len(grid), DIM)).astype(np.float32)
+    cells /= np.linalg.norm(cells, axis=1, keepdims=True)
+    return full_grid(cells, ROWS, COLS)
+
+
+def test_same_counts_as_the_per_pair_reference():
+    """Same mutual matches exactly; inliers equal on (almost) every pair. The RANSAC
+    samples are the reference's own (same seed per pair), but the batched code scores
+    hypotheses from a closed-form 3x3 solve (the reference: LAPACK) and refits by SVD
+    (the reference: lstsq): on the half-cell lattice a match can sit exactly 1.5 cells
+    from a hypothesis, where the last bit decides. On the real smvs descriptors 3 of 600
+    pairs differed, by at most 2 inliers (bench/rerank.py); allowed here: 1 pair in 20,
+    by at most 2."""
+    views = [noisy_copy(seed) for seed in range(20, 26)]
+    photos = [CATALOG, noisy_copy(30), full_grid(random_cells(ROWS * COLS, 31), ROWS, COLS)]
+    batched = match_pairs(views, photos, SETTINGS)
+    different = 0
+    for v, view in enumerate(views):
+        for j, photo in enumerate(photos):
+            expected = local_score(features(view), features(photo))
+            assert batched.matches[v, j] == expected.matches
+            if batched.inliers[v, j] != expected.inliers:
+                different += 1
+                assert abs(int(batched.inliers[v, j]) - expected.inliers) <= 2
+    assert different <= len(views) * len(photos) // 20
+    assert batched.inliers.max() >= 30  # the copies did verify
