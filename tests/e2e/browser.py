@@ -63,5 +63,16 @@ def sent_requests(driver: webdriver.Chrome) -> list[dict[str, Any]]:
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
         if message["method"] == "Network.requestWillBeSent":
-            requests.append(message["params"]["request"])
+            request = message["params"]["request"]
+            requests.append({**request, "requestId": message["params"]["requestId"]})
     return requests
+
+
+def post_data(driver: webdriver.Chrome, request: dict[str, Any]) -> str:
+    """The body a request sent (the log leaves out large bodies: ask Chromium for them)."""
+    if "postData" in request:
+        return str(request["postData"])
+    reply = driver.execute_cdp_cmd(
+        "Network.getRequestPostData", {"requestId": request["requestId"]}
+    )
+    return str(reply["postData"])

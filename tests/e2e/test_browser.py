@@ -1,8 +1,10 @@
 """The product in a real browser against the whole mesh (real processes): pick a photo,
-the page fingerprints it on the device, sends only the vector, and shows the right item;
-the page's fingerprints equal the embedder service's; the web fallback pre-fills the
-manual entry; the admin page shows the index and the workers."""
+the page fingerprints it on the device, sends only the vector (and the local descriptors
+when the model has a local graph), and shows the right item; the page's fingerprints equal
+the embedder service's; the web fallback pre-fills the manual entry; the admin page shows
+the index and the workers. The local pass has its own module (test_browser_local)."""
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from photosearch.common.model_files import ModelFiles
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from photosearch_devstack.mesh import Mesh
 from tests.e2e import browser
+from tests.e2e.local_reference import LocalReference, local_size
 from tests.e2e.photos import dvd_reference, varied_photos
 from tests.integration.gateway.models import MODEL_ID, exported_model
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
@@ -112,7 +115,7 @@ def turned_copy(tmp_path: Path, number: int) -> Path:
 
 
 def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
-    mesh: Mesh, catalog: dict[int, str], tmp_path: Path
+    mesh: Mesh, catalog: dict[int, str], model: ModelFiles, tmp_path: Path
 ) -> None:
     with browser.chromium() as driver:
         open_page(driver, mesh)
@@ -127,6 +130,8 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
         fits = "return document.documentElement.scrollWidth <= window.innerWidth"
         assert driver.execute_script(fits), "the page scrolls sideways on a phone-sized screen"
         requests = browser.sent_requests(driver)
+        (search,) = [r for r in requests if r["url"].endswith("/api/v1/search")]
+        sent = browser.post_data(driver, search)
         # The next visit runs the model from Cache Storage: it is not downloaded again.
         open_page(driver, mesh)
         browser.sent_requests(driver)
@@ -149,14 +154,21 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
     assert search["method"] == "POST"
     headers = {k.lower(): v for k, v in search["headers"].items()}
     assert headers["content-type"] == "application/json"
-    body = json.loads(search["postData"])
-    assert set(body) == {"model_id", "vector", "k"}
+    body = json.loads(sent)
+    has_local = "local" in model.preprocess()
+    assert set(body) == {"model_id", "vector", "k"} | ({"local"} if has_local else set())
     assert body["model_id"] == MODEL_ID and len(body["vector"]) == 1280
     assert all(isinstance(v, float | int) for v in body["vector"])
-    # No request of the photo search carried the photo (nothing but the JSON vector was sent).
+    # No request of the photo search carried the photo: nothing but the JSON fingerprint and,
+    # when the model has a local graph, int8 codes of exactly rows x cols cells per view.
     uploads = [r for r in requests if r.get("hasPostData") and r is not search]
     assert uploads == []
-    assert len(search["postData"]) < 40_000
+    codes = 0
+    for view in body.get("local", []):
+        assert set(view) == {"rows", "cols", "dim", "codes"}
+        assert len(base64.b64decode(view["codes"])) == view["rows"] * view["cols"] * view["dim"]
+        codes += len(view["codes"])
+    assert len(sent) < 40_000 + codes
 
 
 def embed_on_server(mesh: Mesh, data: bytes) -> np.ndarray:
@@ -225,3 +237,119 @@ def test_admin_page_shows_the_index_and_the_rebuild_gate(
         )
         reason = driver.find_element(By.ID, "rebuild-reason").text
         assert "no embedder worker is online" in reason
+
+
+# --- local descriptors ------------------------------------------------------------------------
+
+
+def needs_local(model: ModelFiles) -> LocalReference:
+    if "local" not in model.preprocess():
+        pytest.skip(f"{MODEL_ID} was exported without a local graph")
+    return LocalReference(model)
+
+
+def oblong_copy(tmp_path: Path, number: int) -> Path:
+    """A landscape photo of a cover, so the turned views have other grid shapes."""
+    image = Image.open(dvd_reference(number)).convert("RGB").resize((600, 430))
+    path = tmp_path / f"oblong_{number}.jpg"
+    image.save(path, "JPEG", quality=85)
+    return path
+
+
+RUN_LOCAL_GRAPH = """
+const [tensorBase64, dims, done] = arguments;
+(async () => {
+  const { ort } = await import("/static/js/fingerprint.js");
+  const { RegionDescriber } = await import("/static/js/local.js");
+  const config = await (await fetch("/api/v1/config")).json();
+  const describer = await RegionDescriber.load(config.model, () => {});
+  const bytes = Uint8Array.from(atob(tensorBase64), (c) => c.charCodeAt(0));
+  const tensor = new ort.Tensor("float32", new Float32Array(bytes.buffer), dims);
+  const outputs = await describer.session.run({ [describer.local.input_name]: tensor });
+  const out = outputs[describer.local.output_name];
+  const { base64 } = await import("/static/js/codes.js");
+  done({ dims: out.dims, data: base64(out.data) });
+})().catch((error) => done({ error: String(error) }));
+"""
+
+
+def test_the_page_sends_local_descriptors_of_three_views(
+    mesh: Mesh, catalog: dict[int, str], model: ModelFiles, tmp_path: Path
+) -> None:
+    reference = needs_local(model)
+    photo = oblong_copy(tmp_path, 7)
+    with browser.chromium() as driver:
+        open_page(driver, mesh)
+        browser.sent_requests(driver)
+        pick(driver, photo, searches=1)
+        (search,) = [
+            r for r in browser.sent_requests(driver) if r["url"].endswith("/api/v1/search")
+        ]
+        body = json.loads(browser.post_data(driver, search))
+        result = driver.execute_script("return window.photosearch.lastResult")
+        timings = driver.execute_script("return window.photosearch.timings")
+        first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
+        assert first.get_attribute("data-item-id") == catalog[7]
+        assert not driver.execute_script("return document.body.dataset.localError")
+    # As taken (landscape) and turned 90 and 270 degrees (portrait): the grid of each view.
+    width, height = local_size(600, 430, reference.local)
+    stride = width // reference.run(np.zeros((1, 3, height, width), np.float32)).shape[3]
+    landscape = {"rows": height // stride, "cols": width // stride}
+    portrait = {"rows": width // stride, "cols": height // stride}
+    dim = reference.local["dim"]
+    shapes = [{k: v[k] for k in ("rows", "cols", "dim")} for v in body["local"]]
+    assert shapes == [{**landscape, "dim": dim}, {**portrait, "dim": dim}, {**portrait, "dim": dim}]
+    assert len(timings["local_ms"]) == 3 and timings["fingerprint_ms"] > 0
+    # Search took them: the answer says whether it re-ranked and by how many regions.
+    assert set(result["candidates"][0]) >= {"score", "global_score", "inliers"}
+    assert isinstance(result["reranked"], bool)
+
+
+def test_browser_local_graph_equals_python_onnxruntime(
+    mesh: Mesh, catalog: dict[int, str], model: ModelFiles
+) -> None:
+    """The same input tensor through onnxruntime-web (wasm) and Python's onnxruntime."""
+    reference = needs_local(model)
+    rng = np.random.default_rng(7)
+    with browser.chromium() as driver:
+        open_page(driver, mesh)
+        driver.set_script_timeout(120)
+        for height, width in ((320, 448), (448, 224)):
+            tensor = rng.normal(0, 1, (1, 3, height, width)).astype(np.float32)
+            reply = driver.execute_async_script(
+                RUN_LOCAL_GRAPH, base64.b64encode(tensor.tobytes()).decode(), tensor.shape
+            )
+            assert "error" not in reply, reply
+            want = reference.run(tensor)
+            got = np.frombuffer(base64.b64decode(reply["data"]), np.float32)
+            assert tuple(reply["dims"]) == want.shape
+            assert np.abs(got.reshape(want.shape) - want).max() < 1e-4
+
+
+def test_browser_local_descriptors_equal_the_reference_pipeline(
+    mesh: Mesh, catalog: dict[int, str], model: ModelFiles, tmp_path: Path
+) -> None:
+    """Decode, turn, resize and quantise in the page against Pillow + onnxruntime: every
+    view has the same grid and the same cells (cosine of the int8 codes)."""
+    reference = needs_local(model)
+    chosen = ("exif_orientation_6.jpg", "alpha.png", "panorama.png", "large_12mp.jpg")
+    photos = [dvd_reference(1)] + [p for p in varied_photos(tmp_path) if p.name in chosen]
+    worst = {}
+    with browser.chromium() as driver:
+        open_page(driver, mesh)
+        for number, path in enumerate(photos, start=1):
+            pick(driver, path, searches=number)
+            sent = driver.execute_script("return window.photosearch.lastQuery.local")
+            want = reference.views(path.read_bytes())
+            assert len(sent) == len(want) == 3
+            cosines = []
+            for view, grid in zip(sent, want, strict=True):
+                assert (view["rows"], view["cols"], view["dim"]) == (grid.rows, grid.cols, grid.dim)
+                codes = np.frombuffer(base64.b64decode(view["codes"]), np.int8)
+                page = codes.reshape(len(grid), grid.dim).astype(np.float64)
+                server = grid.codes.astype(np.float64)
+                cos = (page * server).sum(1) / np.linalg.norm(page, axis=1)
+                cosines.append(float(np.median(cos / np.linalg.norm(server, axis=1))))
+            worst[path.name] = round(min(cosines), 4)
+    print("browser vs onnxruntime local cells, median cosine per photo:", worst)
+    assert min(worst.values()) >= 0.98, worst
