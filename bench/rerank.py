@@ -18,8 +18,10 @@ turned 90 and 270 degrees), from the quality harness's cache (computed on first 
 """
 
 import argparse
+import asyncio
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,9 +31,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 
-from photosearch.common.local import LocalGrid, keep_salient  # noqa: E402
+from photosearch.common import subjects  # noqa: E402
+from photosearch.common.local import LocalGrid, keep_salient, to_proto  # noqa: E402
+from photosearch.common.nats import connect, publish  # noqa: E402
+from photosearch.events.v1 import events_pb2  # noqa: E402
+from photosearch.search.v1 import search_pb2, search_pb2_grpc  # noqa: E402
+from photosearch_devstack.nats_server import NatsServer  # noqa: E402
+from photosearch_devstack.postgres import EmbeddedPostgres  # noqa: E402
 from photosearch_search.domain import Candidate  # noqa: E402
 from photosearch_search.matching import MatchSettings, match_pairs  # noqa: E402
 from photosearch_search.rerank import RerankSettings, StoredPhoto, rerank  # noqa: E402
@@ -40,6 +49,7 @@ from tools.quality import rerank as reference  # noqa: E402
 from tools.quality.datasets import DEFAULT_ROOT, load_dataset  # noqa: E402
 from tools.quality.extract import LocalFeatures, grid_xy  # noqa: E402
 from tools.quality.features import compute, make_extractor  # noqa: E402
+from tools.quality.matching import local_score  # noqa: E402
 from tools.quality.metrics import rank_items, summarise  # noqa: E402
 
 CACHE = ROOT / "results" / "quality"
@@ -120,7 +130,7 @@ def cost(catalog: list[Photo], queries: list[list[Photo]], count: int, top_k: in
             batched = match_pairs(grids, [c.grid for c in candidates], match)
             times["batched"].append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
-            expected = [[reference.local_score(v.features, c.features) for c in candidates]
+            expected = [[local_score(v.features, c.features) for c in candidates]
                         for v in views]  # fmt: skip
             times["reference"].append((time.perf_counter() - started) * 1000)
             for v, row in enumerate(expected):
@@ -186,6 +196,137 @@ def recall(dataset: Any, catalog: list[Photo], owners: list[str], queries: list[
     return out
 
 
+MODEL_ID = "bench/efficientnet-lite0"
+
+
+def search_request(views: list[Photo], local: bool) -> search_pb2.SearchRequest:
+    return search_pb2.SearchRequest(
+        model_id=MODEL_ID,
+        vector=views[0].fingerprint.astype(float).tolist(),
+        k=10,
+        local=[to_proto(v.grid) for v in views] if local else [],
+    )
+
+
+async def load_catalog(
+    nats_url: str, address: str, catalog: list[Photo], owners: list[str]
+) -> None:
+    """The catalog's vectors and descriptors in as an embedder would send them."""
+    nc = await connect(nats_url, "bench-rerank")
+    js = nc.jetstream()
+    for number, (photo, item) in enumerate(zip(catalog, owners, strict=True)):
+        event = events_pb2.EmbedCompleted(
+            image_id=f"img-{number:03d}",
+            item_id=item,
+            model_id=MODEL_ID,
+            embeddings=[events_pb2.Embedding(variant="global", values=photo.fingerprint.tolist())],
+            local=to_proto(photo.grid),
+            worker_id="bench",
+        )
+        await publish(js, subjects.EMBED_COMPLETED, event)
+    await nc.close()
+    items = len(set(owners))
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = search_pb2_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
+        probe = search_request([catalog[0]], local=False)
+        probe.k = items
+        for _ in range(600):
+            try:
+                reply = await stub.Search(probe, timeout=10)
+                if len(reply.candidates) == items:
+                    return
+            except grpc.aio.AioRpcError:
+                pass  # the model is registered with its first vector
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the catalog did not become searchable")
+
+
+async def timed(
+    address: str, requests: list[search_pb2.SearchRequest]
+) -> tuple[list[float], list[search_pb2.SearchResponse]]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = search_pb2_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
+        for request in requests[:20]:  # warm-up
+            await stub.Search(request, timeout=30)
+        times, replies = [], []
+        for request in requests:
+            started = time.perf_counter()
+            replies.append(await stub.Search(request, timeout=30))
+            times.append((time.perf_counter() - started) * 1000)
+    return times, replies
+
+
+async def beside_reranking(address: str, plain: list[search_pb2.SearchRequest],
+                           local: list[search_pb2.SearchRequest]) -> list[float]:  # fmt: skip
+    """Plain searches timed while two other clients send re-ranked ones back to back."""
+    stop = asyncio.Event()
+
+    async def busy(offset: int) -> None:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = search_pb2_grpc.SearchServiceStub(channel)  # type: ignore[no-untyped-call]
+            n = offset
+            while not stop.is_set():
+                await stub.Search(local[n % len(local)], timeout=30)
+                n += 1
+
+    tasks = [asyncio.create_task(busy(i * 7)) for i in range(2)]
+    await asyncio.sleep(1.0)
+    times, _ = await timed(address, plain)
+    stop.set()
+    await asyncio.gather(*tasks)
+    return times
+
+
+def measure_rpc(dataset: Any, catalog: list[Photo], owners: list[str],
+                queries: list[list[Photo]], rounds: int) -> dict[str, Any]:  # fmt: skip
+    """Search RPC p50/p99 with and without local descriptors, and recall@1 through it."""
+    from bench.search import start_search
+
+    with tempfile.TemporaryDirectory(prefix="bench-rerank-") as tmp:
+        root = Path(tmp)
+        pg = EmbeddedPostgres(root / "pg").start()
+        nats = NatsServer(root / "nats", log_file=root / "nats.log").start()
+        process = None
+        try:
+            url = pg.create_database("search")
+            env = {"SEARCH_DEFAULT_MODEL_ID": MODEL_ID}
+            process, address = start_search(url, nats.url, root / "search.log", env)
+            asyncio.run(load_catalog(nats.url, address, catalog, owners))
+            plain = [search_request(v, local=False) for v in queries] * rounds
+            local = [search_request(v, local=True) for v in queries] * rounds
+            out: dict[str, Any] = {"queries": len(queries), "rounds": rounds}
+            # Interleaved in blocks, so a busy moment hurts both alike.
+            times: dict[str, list[float]] = {"plain": [], "local": []}
+            replies: list[search_pb2.SearchResponse] = []
+            block = 50
+            for start in range(0, len(plain), block):
+                t, _ = asyncio.run(timed(address, plain[start : start + block]))
+                times["plain"] += t
+                t, r = asyncio.run(timed(address, local[start : start + block]))
+                times["local"] += t
+                replies += r
+            for name, values in times.items():
+                out[f"{name}_ms_p50"] = round(percentile(values, 50), 2)
+                out[f"{name}_ms_p99"] = round(percentile(values, 99), 2)
+            beside = asyncio.run(beside_reranking(address, plain[: len(queries)], local))
+            out["plain_beside_2_reranking_clients_ms_p50"] = round(percentile(beside, 50), 2)
+            out["plain_beside_2_reranking_clients_ms_p99"] = round(percentile(beside, 99), 2)
+            first = replies[: len(queries)]
+            right = [
+                bool(r.candidates) and r.candidates[0].item_id == q.item
+                for r, q in zip(first, dataset.queries, strict=True)
+            ]
+            out["reranked"] = all(r.reranked for r in first)
+            out["recall@1_through_rpc"] = round(float(np.mean(right)), 4)
+            return out
+        finally:
+            if process is not None:
+                process.terminate()
+                process.wait(30)
+            nats.stop()
+            pg.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="efficientnet-lite0")
@@ -194,6 +335,7 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=20)
     parser.add_argument("--no-recall", dest="recall", action="store_false")
     parser.add_argument("--rpc", action="store_true")
+    parser.add_argument("--rpc-rounds", type=int, default=2, help="passes over the queries")
     args = parser.parse_args()
     dataset, catalog, owners, queries = load(args.model)
     report: dict[str, Any] = {"cost": cost(catalog, queries, args.queries, args.top_k, args.rounds)}
@@ -202,9 +344,7 @@ def main() -> None:
         report["recall"] = recall(dataset, catalog, owners, queries, args.top_k)
         print(json.dumps(report["recall"]), flush=True)
     if args.rpc:
-        from bench.rerank_rpc import measure_rpc
-
-        report["rpc"] = measure_rpc(catalog, owners, queries)
+        report["rpc"] = measure_rpc(dataset, catalog, owners, queries, args.rpc_rounds)
         print(json.dumps(report["rpc"]), flush=True)
 
 

@@ -17,13 +17,11 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from photosearch.common.local import LocalGrid
+from photosearch.common.local import INT8_SCALE, LocalGrid
 
 Array = npt.NDArray[np.float64]
 # Pairs verified together (sorted by match count, so a chunk pads little).
 PAIRS_PER_CHUNK = 20
-# Relative band around the squared threshold where float32 distances are not trusted.
-GUARD = 1e-4
 
 
 @dataclass(frozen=True)
@@ -51,12 +49,20 @@ class _Padded:
 
 
 def _pad(grids: Sequence[LocalGrid], dim: int) -> _Padded:
+    """Grids stacked, padded to the longest; int8 -> unit float32 in one pass."""
     width = max(1, max(len(g) for g in grids))
-    cells = np.zeros((len(grids), width, dim), dtype=np.float32)
-    xy = np.zeros((len(grids), width, 2), dtype=np.float32)
+    codes = np.zeros((len(grids), width, dim), dtype=np.int8)
+    index = np.zeros((len(grids), width), dtype=np.int32)
+    cols = np.ones((len(grids), 1), dtype=np.int32)
     for i, grid in enumerate(grids):
-        cells[i, : len(grid)] = grid.unit()
-        xy[i, : len(grid)] = grid.coordinates()
+        codes[i, : len(grid)] = grid.codes
+        index[i, : len(grid)] = grid.index
+        cols[i] = grid.cols
+    # As LocalGrid.unit(), so that both give the same cosines to the last bit.
+    cells = codes.astype(np.float32) / np.float32(INT8_SCALE)
+    cells /= np.maximum(np.linalg.norm(cells, axis=2, keepdims=True), 1e-12)  # padding stays 0
+    ys, xs = np.divmod(index, cols)
+    xy = np.stack([xs, ys], axis=2).astype(np.float32) + np.float32(0.5)
     return _Padded(cells, xy, np.asarray([len(g) for g in grids], dtype=np.int64))
 
 
@@ -142,18 +148,20 @@ def _affine_maps(s: Array, d: Array) -> tuple[Array, npt.NDArray[np.bool_]]:
     a, b = s[..., 0, 0], s[..., 0, 1]
     dd, e = s[..., 1, 0], s[..., 1, 1]
     g, h = s[..., 2, 0], s[..., 2, 1]
-    # Cofactors of [[a b 1] [d e 1] [g h 1]]: its inverse is their transpose / det.
-    cof = np.stack(
-        [
-            np.stack([e - h, h - b, b - e], axis=-1),
-            np.stack([g - dd, a - g, dd - a], axis=-1),
-            np.stack([dd * h - e * g, b * g - a * h, a * e - b * dd], axis=-1),
-        ],
-        axis=-2,
-    )  # (..., 3, 3), row r = row r of the inverse times det
-    det = a * cof[..., 0, 0] + b * cof[..., 1, 0] + cof[..., 2, 0]
+    # Rows of the inverse of [[a b 1] [d e 1] [g h 1]], times its determinant.
+    inverse = (
+        (e - h, h - b, b - e),
+        (g - dd, a - g, dd - a),
+        (dd * h - e * g, b * g - a * h, a * e - b * dd),
+    )
+    det = a * inverse[0][0] + b * inverse[1][0] + inverse[2][0]
     ok = np.abs(det) > 1e-6
-    maps = (cof @ d) / np.where(ok, det, 1.0)[..., None, None]
+    scale = 1.0 / np.where(ok, det, 1.0)
+    maps = np.empty(s.shape[:-2] + (3, 2))
+    for row, (c0, c1, c2) in enumerate(inverse):
+        for column in range(2):
+            y0, y1, y2 = d[..., 0, column], d[..., 1, column], d[..., 2, column]
+            maps[..., row, column] = (c0 * y0 + c1 * y1 + c2 * y2) * scale
     return maps, ok
 
 
@@ -187,19 +195,30 @@ def _ransac(
 
 def _within(homogeneous: Array, dst: Array, maps: Array, threshold: float) -> npt.NDArray[np.bool_]:
     """(p, width, it): is each match within `threshold` of where each hypothesis puts
-    it? Computed in float32 (half the memory traffic); the few distances within float32
-    rounding of the threshold are computed again in float64, exactly as the reference."""
-    p = homogeneous.shape[0]
+    it? Computed in float32 (half the memory traffic), residuals straight out of one
+    matrix product; the few distances within float32 rounding of the threshold (a
+    bound from each hypothesis's magnitudes) are computed again in float64, exactly as
+    the reference does."""
+    p, width, _ = homogeneous.shape
     it = maps.shape[1]
-    flat = maps.transpose(0, 2, 3, 1).reshape(p, 3, 2 * it).astype(np.float32)
-    projected = np.matmul(homogeneous.astype(np.float32), flat)  # (p, width, 2 * it)
-    projected[:, :, :it] -= dst[:, :, :1].astype(np.float32)
-    projected[:, :, it:] -= dst[:, :, 1:].astype(np.float32)
-    np.square(projected, out=projected)
-    squared = projected[:, :, :it] + projected[:, :, it:]
+    # [x y 1 qx qy] @ B = residuals: B holds the maps (x columns, then y columns) and -1
+    # for the query position.
+    rows = np.concatenate([homogeneous, dst], axis=2).astype(np.float32)  # (p, width, 5)
+    b = np.zeros((p, 5, 2 * it), dtype=np.float32)
+    b[:, :3] = maps.transpose(0, 2, 3, 1).reshape(p, 3, 2 * it)
+    b[:, 3, :it] = -1.0
+    b[:, 4, it:] = -1.0
+    residuals = np.matmul(rows, b)  # (p, width, 2 * it)
+    np.square(residuals, out=residuals)
+    squared = residuals[:, :, :it] + residuals[:, :, it:]
+    # Rounding bound: float32 epsilon times the largest term of a residual (generous).
+    reach = np.abs(homogeneous).max(axis=1)[:, None, :]  # (p, 1, 3): |x|, |y|, 1
+    terms = np.einsum("pok,pmkj->pmj", reach, np.abs(maps))  # (p, it, 2)
+    largest = terms.max(axis=2) + np.abs(dst).max(axis=(1, 2))[:, None]  # (p, it)
+    band = (np.finfo(np.float32).eps * (64.0 * largest + 16.0))[:, None, :]
     limit = threshold * threshold
-    inside: npt.NDArray[np.bool_] = squared < np.float32(limit * (1 - GUARD))
-    unsure = np.flatnonzero((squared < np.float32(limit * (1 + GUARD))) & ~inside)
+    inside: npt.NDArray[np.bool_] = squared < (limit - band).astype(np.float32)
+    unsure = np.flatnonzero((squared < (limit + band).astype(np.float32)) ^ inside)
     if len(unsure):
         pi, ni, hi = np.unravel_index(unsure, squared.shape)
         exact = np.einsum("nk,nkj->nj", homogeneous[pi, ni], maps[pi, hi]) - dst[pi, ni]
