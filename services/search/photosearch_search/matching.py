@@ -90,7 +90,7 @@ def match_pairs(
     # Padding is all-zero vectors: similarity 0, below any useful floor, so it never
     # wins a row or column whose match passes it.
     best_c = np.argmax(sims, axis=3)  # (nv, nq, nc)
-    best = np.take_along_axis(sims, best_c[..., None], axis=3)[..., 0]
+    best = sims.reshape(-1, mc)[np.arange(best_c.size), best_c.ravel()].reshape(best_c.shape)
     column_max = sims.max(axis=1)  # (nv, nc, mc)
     v_idx = np.arange(nv)[:, None, None]
     c_idx = np.arange(nc)[None, None, :]
@@ -157,7 +157,7 @@ def _affine_maps(s: Array, d: Array) -> tuple[Array, npt.NDArray[np.bool_]]:
     det = a * inverse[0][0] + b * inverse[1][0] + inverse[2][0]
     ok = np.abs(det) > 1e-6
     scale = 1.0 / np.where(ok, det, 1.0)
-    maps = np.empty(s.shape[:-2] + (3, 2))
+    maps = np.empty((*s.shape[:-2], 3, 2))
     for row, (c0, c1, c2) in enumerate(inverse):
         for column in range(2):
             y0, y1, y2 = d[..., 0, column], d[..., 1, column], d[..., 2, column]
@@ -181,8 +181,8 @@ def _ransac(
     scale = np.sqrt(np.abs(maps[..., 0, 0] * maps[..., 1, 1] - maps[..., 0, 1] * maps[..., 1, 0]))
     ok &= (scale < settings.max_scale) & (scale > 1.0 / settings.max_scale)
     homogeneous = np.concatenate([src, np.ones((p, width, 1))], axis=2)  # (p, width, 3)
-    inliers = _within(homogeneous, dst, maps, settings.threshold) & valid[:, :, None]
-    votes = np.where(ok, inliers.sum(axis=1), -1)  # (p, it)
+    inliers = _within(homogeneous, dst, valid, maps, settings.threshold)
+    votes = np.where(ok, inliers.view(np.uint8).sum(axis=1, dtype=np.int32), -1)  # (p, it)
     chosen = np.argmax(votes, axis=1)  # the first best hypothesis, as the reference
     best = inliers[np.arange(p), :, chosen] & (votes.max(axis=1) >= 0)[:, None]
     best_count = best.sum(axis=1)
@@ -193,17 +193,20 @@ def _ransac(
     return out
 
 
-def _within(homogeneous: Array, dst: Array, maps: Array, threshold: float) -> npt.NDArray[np.bool_]:
+def _within(
+    homogeneous: Array, dst: Array, valid: npt.NDArray[np.bool_], maps: Array, threshold: float
+) -> npt.NDArray[np.bool_]:
     """(p, width, it): is each match within `threshold` of where each hypothesis puts
-    it? Computed in float32 (half the memory traffic), residuals straight out of one
-    matrix product; the few distances within float32 rounding of the threshold (a
-    bound from each hypothesis's magnitudes) are computed again in float64, exactly as
-    the reference does."""
-    p, width, _ = homogeneous.shape
+    it (padding: never)? Computed in float32 (half the memory traffic), residuals
+    straight out of one matrix product; the few distances within float32 rounding of
+    the threshold (a bound from each hypothesis's magnitudes) are computed again in
+    float64, exactly as the reference does."""
+    p = homogeneous.shape[0]
     it = maps.shape[1]
     # [x y 1 qx qy] @ B = residuals: B holds the maps (x columns, then y columns) and -1
     # for the query position.
     rows = np.concatenate([homogeneous, dst], axis=2).astype(np.float32)  # (p, width, 5)
+    rows[~valid, 3] = 1e6  # padding lands far from everything
     b = np.zeros((p, 5, 2 * it), dtype=np.float32)
     b[:, :3] = maps.transpose(0, 2, 3, 1).reshape(p, 3, 2 * it)
     b[:, 3, :it] = -1.0
