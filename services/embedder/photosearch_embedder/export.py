@@ -4,8 +4,10 @@
         [--quantize int8|none] [--model-name NAME]
 
 Writes {cache}/{model_key(model_id)}/: the ONNX graph (`pixel_values` float32 NCHW with
-a dynamic batch -> L2-normalised `fingerprint`), preprocess.json and manifest.json
-(sha256 of each file). Idempotent: when an intact export is there it does nothing."""
+a dynamic batch -> L2-normalised `fingerprint`), local.onnx (the whole photo -> one unit
+vector per cell, local_graph.py), preprocess.json and manifest.json (sha256 of each
+file). Idempotent: when an intact export is there it does nothing; an export made before
+local.onnx existed gets local.onnx added (its fingerprint graph is kept as it is)."""
 
 import argparse
 import fcntl
@@ -28,7 +30,7 @@ from photosearch.common.logging import configure_logging, get_logger
 from photosearch.common.model_files import PREPROCESS, ModelFiles, sha256_file
 from photosearch.common.subjects import model_key
 from photosearch_embedder.models import ModelSpec
-from photosearch_embedder.preprocess import INPUT_NAME, OUTPUT_NAME
+from photosearch_embedder.preprocess import INPUT_NAME, LOCAL_ONNX, OUTPUT_NAME, PreprocessSpec
 from photosearch_embedder.resolve import (
     Quantize,
     damaged_files,
@@ -71,13 +73,18 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min(np.sum(a * b, axis=1)))
 
 
-def calibration_pixels(spec: ModelSpec) -> np.ndarray:
-    """Real photos shipped with the package (and their mirror images), preprocessed:
-    the yardstick for "the graph computes what PyTorch computes" and for int8."""
+def calibration_photos() -> list[bytes]:
+    """Real photos shipped with the package, in name order."""
     folder = resources.files("photosearch_embedder") / "calibration"
     photos = sorted((f for f in folder.iterdir() if f.name.endswith(".jpg")), key=lambda f: f.name)
+    return [f.read_bytes() for f in photos]
+
+
+def calibration_pixels(spec: ModelSpec) -> np.ndarray:
+    """The calibration photos (and their mirror images), preprocessed: the yardstick
+    for "the graph computes what PyTorch computes" and for int8."""
     variants = parse_variants(["mirror"])
-    return np.concatenate([spec.preprocess.tensors(f.read_bytes(), variants) for f in photos])
+    return np.concatenate([spec.preprocess.tensors(p, variants) for p in calibration_photos()])
 
 
 def export_onnx(
@@ -161,8 +168,37 @@ def _provenance(spec: ModelSpec, quantization: str, checks: dict[str, float]) ->
     }
 
 
+def _export_local(spec: ModelSpec, directory: Path) -> tuple[PreprocessSpec, dict[str, float]]:
+    """Write local.onnx into `directory`: (the preprocessing with its local section, checks)."""
+    from photosearch_embedder.local_export import export_local
+
+    local, checks = export_local(spec, directory / LOCAL_ONNX, calibration_photos())
+    return spec.preprocess.with_local(local), checks
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2))
+    tmp.replace(path)
+
+
+def _complete_local(spec: ModelSpec, files: ModelFiles) -> ModelFiles:
+    """An intact export without local.onnx (made before it existed): add local.onnx and
+    the local section; the fingerprint graph, hence every stored vector, stays valid."""
+    log.info("export.adding_local", model_id=spec.model_id, directory=str(files.directory))
+    preprocess, checks = _export_local(spec, files.directory)
+    current = PreprocessSpec.from_json(files.preprocess()).with_local(preprocess.local)
+    _write_json(files.preprocess_path, current.to_json())
+    info_path = files.directory / EXPORT_INFO
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info.setdefault("checks", {}).update(checks)
+    info["local_added_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    _write_json(info_path, info)
+    return _publish(files.directory, files.model_id, files.dim, files.onnx)
+
+
 def _publish(directory: Path, model_id: str, dim: int, onnx: str) -> ModelFiles:
-    names = [onnx, PREPROCESS, EXPORT_INFO]
+    names = [onnx, LOCAL_ONNX, PREPROCESS, EXPORT_INFO]
     files = ModelFiles(
         directory, model_id, dim, onnx, {n: sha256_file(directory / n) for n in names}
     )
@@ -176,13 +212,17 @@ def export_model(spec: ModelSpec, cache_dir: Path, quantize: Quantize = "auto") 
         if existing := find_export(cache_dir, spec.model_id, quantize):
             log.info("export.present", model_id=spec.model_id, directory=str(existing.directory))
             return existing
+        if older := find_export(cache_dir, spec.model_id, quantize, need_local=False):
+            return _complete_local(spec, older)
         wanted = spec.default_quantization if quantize == "auto" else quantize
         directory = ModelFiles.directory_for(cache_dir, spec.model_id)
         if directory.exists():
             shutil.rmtree(directory)  # damaged or of another quantization
         directory.mkdir(parents=True)
         dim, kept, checks = export_onnx(spec, directory, wanted, insist=quantize == "int8")
-        (directory / PREPROCESS).write_text(json.dumps(spec.preprocess.to_json(), indent=2))
+        preprocess, local_checks = _export_local(spec, directory)
+        checks.update(local_checks)
+        (directory / PREPROCESS).write_text(json.dumps(preprocess.to_json(), indent=2))
         (directory / EXPORT_INFO).write_text(json.dumps(_provenance(spec, kept, checks), indent=2))
         files = _publish(directory, spec.model_id, dim, onnx_name(kept))
         log.info("export.done", model_id=spec.model_id, onnx=files.onnx, dim=dim)
@@ -205,7 +245,7 @@ def copy_export(source: ModelFiles, cache_dir: Path) -> ModelFiles:
             shutil.copyfile(source.directory / name, directory / name)
         copied = read_export(source.directory)
         files = ModelFiles(directory, copied.model_id, copied.dim, copied.onnx, copied.files)
-        if bad := damaged_files(files):
+        if bad := damaged_files(files, need_local=False):
             raise RuntimeError(f"copy of {source.directory} is damaged: {bad}")
         files.write_manifest()
         return files

@@ -19,6 +19,8 @@ from photosearch.events.v1 import events_pb2
 
 log = get_logger(__name__)
 CAPABILITIES = ("embed",)
+# Added when the model makes local descriptors (EmbedCompleted.local, Embed's local).
+LOCAL_CAPABILITY = "local"
 _KEY_UNSAFE = re.compile(r"[^-/_=.A-Za-z0-9]+")
 
 
@@ -87,10 +89,11 @@ def heartbeat_message(
     version: str,
     started_at: Timestamp,
     model_loaded: bool,
+    local: bool = False,
 ) -> events_pb2.WorkerHeartbeat:
     return events_pb2.WorkerHeartbeat(
         worker_id=worker_id,
-        capabilities=list(CAPABILITIES),
+        capabilities=[*CAPABILITIES, *([LOCAL_CAPABILITY] if local else [])],
         model_id=model_id,
         dim=dim,
         device=device,

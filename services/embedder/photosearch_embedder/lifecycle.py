@@ -88,6 +88,7 @@ class EmbedderLifecycle:
             "model.available",
             model_id=manager.model_id,
             dim=manager.dim,
+            local_dim=manager.local_dim,
             device=manager.device,
             onnx=self.model.files.onnx,
             note=self.model.note,
@@ -140,6 +141,7 @@ class EmbedderLifecycle:
             version=self.version,
             started_at=self.started_at,
             model_loaded=manager.loaded,
+            local=manager.local_dim > 0,
         )
 
     @property

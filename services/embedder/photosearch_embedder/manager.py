@@ -12,7 +12,9 @@ import numpy as np
 
 from photosearch.common.logging import get_logger
 from photosearch.common.model_files import ModelFiles
-from photosearch_embedder.runtime import OnnxEncoder, pick_device, release_memory
+from photosearch_embedder.preprocess import LocalSpec, PreprocessSpec
+from photosearch_embedder.resolve import has_local
+from photosearch_embedder.runtime import LocalEncoder, OnnxEncoder, pick_device, release_memory
 
 log = get_logger(__name__)
 
@@ -28,12 +30,16 @@ class ModelManager:
         threads: int = 0,
     ) -> None:
         self.files = files
+        self.preprocess = PreprocessSpec.from_json(files.preprocess())
+        # The local graph, when the export has one (listed in its manifest).
+        self.local: LocalSpec | None = self.preprocess.local if has_local(files) else None
         self.device = pick_device(device)
         self.idle_grace = idle_grace
         self.batch_size = batch_size
         self.threads = threads
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="inference")
         self._encoder: OnnxEncoder | None = None
+        self._local: LocalEncoder | None = None
         self._busy = 0
         self._last_used = time.monotonic()
         self._watcher: asyncio.Task[None] | None = None
@@ -45,6 +51,11 @@ class ModelManager:
     @property
     def dim(self) -> int:
         return self.files.dim
+
+    @property
+    def local_dim(self) -> int:
+        """Dimension of the local descriptors (0: this export has no local graph)."""
+        return self.local.dim if self.local else 0
 
     @property
     def loaded(self) -> bool:
@@ -60,7 +71,26 @@ class ModelManager:
             self._busy -= 1
             self._last_used = time.monotonic()
 
-    def _encode(self, pixel_values: np.ndarray) -> np.ndarray:
+    async def describe(self, pixel_values: np.ndarray) -> np.ndarray:
+        """One photo's local input (1, 3, H, W) -> (local_dim, rows, cols) unit cells;
+        loads the model if needed."""
+        self._busy += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, self._describe, pixel_values)
+        finally:
+            self._busy -= 1
+            self._last_used = time.monotonic()
+
+    def _describe(self, pixel_values: np.ndarray) -> np.ndarray:
+        if self.local is None:
+            raise RuntimeError(f"{self.model_id} has no local graph")
+        if self._local is None:
+            self._load()
+            self._local = LocalEncoder(self.files, self.local, self.device, self.threads)
+        return self._local.describe(pixel_values)
+
+    def _load(self) -> None:
         if self._encoder is None:
             started = time.monotonic()
             self._encoder = OnnxEncoder(self.files, self.device, self.threads)
@@ -70,7 +100,11 @@ class ModelManager:
                 device=self.device,
                 seconds=round(time.monotonic() - started, 2),
             )
+
+    def _encode(self, pixel_values: np.ndarray) -> np.ndarray:
+        self._load()
         encoder = self._encoder
+        assert encoder is not None
         chunks = [
             encoder.encode(pixel_values[i : i + self.batch_size])
             for i in range(0, len(pixel_values), self.batch_size)
@@ -94,6 +128,9 @@ class ModelManager:
             return False
         self._encoder.close()
         self._encoder = None
+        if self._local is not None:
+            self._local.close()
+            self._local = None
         release_memory()
         log.info("model.unloaded", model_id=self.model_id, idle_seconds=round(idle, 1))
         return True

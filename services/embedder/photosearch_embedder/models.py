@@ -13,7 +13,12 @@ from typing import Literal
 
 from photosearch.common.errors import FailedPrecondition, InvalidArgument
 from photosearch.common.model_files import MANIFEST, ModelFiles
-from photosearch_embedder.preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec
+from photosearch_embedder.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LocalSpec,
+    PreprocessSpec,
+)
 
 Family = Literal["dinov2", "efficientnet-lite0"]
 # Bump when preprocessing or the exported graph changes what a vector means.
@@ -27,6 +32,14 @@ DINOV2_TYPES = {"dinov2", "dinov2_with_registers"}
 PREPROCESS: dict[Family, PreprocessSpec] = {
     "dinov2": PreprocessSpec(256, 224, IMAGENET_MEAN, IMAGENET_STD),
     "efficientnet-lite0": PreprocessSpec(256, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+# Local descriptors (re-ranking, docs/quality.md): the whole photo at long side 448, its
+# short side a multiple of the network's stride (exact grids), PCA-projected to 64-d.
+LOCAL_LONG_SIDE = 448
+LOCAL_DIM = 64
+LOCAL: dict[Family, LocalSpec] = {
+    "dinov2": LocalSpec(LOCAL_LONG_SIDE, multiple=14, dim=LOCAL_DIM),
+    "efficientnet-lite0": LocalSpec(LOCAL_LONG_SIDE, multiple=32, dim=LOCAL_DIM),
 }
 # Dynamic int8 (signed weights) is the default where it measured both faster and
 # faithful to fp32 (docs/models.md, docs/benchmarks/embedder.md).
@@ -81,6 +94,11 @@ class ModelSpec:
     @property
     def preprocess(self) -> PreprocessSpec:
         return PREPROCESS[self.family]
+
+    @property
+    def local(self) -> LocalSpec:
+        """The local pass as planned; the export fixes `dim` and `square`."""
+        return LOCAL[self.family]
 
     @property
     def default_quantization(self) -> Literal["int8", "none"]:

@@ -63,6 +63,12 @@ async def prepare_model(settings: EmbedderSettings) -> PreparedModel:
         process.kill()
         raise
     files = find_export(cache, spec.model_id)
+    if files is None and code != 0:
+        if older := find_export(cache, spec.model_id, need_local=False):
+            # Adding local.onnx failed: the fingerprints of the export still serve.
+            log.error("model.local_export_failed", model_id=spec.model_id, exit_code=code)
+            note = "local descriptors could not be added to the export (see the log above)"
+            return PreparedModel(older, "; ".join(n for n in (resolution.note, note) if n))
     if code == 2:
         raise ModelUnavailable(f"model {spec.model_id} could not be exported (see the log above)")
     if code != 0 or files is None:

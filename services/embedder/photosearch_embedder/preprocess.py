@@ -12,10 +12,16 @@ The steps, in order (every number comes from the spec):
     left = floor((w - width) / 2), top = floor((h - height) / 2);
  5. x = value * `scale`, then (x - mean[c]) / std[c] per RGB channel;
  6. float32 tensor in NCHW layout, named `input_name`.
+
+Local descriptors (the `local` section; models exported with a local graph): steps 1-2
+as above; NO crop; resize with the same filter so the long side is `long_side` and the
+short side is max(multiple, floor(short * long_side / long / multiple + 0.5) * multiple)
+(both sides `long_side` when `square`); steps 5-6; run `local.onnx`: `input_name` ->
+`output_name` (1, dim, rows, cols), one unit vector per cell.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -29,9 +35,74 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INPUT_NAME = "pixel_values"
 OUTPUT_NAME = "fingerprint"
+LOCAL_ONNX = "local.onnx"
+LOCAL_OUTPUT_NAME = "local"
+# Clockwise turns a caller may ask local descriptors for, as PIL transposes (whose
+# ROTATE_* names count counter-clockwise).
+ROTATIONS = {
+    0: None,
+    90: Image.Transpose.ROTATE_270,
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_90,
+}
 # A JPEG is decoded at a reduced DCT scale only while it stays at least this many
 # times the resize target, so the result is the same to within JPEG noise.
 DRAFT_MARGIN = 2
+
+
+@dataclass(frozen=True)
+class LocalSpec:
+    """How the whole photo is sized for the local graph, and what the graph gives."""
+
+    long_side: int
+    multiple: int
+    dim: int
+    square: bool = False
+    onnx: str = LOCAL_ONNX
+    input_name: str = INPUT_NAME
+    output_name: str = LOCAL_OUTPUT_NAME
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) the photo is resized to."""
+        if self.square:
+            return self.long_side, self.long_side
+        scale = self.long_side / max(width, height)
+        m = self.multiple
+
+        def side(value: int) -> int:
+            return max(m, math.floor(value * scale / m + 0.5) * m)
+
+        return (self.long_side, side(height)) if width >= height else (side(width), self.long_side)
+
+    def to_json(self) -> dict[str, Any]:
+        # The browser reads these names: keep them as they are.
+        return {
+            "onnx": self.onnx,
+            "input_name": self.input_name,
+            "output_name": self.output_name,
+            "long_side": self.long_side,
+            "multiple": self.multiple,
+            "square": self.square,
+            "dim": self.dim,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "LocalSpec":
+        return cls(
+            long_side=int(data["long_side"]),
+            multiple=int(data["multiple"]),
+            dim=int(data["dim"]),
+            square=bool(data["square"]),
+            onnx=str(data["onnx"]),
+            input_name=str(data["input_name"]),
+            output_name=str(data["output_name"]),
+        )
+
+
+def rotate_clockwise(image: Image.Image, degrees: int) -> Image.Image:
+    """`image` turned clockwise by 0, 90, 180 or 270 degrees."""
+    transpose = ROTATIONS[degrees]
+    return image if transpose is None else image.transpose(transpose)
 
 
 @dataclass(frozen=True)
@@ -42,8 +113,19 @@ class PreprocessSpec:
     std: tuple[float, float, float]
     scale: float = 1 / 255
     background: tuple[int, int, int] = WHITE
+    # The local-descriptor pass (None: the export has no local graph).
+    local: LocalSpec | None = None
+
+    def with_local(self, local: LocalSpec | None) -> "PreprocessSpec":
+        return replace(self, local=local)
 
     def to_json(self) -> dict[str, Any]:
+        document = self._fingerprint_json()
+        if self.local is not None:
+            document["local"] = self.local.to_json()
+        return document
+
+    def _fingerprint_json(self) -> dict[str, Any]:
         return {
             "version": SPEC_VERSION,
             "order": [
@@ -109,6 +191,7 @@ class PreprocessSpec:
                 int(data["alpha_background"][1]),
                 int(data["alpha_background"][2]),
             ),
+            local=LocalSpec.from_json(data["local"]) if data.get("local") else None,
         )
 
     def draft_size(self, variants: list[Variant]) -> tuple[int, int]:
@@ -157,6 +240,17 @@ class PreprocessSpec:
         if variant.mirror:
             tensor = np.ascontiguousarray(tensor[:, :, ::-1])
         return tensor
+
+    def local_tensor(self, image: Image.Image, degrees: int = 0) -> np.ndarray:
+        """Decoded photo -> (1, 3, H, W) input of the local graph, turned clockwise by
+        `degrees` first."""
+        if self.local is None:
+            raise ValueError("this preprocessing has no local section")
+        turned = rotate_clockwise(image, degrees)
+        size = self.local.size(*turned.size)
+        if size != turned.size:
+            turned = turned.resize(size, Image.Resampling.BICUBIC, reducing_gap=None)
+        return self.to_tensor(turned)[None]
 
     def tensors(self, data: bytes, variants: list[Variant]) -> np.ndarray:
         """Bytes -> (len(variants), 3, crop, crop) float32, one row per variant."""

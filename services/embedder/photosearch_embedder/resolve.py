@@ -17,6 +17,7 @@ from photosearch.common.logging import get_logger
 from photosearch.common.model_files import MANIFEST, ModelFiles, sha256_file
 from photosearch_embedder import models
 from photosearch_embedder.models import ModelSpec, ModelUnavailable
+from photosearch_embedder.preprocess import LOCAL_ONNX
 
 log = get_logger(__name__)
 Quantize = Literal["auto", "int8", "none"]
@@ -45,8 +46,10 @@ def read_export(directory: Path) -> ModelFiles:
     return ModelFiles(directory, data["model_id"], int(data["dim"]), data["onnx"], data["files"])
 
 
-def damaged_files(files: ModelFiles) -> list[str]:
-    """Names of files that are missing or whose sha256 differs from the manifest."""
+def damaged_files(files: ModelFiles, *, need_local: bool = True) -> list[str]:
+    """Names of files that are missing or whose sha256 differs from the manifest, and
+    local.onnx when the manifest lacks it (an export made before it existed) unless
+    `need_local` is False."""
     bad = []
     for name, digest in files.files.items():
         path = files.directory / name
@@ -54,18 +57,30 @@ def damaged_files(files: ModelFiles) -> list[str]:
             bad.append(name)
     if files.onnx not in files.files:
         bad.append(files.onnx)
+    if need_local and LOCAL_ONNX not in files.files:
+        bad.append(LOCAL_ONNX)
     return bad
 
 
-def find_export(cache_dir: Path, model_id: str, quantize: Quantize = "auto") -> ModelFiles | None:
-    """A complete, intact export of `model_id` in the cache (of the asked quantization)."""
+def has_local(files: ModelFiles) -> bool:
+    return LOCAL_ONNX in files.files
+
+
+def find_export(
+    cache_dir: Path, model_id: str, quantize: Quantize = "auto", *, need_local: bool = True
+) -> ModelFiles | None:
+    """A complete, intact export of `model_id` in the cache (of the asked quantization);
+    with `need_local` False, also one made before local.onnx existed."""
     files = ModelFiles.load(cache_dir, model_id)
     if files is None or files.model_id != model_id:
         return None
     if quantize != "auto" and files.onnx != onnx_name(quantize):
         return None
-    if bad := damaged_files(files):
-        log.warning("model.export_damaged", model_id=model_id, files=bad)
+    if bad := damaged_files(files, need_local=need_local):
+        if bad == [LOCAL_ONNX]:
+            log.info("model.export_without_local", model_id=model_id)
+        else:
+            log.warning("model.export_damaged", model_id=model_id, files=bad)
         return None
     return files
 
@@ -143,17 +158,25 @@ def resolve(
     path = Path(model)
     if model != "auto" and path.is_dir() and models.is_exported_dir(path):
         files = read_export(path)
-        if bad := damaged_files(files):
+        if bad := damaged_files(files, need_local=False):
             raise ModelUnavailable(
                 f"the exported model in {path} is damaged ({', '.join(bad)} missing or "
                 "changed): export it again with python -m photosearch_embedder.export"
             )
-        return Resolution(files.model_id, None, files, f"exported model read from {path}")
+        note = f"exported model read from {path}"
+        if not has_local(files):
+            # Used in place, never rewritten: it serves fingerprints as before.
+            note += (
+                f"; it has no {LOCAL_ONNX} (exported by an older embedder), so no local "
+                "descriptors are made: export it again with python -m "
+                "photosearch_embedder.export to add them"
+            )
+        return Resolution(files.model_id, None, files, note)
     if model == "auto":
         return _resolve_auto(cache_dir, quantize, probe_seconds)
     spec = models.spec_for(model, model_name)
-    if ready := find_export(cache_dir, spec.model_id, quantize):
-        return Resolution(spec.model_id, spec, ready)
+    if present := _present(spec, cache_dir, quantize, probe_seconds):
+        return present
     ok, source = weights_available(spec, probe_seconds)
     if not ok:
         raise ModelUnavailable(
@@ -163,10 +186,30 @@ def resolve(
     return Resolution(spec.model_id, spec, None, f"exporting from {source}")
 
 
+def _present(
+    spec: ModelSpec, cache_dir: Path, quantize: Quantize, probe_seconds: float
+) -> Resolution | None:
+    """The export of `spec` in the cache, if any: ready, or made before local.onnx
+    existed (then completed where the weights are, else served without local)."""
+    files = find_export(cache_dir, spec.model_id, quantize, need_local=False)
+    if files is None:
+        return None
+    if has_local(files):
+        return Resolution(spec.model_id, spec, files)
+    ok, source = weights_available(spec, probe_seconds)
+    if ok:
+        return Resolution(spec.model_id, spec, None, f"adding {LOCAL_ONNX} from {source}")
+    note = (
+        f"the export of {spec.model_id} has no {LOCAL_ONNX} and it cannot be added here "
+        f"({source}): fingerprints only, no local descriptors"
+    )
+    return Resolution(spec.model_id, spec, files, note)
+
+
 def _resolve_auto(cache_dir: Path, quantize: Quantize, probe_seconds: float) -> Resolution:
     dino = models.spec_for(models.DEFAULT_DINOV2)
-    if files := find_export(cache_dir, dino.model_id, quantize):
-        return Resolution(dino.model_id, dino, files)
+    if present := _present(dino, cache_dir, quantize, probe_seconds):
+        return present
     ok, source = weights_available(dino, probe_seconds)
     if ok:
         return Resolution(dino.model_id, dino, None, f"exporting DINOv2-small from {source}")
@@ -179,8 +222,9 @@ def _resolve_auto(cache_dir: Path, quantize: Quantize, probe_seconds: float) -> 
         "an offline model with lower retrieval quality whose vectors are not comparable "
         f"with DINOv2's. To use DINOv2-small, {models.how_to_provide(dino, cache_dir)}"
     )
-    if files := find_export(cache_dir, lite.model_id, quantize):
-        return Resolution(lite.model_id, lite, files, note)
+    if present := _present(lite, cache_dir, quantize, probe_seconds):
+        extra = f"; {present.note}" if present.note else ""
+        return Resolution(lite.model_id, lite, present.files, note + extra)
     lite_ok, lite_source = weights_available(lite, probe_seconds)
     if not lite_ok:
         raise ModelUnavailable(

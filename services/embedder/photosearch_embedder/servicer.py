@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 
 from photosearch.common.errors import Unavailable
+from photosearch.common.local import to_proto
 from photosearch.common.logging import get_logger
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from photosearch.events.v1 import events_pb2
@@ -22,7 +23,8 @@ def _response(embedder: Embedder, ref: str, result: Fingerprints) -> embedder_pb
         dim=embedder.dim,
         ref=ref,
         embeddings=[events_pb2.Embedding(variant=k, values=v) for k, v in result.vectors.items()],
-        error=str(result.error) if result.error else "",
+        error=str(result.error) if result.error else result.local_error,
+        local=[to_proto(grid) for grid in result.local],
     )
 
 
@@ -39,8 +41,10 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
         self, request: embedder_pb2.EmbedRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> embedder_pb2.EmbedResponse:
         embedder = self._embedder()
-        vectors = await embedder.embed_one(request.image, list(request.variants))
-        return _response(embedder, request.ref, Fingerprints(vectors))
+        result = await embedder.embed_photo(
+            request.image, list(request.variants), list(request.local_rotations)
+        )
+        return _response(embedder, request.ref, result)
 
     async def EmbedStream(
         self,
@@ -80,12 +84,14 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
     async def _embed_batch(
         self, embedder: Embedder, batch: list[embedder_pb2.EmbedRequest]
     ) -> list[embedder_pb2.EmbedResponse]:
-        groups: dict[tuple[str, ...], list[int]] = {}
+        groups: dict[tuple[tuple[str, ...], tuple[int, ...]], list[int]] = {}
         for index, request in enumerate(batch):
-            groups.setdefault(tuple(request.variants), []).append(index)
+            key = (tuple(request.variants), tuple(request.local_rotations))
+            groups.setdefault(key, []).append(index)
         responses: list[embedder_pb2.EmbedResponse | None] = [None] * len(batch)
-        for variants, indexes in groups.items():
-            results = await embedder.embed([batch[i].image for i in indexes], list(variants))
+        for (variants, rotations), indexes in groups.items():
+            images = [batch[i].image for i in indexes]
+            results = await embedder.embed(images, list(variants), rotations)
             for i, result in zip(indexes, results, strict=True):
                 responses[i] = _response(embedder, batch[i].ref, result)
         return [r for r in responses if r is not None]
@@ -109,6 +115,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
             reply.dim = manager.dim
             reply.device = manager.device
             reply.loaded = manager.loaded
+            reply.local_dim = manager.local_dim
         if lc.worker is not None:
             try:
                 reply.queue_pending, reply.queue_in_flight = await lc.worker.queue_depth()

@@ -1,5 +1,8 @@
 """The queue worker: pull embed jobs in batches from the shared durable consumer of
-this model, fetch the bytes from catalog, embed, publish the result, then settle.
+this model, fetch the bytes from catalog, embed (fingerprints, and the local descriptors
+of the whole photo as decoded when the model has a local graph), publish the result,
+then settle. A photo whose local pass fails is still published, without local
+descriptors (logged as worker.local_failed): it stays findable, only not re-ranked.
 
 Nothing is lost: a job is acked only after its EmbedCompleted (or EmbedFailed) is
 stored in JetStream; a worker that dies leaves its jobs un-acked and JetStream
@@ -18,10 +21,11 @@ from nats.js import JetStreamContext
 
 from photosearch.common import subjects
 from photosearch.common.errors import InvalidArgument, NotFound, Unavailable
+from photosearch.common.local import to_proto
 from photosearch.common.logging import get_logger
 from photosearch.common.nats import ensure_consumer, publish
 from photosearch.events.v1 import events_pb2
-from photosearch_embedder.service import Embedder
+from photosearch_embedder.service import Embedder, Fingerprints
 from photosearch_embedder.source import ImageSource
 
 log = get_logger(__name__)
@@ -187,8 +191,11 @@ class EmbedWorker:
                 await self._settle_unfetched(job, outcome)
         if not ready:
             return
+        rotations = (0,) if self.embedder.local_dim else ()
         try:
-            results = await self.embedder.embed([d for _, d in ready], list(self.options.variants))
+            results = await self.embedder.embed(
+                [d for _, d in ready], list(self.options.variants), rotations
+            )
         except Exception as exc:  # e.g. the model failed to load: retry later, elsewhere
             log.exception("worker.embed_failed", error=str(exc), jobs=len(ready))
             for job, _ in ready:
@@ -198,7 +205,7 @@ class EmbedWorker:
             if result.error is not None:
                 await self._fail(job, str(result.error))
             else:
-                await self._complete(job, result.vectors)
+                await self._complete(job, result)
 
     async def _settle_unfetched(self, job: Job, error: BaseException) -> None:
         if isinstance(error, NotFound):
@@ -210,14 +217,20 @@ class EmbedWorker:
             reason = str(error) if isinstance(error, Unavailable) else repr(error)
             await self._nak(job, reason)
 
-    async def _complete(self, job: Job, vectors: dict[str, list[float]]) -> None:
+    async def _complete(self, job: Job, result: Fingerprints) -> None:
         event = events_pb2.EmbedCompleted(
             image_id=job.job.image_id,
             item_id=job.job.item_id,
             model_id=self.model_id,
             worker_id=self.options.worker_id,
-            embeddings=[events_pb2.Embedding(variant=k, values=v) for k, v in vectors.items()],
+            embeddings=[
+                events_pb2.Embedding(variant=k, values=v) for k, v in result.vectors.items()
+            ],
         )
+        if result.local:
+            event.local.CopyFrom(to_proto(result.local[0]))
+        elif result.local_error:
+            log.warning("worker.local_failed", image_id=job.job.image_id, reason=result.local_error)
         if await self._publish(job, subjects.EMBED_COMPLETED, event, job.result_id("completed")):
             self.processed += 1
             await self._settle(job.msg.ack(), job)

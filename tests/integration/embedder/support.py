@@ -2,6 +2,7 @@
 share a queue), jobs in, results out of the real JetStream streams."""
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,20 +12,27 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from photosearch.common import subjects
-from photosearch.common.model_files import ModelFiles
+from photosearch.common.model_files import ModelFiles, sha256_file
 from photosearch.common.nats import publish
 from photosearch.events.v1 import events_pb2
 from photosearch_embedder.config import EmbedderSettings
 
 
-def export_for_this_test(files: ModelFiles, root: Path) -> ModelFiles:
-    """The tiny export under a fresh model id: its own subject, consumer and results."""
+def export_for_this_test(files: ModelFiles, root: Path, *, local: bool = True) -> ModelFiles:
+    """The tiny export under a fresh model id: its own subject, consumer and results.
+    Without `local`: as exported before local.onnx existed."""
     model_id = f"test/tiny-{uuid.uuid4().hex[:8]}@1"
     directory = root / "export"
     directory.mkdir(parents=True)
-    for name in files.files:
+    names = [n for n in files.files if local or n != "local.onnx"]
+    for name in names:
         (directory / name).write_bytes((files.directory / name).read_bytes())
-    placed = ModelFiles(directory, model_id, files.dim, files.onnx, files.files)
+    if not local:
+        document = json.loads((directory / "preprocess.json").read_text())
+        del document["local"]
+        (directory / "preprocess.json").write_text(json.dumps(document))
+    hashes = {n: sha256_file(directory / n) for n in names}
+    placed = ModelFiles(directory, model_id, files.dim, files.onnx, hashes)
     placed.write_manifest()
     return placed
 

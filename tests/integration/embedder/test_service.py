@@ -8,10 +8,12 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from PIL import Image
 from structlog.testing import capture_logs
 
 from photosearch.common import nats as nats_helpers
 from photosearch.common import subjects
+from photosearch.common.local import SALIENT_CELLS, from_proto
 from photosearch.common.model_files import ModelFiles
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from photosearch.events.v1 import events_pb2
@@ -83,10 +85,17 @@ async def test_queued_images_get_vectors_once_and_the_rest_is_settled_right(
     assert by_image["cat"].worker_id == failed[0].worker_id == service.lifecycle.worker_id
 
     direct = Embedder(ModelManager(model))
-    expected = await direct.embed_one(photo("chelsea"), [])
-    assert cosine(np.array(by_image["cat"].embeddings[0].values), np.array(expected["global"])) > (
-        0.99999
-    )
+    expected = await direct.embed_photo(photo("chelsea"), [], [0])
+    assert cosine(
+        np.array(by_image["cat"].embeddings[0].values), np.array(expected.vectors["global"])
+    ) > (0.99999)
+    # The local descriptors of the whole photo as decoded (451 x 300 -> 448 x 294 px,
+    # 21 x 32 patches), its 250 most salient cells.
+    assert by_image["cat"].HasField("local") and by_image["coffee"].HasField("local")
+    grid = from_proto(by_image["cat"].local, dim=48)
+    assert (grid.rows, grid.cols, len(grid)) == (21, 32, SALIENT_CELLS)
+    assert np.array_equal(grid.index, expected.local[0].index)
+    assert np.abs(grid.codes.astype(int) - expected.local[0].codes).max() <= 1
     await direct.manager.close()
 
     async def queue_empty() -> bool:
@@ -129,7 +138,7 @@ async def test_heartbeat_and_info_describe_the_worker_and_shutdown_removes_it(
     service = await start(nats_server, model, MemoryImageSource(), worker_id="worker-a")
     beat = await heartbeat_of(js, "worker-a")
     assert beat is not None
-    assert list(beat.capabilities) == ["embed"]
+    assert list(beat.capabilities) == ["embed", "local"]
     assert (beat.model_id, beat.dim, beat.device, beat.batch_size) == (model.model_id, 48, "cpu", 4)
     assert beat.version and beat.started_at.seconds > 0 and not beat.model_loaded
 
@@ -138,6 +147,7 @@ async def test_heartbeat_and_info_describe_the_worker_and_shutdown_removes_it(
         info = await stub.Info(embedder_pb2.InfoRequest())
         assert (info.worker_id, info.model_id, info.dim) == ("worker-a", model.model_id, 48)
         assert info.available and not info.loaded and info.quantization == "none"
+        assert info.local_dim == 48
         assert list(info.index_variants) == ["global"]
         await stub.Embed(embedder_pb2.EmbedRequest(image=photo("coffee")))
         assert (await stub.Info(embedder_pb2.InfoRequest())).loaded
@@ -245,4 +255,113 @@ async def test_a_checkpoint_directory_is_exported_at_start_up_then_served(
     assert (info.model_id, info.quantization) == ("test/startup-export@1", "int8")
     assert len(reply.embeddings[0].values) == 48
     assert (tmp_path / "cache" / service.lifecycle.model.files.directory.name).is_dir()
+    await service.stop()
+
+
+async def test_embed_returns_local_descriptors_of_each_requested_turn(
+    nats_server, js, tiny_model: ModelFiles, tmp_path: Path
+) -> None:
+    model = export_for_this_test(tiny_model, tmp_path)
+    service = await start(nats_server, model, MemoryImageSource())
+    async with service.channel() as channel:
+        stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
+        reply = await stub.Embed(
+            embedder_pb2.EmbedRequest(image=photo("chelsea"), local_rotations=[0, 90, 270])
+        )
+        plain = await stub.Embed(embedder_pb2.EmbedRequest(image=photo("chelsea")))
+        for angle in (45, -90, 360):
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await stub.Embed(
+                    embedder_pb2.EmbedRequest(image=photo("chelsea"), local_rotations=[0, angle])
+                )
+            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert f"{angle} is not a supported angle" in (error.value.details() or "")
+        streamed = [
+            r
+            async for r in stub.EmbedStream(
+                iter(
+                    [
+                        embedder_pb2.EmbedRequest(image=photo("coffee"), ref="a"),
+                        embedder_pb2.EmbedRequest(
+                            image=photo("coffee"), ref="b", local_rotations=[180]
+                        ),
+                        embedder_pb2.EmbedRequest(image=b"nope", ref="c", local_rotations=[0]),
+                    ]
+                )
+            )
+        ]
+    grids = [from_proto(m, dim=48) for m in reply.local]
+    # 451 x 300 as taken: 21 rows of 32 patches; turned 90 or 270 degrees: 32 of 21.
+    assert [(g.rows, g.cols) for g in grids] == [(21, 32), (32, 21), (32, 21)]
+    assert all(len(g) == SALIENT_CELLS for g in grids)
+    assert not plain.local and plain.embeddings[0].values == reply.embeddings[0].values
+    assert not np.array_equal(grids[1].codes, grids[2].codes)  # two different turns
+    assert [(r.ref, len(r.local), bool(r.error)) for r in streamed] == [
+        ("a", 0, False),
+        ("b", 1, False),
+        ("c", 0, True),
+    ]
+    assert (streamed[1].local[0].rows, streamed[1].local[0].cols) == (21, 32)
+    await service.stop()
+
+
+async def test_a_model_without_a_local_graph_says_so_and_still_embeds(
+    nats_server, js, tiny_model: ModelFiles, tmp_path: Path
+) -> None:
+    """An export made before local.onnx, used in place: fingerprints as before."""
+    model = export_for_this_test(tiny_model, tmp_path, local=False)
+    source = MemoryImageSource({"cat": photo("chelsea")})
+    service = await start(nats_server, model, source, worker_id="worker-old")
+    beat = await heartbeat_of(js, "worker-old")
+    assert beat is not None and list(beat.capabilities) == ["embed"]
+    async with service.channel() as channel:
+        stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
+        info = await stub.Info(embedder_pb2.InfoRequest())
+        assert info.local_dim == 0 and "no local.onnx" in info.model_note
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await stub.Embed(embedder_pb2.EmbedRequest(image=photo("chelsea"), local_rotations=[0]))
+        assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "has no local-descriptor graph" in (error.value.details() or "")
+        reply = await stub.Embed(embedder_pb2.EmbedRequest(image=photo("coffee")))
+        assert reply.dim == 48 and not reply.local
+    await publish_jobs(js, model.model_id, [("cat", "i1")])
+
+    async def embedded() -> bool:
+        return len((await read_results(js, model.model_id))[0]) == 1
+
+    await eventually(embedded)
+    (done,), _ = await read_results(js, model.model_id)
+    assert len(done.embeddings[0].values) == 48 and not done.HasField("local")
+    await service.stop()
+
+
+async def test_a_failed_local_pass_publishes_the_vectors_without_local_descriptors(
+    nats_server, js, tiny_model: ModelFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Injected fault: the local pass raises. The photo stays findable (its vectors
+    are published and the job acked), only without local descriptors, and the log says so."""
+    model = export_for_this_test(tiny_model, tmp_path)
+
+    async def broken(self: Embedder, image: Image.Image, degrees: int) -> None:
+        raise RuntimeError("local graph exploded")
+
+    monkeypatch.setattr(Embedder, "local_grid", broken)
+    source = MemoryImageSource({"cat": photo("chelsea")})
+    service = await start(nats_server, model, source)
+    with capture_logs() as logs:
+        await publish_jobs(js, model.model_id, [("cat", "i1")])
+
+        async def embedded() -> bool:
+            return len((await read_results(js, model.model_id))[0]) == 1
+
+        await eventually(embedded)
+    (done,), failed = await read_results(js, model.model_id)
+    assert not failed and not done.HasField("local") and len(done.embeddings[0].values) == 48
+    warning = next(e for e in logs if e["event"] == "worker.local_failed")
+    assert warning["image_id"] == "cat" and "local graph exploded" in warning["reason"]
+
+    async def queue_empty() -> bool:
+        return bool(await service.lifecycle.worker.queue_depth() == (0, 0))
+
+    await eventually(queue_empty)
     await service.stop()

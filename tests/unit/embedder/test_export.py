@@ -2,6 +2,7 @@
 described by a manifest with hashes, and exporting again is a no-op."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,8 @@ import torch
 from photosearch.common.model_files import ModelFiles, sha256_file
 from photosearch_embedder import export
 from photosearch_embedder.models import spec_for
-from photosearch_embedder.preprocess import PreprocessSpec
-from photosearch_embedder.resolve import find_export
+from photosearch_embedder.preprocess import LocalSpec, PreprocessSpec
+from photosearch_embedder.resolve import damaged_files, find_export, resolve
 from photosearch_embedder.torch_models import load_dinov2, reference_fingerprints
 from photosearch_embedder.variants import parse_variants
 from tests.unit.embedder.models_for_tests import TINY_NAME, cosine, photo, save_tiny_dinov2
@@ -44,7 +45,12 @@ def test_manifest_names_the_model_its_files_and_their_hashes(tiny_model: ModelFi
     assert manifest["model_id"] == f"{TINY_NAME}@1"
     assert manifest["dim"] == 48
     assert manifest["onnx"] == "model_fp32.onnx"
-    assert set(manifest["files"]) == {"model_fp32.onnx", "preprocess.json", "export.json"}
+    assert set(manifest["files"]) == {
+        "model_fp32.onnx",
+        "local.onnx",
+        "preprocess.json",
+        "export.json",
+    }
     provenance = json.loads((tiny_model.directory / "export.json").read_text())
     assert provenance["quantization"] == "none" and provenance["opset"] == 18
     assert provenance["checks"]["fp32_vs_pytorch_min_cosine"] >= 0.9999
@@ -130,3 +136,66 @@ def test_an_exported_directory_is_copied_into_another_cache(
     assert cli(["--model", str(tiny_model.directory), "--cache-dir", str(tmp_path)]) == 0
     copied = find_export(tmp_path, tiny_model.model_id)
     assert copied is not None and copied.files == tiny_model.files
+
+
+def without_local(files: ModelFiles, cache: Path) -> ModelFiles:
+    """`files` as an embedder wrote them before local.onnx existed (no local file, no
+    local section), placed in `cache`."""
+    directory = ModelFiles.directory_for(cache, files.model_id)
+    directory.mkdir(parents=True)
+    for name in files.files:
+        if name != "local.onnx":
+            shutil.copyfile(files.directory / name, directory / name)
+    document = json.loads((directory / "preprocess.json").read_text())
+    del document["local"]
+    (directory / "preprocess.json").write_text(json.dumps(document, indent=2))
+    hashes = {n: sha256_file(directory / n) for n in files.files if n != "local.onnx"}
+    older = ModelFiles(directory, files.model_id, files.dim, files.onnx, hashes)
+    older.write_manifest()
+    return older
+
+
+def run_local(files: ModelFiles, pixels: np.ndarray) -> np.ndarray:
+    path = files.directory / "local.onnx"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out: np.ndarray = session.run(["local"], {"pixel_values": pixels})[0]
+    return out
+
+
+def test_an_export_made_before_local_onnx_gets_it_added_and_keeps_its_graph(
+    tiny_model: ModelFiles, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    older = without_local(tiny_model, tmp_path)
+    assert damaged_files(older) == ["local.onnx"]
+    assert find_export(tmp_path, older.model_id) is None
+    assert find_export(tmp_path, older.model_id, need_local=False) == older
+    resolution = resolve(str(tiny_checkpoint), tmp_path, model_name=TINY_NAME, quantize="none")
+    assert resolution.files is None and "adding local.onnx" in resolution.note
+
+    completed = export.export_model(spec_for(str(tiny_checkpoint), TINY_NAME), tmp_path, "none")
+    assert find_export(tmp_path, older.model_id) == completed
+    assert completed.directory == older.directory
+    # The fingerprint graph is the one that was there: stored vectors stay valid.
+    assert completed.files["model_fp32.onnx"] == older.files["model_fp32.onnx"]
+    preprocess = PreprocessSpec.from_json(completed.preprocess())
+    assert preprocess.local == LocalSpec(448, multiple=14, dim=48)
+    info = json.loads((completed.directory / "export.json").read_text())
+    assert info["local_added_at"] and info["checks"]["local_vs_pytorch_min_cosine"] >= 0.9999
+    assert info["checks"]["fp32_vs_pytorch_min_cosine"] >= 0.9999  # the old checks stay
+    # The same PCA as a fresh export: the same descriptors.
+    pixels = preprocess.local_tensor(preprocess.decode(photo("coffee"), parse_variants([])))
+    assert np.allclose(run_local(completed, pixels), run_local(tiny_model, pixels), atol=1e-5)
+
+
+def test_an_export_without_local_onnx_still_serves_fingerprints_where_it_cannot_be_added(
+    tiny_model: ModelFiles, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    older = without_local(tiny_model, tmp_path / "cache")
+    in_place = resolve(str(older.directory), tmp_path / "elsewhere")
+    assert in_place.files == older and "no local.onnx" in in_place.note
+    no_weights = tmp_path / "checkpoint-without-weights"
+    no_weights.mkdir()
+    shutil.copyfile(tiny_checkpoint / "config.json", no_weights / "config.json")
+    resolution = resolve(str(no_weights), tmp_path / "cache", model_name=TINY_NAME)
+    assert resolution.files == older
+    assert "has no local.onnx and it cannot be added here" in resolution.note

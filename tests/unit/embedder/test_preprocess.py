@@ -7,7 +7,7 @@ from PIL import Image
 from photosearch.common.errors import InvalidArgument
 from photosearch.common.images import InvalidImage
 from photosearch_embedder.models import PREPROCESS
-from photosearch_embedder.preprocess import PreprocessSpec
+from photosearch_embedder.preprocess import LocalSpec, PreprocessSpec, rotate_clockwise
 from photosearch_embedder.variants import parse_variants
 from tests.unit.embedder.models_for_tests import photo
 
@@ -103,3 +103,74 @@ def test_bytes_that_are_not_an_image_say_why() -> None:
         SPEC.tensors(b"certainly not a photo", GLOBAL)
     with pytest.raises(InvalidImage, match="truncated or corrupt"):
         SPEC.tensors(photo("chelsea")[:3000], GLOBAL)
+
+
+LOCAL = PREPROCESS["efficientnet-lite0"].with_local(LocalSpec(448, multiple=32, dim=64))
+
+
+def test_the_local_section_round_trips_with_the_names_the_browser_reads() -> None:
+    document = LOCAL.to_json()
+    assert document["version"] == 1
+    assert document["local"] == {
+        "onnx": "local.onnx",
+        "input_name": "pixel_values",
+        "output_name": "local",
+        "long_side": 448,
+        "multiple": 32,
+        "square": False,
+        "dim": 64,
+    }
+    assert PreprocessSpec.from_json(document) == LOCAL
+    square = LOCAL.with_local(LocalSpec(448, 14, 64, square=True))
+    assert PreprocessSpec.from_json(square.to_json()) == square
+
+
+def test_a_document_without_a_local_section_still_reads() -> None:
+    document = LOCAL.to_json()
+    del document["local"]
+    spec = PreprocessSpec.from_json(document)
+    assert spec.local is None and spec == PREPROCESS["efficientnet-lite0"]
+    with pytest.raises(ValueError, match="no local section"):
+        spec.local_tensor(Image.new("RGB", (64, 64)))
+
+
+@pytest.mark.parametrize(
+    ("size", "multiple", "square", "expected"),
+    [
+        ((448, 320), 32, False, (448, 320)),
+        ((640, 480), 32, False, (448, 352)),  # 336 px = 10.5 multiples: rounds up
+        ((451, 300), 32, False, (448, 288)),
+        ((300, 900), 32, False, (160, 448)),
+        ((4000, 100), 32, False, (448, 32)),  # never below one multiple
+        ((451, 300), 14, False, (448, 294)),
+        ((640, 480), 14, True, (448, 448)),
+    ],
+)
+def test_local_size_keeps_the_long_side_and_rounds_the_short_one(
+    size, multiple, square, expected
+) -> None:
+    local = LocalSpec(448, multiple, 64, square=square)
+    assert local.size(*size) == expected
+    tensor = LOCAL.with_local(local).local_tensor(Image.new("RGB", size, (255, 0, 0)))
+    assert tensor.shape == (1, 3, expected[1], expected[0]) and tensor.dtype == np.float32
+
+
+def test_local_input_is_the_whole_photo_resized_like_the_fingerprint() -> None:
+    image = Image.open(io.BytesIO(photo("chelsea"))).convert("RGB")  # 451 x 300
+    expected = image.resize((448, 288), Image.Resampling.BICUBIC, reducing_gap=None)
+    assert np.array_equal(LOCAL.local_tensor(image)[0], LOCAL.to_tensor(expected))
+
+
+def test_rotations_turn_the_photo_clockwise() -> None:
+    image = Image.new("RGB", (64, 32), (0, 0, 0))
+    image.paste((255, 255, 255), (0, 0, 32, 32))  # the left half is white
+    # Turned 90 degrees clockwise the left half is on top; 270: at the bottom.
+    top_white = np.asarray(rotate_clockwise(image, 90))
+    assert top_white.shape == (64, 32, 3) and top_white[:32].min() == 255
+    assert top_white[32:].max() == 0
+    bottom_white = np.asarray(rotate_clockwise(image, 270))
+    assert bottom_white[32:].min() == 255 and bottom_white[:32].max() == 0
+    assert np.asarray(rotate_clockwise(image, 180))[:, 32:].min() == 255
+    assert rotate_clockwise(image, 0) is image
+    turned = LOCAL.local_tensor(image, 90)
+    assert turned.shape == (1, 3, 448, 224)
