@@ -117,6 +117,13 @@ async def test_descriptors_go_with_their_image_and_stay_out_once_deleted(start_h
         assert [r[0] for r in await stored(h)] == ["img-1", "img-2", "img-3"]
 
     await eventually(three)
+    # A full grid larger than the cell budget is kept as its 250 most salient cells.
+    await h.completed("img-4", "item-4", vector(0.6), local=grid(cells(20 * 21, 9), 20, 21))
+
+    async def four():
+        assert (await stored(h))[-1] == ("img-4", "item-4", 20, 21, LOCAL_DIM, False, 250 * 64)
+
+    await eventually(four)
     before = await stored(h)
     # A redelivered result changes nothing; one without descriptors keeps them.
     await h.completed("img-1", "item-1", vector(0.9), local=COVER)
@@ -133,7 +140,7 @@ async def test_descriptors_go_with_their_image_and_stay_out_once_deleted(start_h
     )
 
     async def gone():
-        assert await stored(h) == []
+        assert [r[0] for r in await stored(h)] == ["img-4"]
 
     await eventually(gone)
     # Results computed before the deletions arrive late: nothing comes back.
@@ -141,7 +148,7 @@ async def test_descriptors_go_with_their_image_and_stay_out_once_deleted(start_h
     await h.completed("img-3", "item-2", vector(0.7), local=OTHER)
     await h.completed("img-8", "item-8", vector(0.2), local=OTHER)  # marker
     await eventually(lambda: _has_item(h, "item-8"))
-    assert [r[0] for r in await stored(h)] == ["img-8"]
+    assert [r[0] for r in await stored(h)] == ["img-4", "img-8"]
 
 
 async def _has_item(h: Harness, item_id: str) -> None:
