@@ -196,32 +196,33 @@ def _ransac(
 def _within(
     homogeneous: Array, dst: Array, valid: npt.NDArray[np.bool_], maps: Array, threshold: float
 ) -> npt.NDArray[np.bool_]:
-    """(p, width, it): is each match within `threshold` of where each hypothesis puts
-    it (padding: never)? Computed in float32 (half the memory traffic), residuals
-    straight out of one matrix product; the few distances within float32 rounding of
-    the threshold (a bound from each hypothesis's magnitudes) are computed again in
-    float64, exactly as the reference does."""
-    p = homogeneous.shape[0]
-    it = maps.shape[1]
-    # [x y 1 qx qy] @ B = residuals: B holds the maps (x columns, then y columns) and -1
-    # for the query position.
-    rows = np.concatenate([homogeneous, dst], axis=2).astype(np.float32)  # (p, width, 5)
-    rows[~valid, 3] = 1e6  # padding lands far from everything
-    b = np.zeros((p, 5, 2 * it), dtype=np.float32)
-    b[:, :3] = maps.transpose(0, 2, 3, 1).reshape(p, 3, 2 * it)
-    b[:, 3, :it] = -1.0
-    b[:, 4, it:] = -1.0
-    residuals = np.matmul(rows, b)  # (p, width, 2 * it)
-    np.square(residuals, out=residuals)
-    squared = residuals[:, :, :it] + residuals[:, :, it:]
-    # Rounding bound: float32 epsilon times the largest term of a residual (generous).
-    reach = np.abs(homogeneous).max(axis=1)[:, None, :]  # (p, 1, 3): |x|, |y|, 1
-    terms = np.einsum("pok,pmkj->pmj", reach, np.abs(maps))  # (p, it, 2)
-    largest = terms.max(axis=2) + np.abs(dst).max(axis=(1, 2))[:, None]  # (p, it)
-    band = (np.finfo(np.float32).eps * (64.0 * largest + 16.0))[:, None, :]
+    """(p, width, it): is each match within `threshold` of where each hypothesis puts it
+    (padding: never)? The squared distance is quadratic in the match's positions, so it
+    is one float64 product: per-match features (x², y², xy, x, y, 1, qx·x, ...) times
+    per-hypothesis coefficients. Distances within rounding of the threshold (a bound
+    from the magnitudes of both) are computed again as the reference does."""
+    x, y = homogeneous[:, :, 0], homogeneous[:, :, 1]
+    qx, qy = dst[:, :, 0], dst[:, :, 1]
+    features = np.stack(
+        [x * x, y * y, x * y, x, y, np.ones_like(x), qx * x, qx * y, qx, qy * x, qy * y, qy,
+         qx * qx + qy * qy],
+        axis=2,
+    )  # (p, width, 13)  # fmt: skip
+    a, b, c = maps[:, :, 0, 0], maps[:, :, 1, 0], maps[:, :, 2, 0]
+    d, e, f = maps[:, :, 0, 1], maps[:, :, 1, 1], maps[:, :, 2, 1]
+    coefficients = np.stack(
+        [a * a + d * d, b * b + e * e, 2 * (a * b + d * e), 2 * (a * c + d * f),
+         2 * (b * c + e * f), c * c + f * f, -2 * a, -2 * b, -2 * c, -2 * d, -2 * e, -2 * f,
+         np.ones_like(a)],
+        axis=1,
+    )  # (p, 13, it)  # fmt: skip
+    reach = np.abs(np.where(valid[..., None], features, 0.0)).max(axis=1)  # (p, 13)
+    band = np.finfo(np.float64).eps * 64.0 * np.einsum("pk,pkm->pm", reach, np.abs(coefficients))
+    features[~valid, 12] = 1e12  # padding lands far from everything
+    squared = np.matmul(features, coefficients)  # (p, width, it)
     limit = threshold * threshold
-    inside: npt.NDArray[np.bool_] = squared < (limit - band).astype(np.float32)
-    unsure = np.flatnonzero((squared < (limit + band).astype(np.float32)) ^ inside)
+    inside: npt.NDArray[np.bool_] = squared < (limit - band)[:, None, :]
+    unsure = np.flatnonzero((squared < (limit + band)[:, None, :]) ^ inside)
     if len(unsure):
         pi, ni, hi = np.unravel_index(unsure, squared.shape)
         exact = np.einsum("nk,nkj->nj", homogeneous[pi, ni], maps[pi, hi]) - dst[pi, ni]
