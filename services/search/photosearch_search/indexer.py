@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from photosearch.common.errors import DomainError
 from photosearch.common.infra import Infra
-from photosearch.common.local import LocalGrid, from_proto, keep_salient
+from photosearch.common.local import SALIENT_CELLS, LocalGrid, from_proto, keep_salient
 from photosearch.common.logging import get_logger
 from photosearch.events.v1 import events_pb2
 from photosearch_search import local_store
@@ -38,12 +38,17 @@ def check_local(event: events_pb2.EmbedCompleted) -> LocalGrid | None:
     if not event.HasField("local"):
         return None
     try:
-        return keep_salient(from_proto(event.local, what="local descriptors"))
+        grid = keep_salient(from_proto(event.local, what="local descriptors"))
     except DomainError as exc:
-        log.warning(
-            "local.dropped", image_id=event.image_id, model_id=event.model_id, reason=str(exc)
-        )
-        return None
+        reason = str(exc)
+    else:
+        if len(grid) <= SALIENT_CELLS:
+            return grid
+        # A selection cannot be reduced further (no neighbours to compare), and every
+        # stored cell is paid for on each re-ranked search.
+        reason = f"a selection of {len(grid)} cells, more than the {SALIENT_CELLS} allowed"
+    log.warning("local.dropped", image_id=event.image_id, model_id=event.model_id, reason=reason)
+    return None
 
 
 def check_completed(event: events_pb2.EmbedCompleted) -> CheckedResult:

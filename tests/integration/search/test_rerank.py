@@ -124,7 +124,18 @@ async def test_descriptors_go_with_their_image_and_stay_out_once_deleted(start_h
         assert (await stored(h))[-1] == ("img-4", "item-4", 20, 21, LOCAL_DIM, False, 250 * 64)
 
     await eventually(four)
+    # Unusable descriptors are dropped, the vector is kept: a selection larger than the
+    # budget, codes that do not fit the grid.
+    oversized = events_pb2.LocalDescriptors(
+        rows=20, cols=21, dim=LOCAL_DIM, codes=bytes(300 * LOCAL_DIM), cells=list(range(300))
+    )
+    await h.completed("img-5", "item-5", vector(0.5), local=oversized)
+    broken = events_pb2.LocalDescriptors(rows=2, cols=2, dim=LOCAL_DIM, codes=b"\x01")
+    await h.completed("img-6", "item-6", vector(0.4), local=broken)
+    await eventually(lambda: _has_item(h, "item-5"))
+    await eventually(lambda: _has_item(h, "item-6"))
     before = await stored(h)
+    assert [r[0] for r in before] == ["img-1", "img-2", "img-3", "img-4"]
     # A redelivered result changes nothing; one without descriptors keeps them.
     await h.completed("img-1", "item-1", vector(0.9), local=COVER)
     await h.completed("img-2", "item-2", vector(0.8))
