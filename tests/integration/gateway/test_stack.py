@@ -1,7 +1,9 @@
 """The gateway API against the real services, end to end: admin settings, manual entry
 with a photo, embedding by the real worker, search by fingerprint, thumbnails, the web
-fallback, the duplicates report, the rebuild gate and a dependency going down."""
+fallback, the duplicates report, the rebuild gate and a dependency going down; local
+descriptors passed to search's re-ranking."""
 
+import base64
 import io
 from pathlib import Path
 
@@ -9,7 +11,9 @@ import grpc
 import pytest
 from PIL import Image
 
+from photosearch.common.local import LocalGrid
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from tests.e2e.local_reference import LocalReference
 from tests.e2e.photos import dvd_reference
 from tests.integration.gateway.conftest import VISION_KEY, Stack, eventually
 from tests.integration.gateway.models import MODEL_ID
@@ -105,6 +109,49 @@ async def test_search_rejects_fingerprints_of_another_shape(stack: Stack) -> Non
     other = await http.post("/api/v1/search", json={"model_id": "x/y@1", "vector": [0.1] * 1280})
     assert other.status_code == 400
     assert other.json()["error"]["details"]["expected_model_id"] == MODEL_ID
+
+
+def local_json(grid: LocalGrid) -> dict[str, object]:
+    return {
+        "rows": grid.rows,
+        "cols": grid.cols,
+        "dim": grid.dim,
+        "codes": base64.b64encode(grid.codes.tobytes()).decode(),
+    }
+
+
+async def test_search_with_local_descriptors_reranks_by_matched_regions(stack: Stack) -> None:
+    """The views the page would send (Pillow + onnxruntime here) pass through the gateway
+    to search, which re-ranks by regions matched under one mapping."""
+    if "local" not in stack.model.preprocess():
+        pytest.skip(f"{MODEL_ID} was exported without a local graph")
+    http = stack.http
+    photo = rotated_copy(COVERS[2])
+    grids = LocalReference(stack.model).views(photo)
+    views = [local_json(g) for g in grids]
+    vector = await server_fingerprint(stack, photo)
+    query = {"model_id": MODEL_ID, "vector": vector, "k": 3, "local": views}
+    reply = await http.post("/api/v1/search", json=query)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["reranked"] is True
+    first = body["candidates"][0]
+    assert first["item"]["name"] == "DVD 003" and first["inliers"] > 0
+    assert first["score"] == pytest.approx(
+        first["global_score"] + min(first["inliers"], 30) / 30, abs=1e-4
+    )
+    plain = (await http.post("/api/v1/search", json={**query, "local": []})).json()
+    assert plain["reranked"] is False
+    assert all(c["inliers"] == 0 and c["score"] == c["global_score"] for c in plain["candidates"])
+    # A view of another model's dimension is refused by the gateway, naming the view.
+    dim = grids[1].dim
+    half = LocalGrid(grids[1].rows, grids[1].cols, grids[1].index, grids[1].codes[:, : dim // 2])
+    other = local_json(half)
+    refused = await http.post("/api/v1/search", json={**query, "local": [views[0], other]})
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["message"] == f"local[1]: dim must be {dim}, got {dim // 2}"
+    assert error["details"]["problems"][0]["field"] == "local.1"
 
 
 async def test_duplicates_report_finds_a_cover_entered_twice(stack: Stack) -> None:
