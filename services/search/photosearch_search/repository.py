@@ -205,6 +205,7 @@ class ImageState:
     """What search knows of one image for one model."""
 
     image_id: str
+    # Has its vectors, and its local descriptors when the model stores any.
     embedded: bool
     failed: bool
     deleted: bool
@@ -215,10 +216,15 @@ class ImageState:
 async def image_states(
     conn: AsyncConnection, model: Model | None, model_id: str, image_ids: Sequence[str]
 ) -> dict[str, ImageState]:
+    # Once a model stores local descriptors, an image lacking them (embedded before its
+    # embedders made them) is not done yet: a rebuild queues it again.
     embedded = (
-        sql.SQL("EXISTS (SELECT 1 FROM {t} v WHERE v.image_id = r.image_id)").format(
-            t=sql.Identifier(model.table)
-        )
+        sql.SQL(
+            "EXISTS (SELECT 1 FROM {t} v WHERE v.image_id = r.image_id)"
+            " AND ((SELECT local_dim FROM models WHERE model_id = %(model)s) IS NULL"
+            "  OR EXISTS (SELECT 1 FROM local_descriptors l"
+            "   WHERE l.model_id = %(model)s AND l.image_id = r.image_id))"
+        ).format(t=sql.Identifier(model.table))
         if model is not None
         else sql.SQL("false")
     )

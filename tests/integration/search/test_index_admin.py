@@ -250,3 +250,20 @@ async def test_duplicate_report_finds_cross_item_lookalikes_and_margins(start_ha
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await h.stub.DuplicateReport(search_pb2.DuplicateReportRequest(threshold=1.5))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_rebuild_queues_images_that_lack_local_descriptors(start_harness):
+    from tests.integration.search.test_rerank import COVER
+
+    h = await start_harness()
+    new_model = "test/local-model"
+    refs = await add_catalog_images(h, items=3, per_item=1)
+    await eventually(lambda: _equal(jobs_in_queue(h, h.model_id), 3))
+    # One image embedded with descriptors, one by an embedder that made none, one not yet.
+    await h.completed(refs[0][0], refs[0][1], unit(np.ones(DIM)), model_id=new_model, local=COVER)
+    await h.completed(refs[1][0], refs[1][1], unit(np.ones(DIM)), model_id=new_model)
+    await h.heartbeat(new_model)
+    await eventually(lambda: _equal(_embedded(h, new_model), 2))
+    rebuild = await h.stub.Rebuild(search_pb2.RebuildRequest(model_id=new_model), timeout=30)
+    assert (rebuild.queued, rebuild.already_queued) == (2, 0)
+    assert await jobs_in_queue(h, new_model) == 2
