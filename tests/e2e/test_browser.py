@@ -243,8 +243,7 @@ def test_admin_page_shows_the_index_and_the_rebuild_gate(
 
 
 def needs_local(model: ModelFiles) -> LocalReference:
-    if "local" not in model.preprocess():
-        pytest.skip(f"{MODEL_ID} was exported without a local graph")
+    assert "local" in model.preprocess(), f"{MODEL_ID} was exported without a local graph"
     return LocalReference(model)
 
 

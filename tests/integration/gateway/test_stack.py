@@ -123,8 +123,7 @@ def local_json(grid: LocalGrid) -> dict[str, object]:
 async def test_search_with_local_descriptors_reranks_by_matched_regions(stack: Stack) -> None:
     """The views the page would send (Pillow + onnxruntime here) pass through the gateway
     to search, which re-ranks by regions matched under one mapping."""
-    if "local" not in stack.model.preprocess():
-        pytest.skip(f"{MODEL_ID} was exported without a local graph")
+    assert "local" in stack.model.preprocess(), f"{MODEL_ID} was exported without local"
     http = stack.http
     photo = rotated_copy(COVERS[2])
     grids = LocalReference(stack.model).views(photo)

@@ -70,8 +70,8 @@ async function localDescriptors(photo) {
     if (!state.describer) status("Loading the region model…");
     const describer = await regionDescriber();
     const onView = (index, total) => status(`Comparing regions on this device (view ${index + 1} of ${total})…`);
-    const { views, times } = await describer.describe(photo, onView);
-    window.photosearch.timings.local_ms = times;
+    const { views, times, runTimes } = await describer.describe(photo, onView);
+    Object.assign(window.photosearch.timings, { local_ms: times, local_run_ms: runTimes });
     return views;
   } catch (error) {
     $("progress").hidden = true;
@@ -154,7 +154,7 @@ async function onPhoto(file) {
     const photo = await model.decode(file);
     const started = performance.now();
     const vector = await model.fingerprint(photo);
-    window.photosearch.timings = { fingerprint_ms: performance.now() - started };
+    window.photosearch.timings = { fingerprint_ms: performance.now() - started, fingerprint_run_ms: model.lastRunMs };
     window.photosearch.lastFingerprint = vector;
     const query = { model_id: model.asset.model_id, vector, k: 10 };
     const local = await localDescriptors(photo);

@@ -104,7 +104,9 @@ export class Fingerprinter {
   async fingerprint({ rgb, width, height }) {
     const { data, dims } = toTensor(rgb, width, height, this.spec);
     const input = new ort.Tensor("float32", data, dims);
+    const started = performance.now();
     const outputs = await this.session.run({ [this.spec.input_name]: input });
+    this.lastRunMs = performance.now() - started; // the model's share of the pass
     const values = outputs[this.spec.output_name].data;
     let norm = 0;
     for (const v of values) norm += v * v;

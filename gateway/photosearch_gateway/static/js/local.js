@@ -24,30 +24,34 @@ export class RegionDescriber {
     this.session = session;
   }
 
-  // Raw output of the local graph for one view: {map (dim*rows*cols), dims}.
+  // Raw output of the local graph for one view: {map (dim*rows*cols), dims, runMs}.
   async run({ rgb, width, height }) {
     const { data, dims } = toLocalTensor(rgb, width, height, this.spec);
     const input = new ort.Tensor("float32", data, dims);
+    const started = performance.now();
     const outputs = await this.session.run({ [this.local.input_name]: input });
     const output = outputs[this.local.output_name];
-    return { map: output.data, dims: output.dims };
+    return { map: output.data, dims: output.dims, runMs: performance.now() - started };
   }
 
-  // Decoded photo -> one {rows, cols, dim, codes} per turn, and each view's time (ms).
+  // Decoded photo -> one {rows, cols, dim, codes} per turn, each view's time (ms) and the
+  // model's share of it.
   async describe(photo, onView = () => {}) {
     const views = [];
     const times = [];
+    const runTimes = [];
     for (const [index, degrees] of TURNS.entries()) {
       onView(index, TURNS.length);
       await nextFrame(); // let the page show the progress before the next view's work
       const started = performance.now();
       const turned = rotateClockwise(photo.rgb, photo.width, photo.height, degrees);
-      const { map, dims } = await this.run(turned);
+      const { map, dims, runMs } = await this.run(turned);
       const [, dim, rows, cols] = dims;
       if (dim !== this.local.dim) throw new Error(`the local graph gave ${dim}-d cells, not ${this.local.dim}`);
       views.push({ rows, cols, dim, codes: base64(quantise(map, dim, rows, cols)) });
       times.push(performance.now() - started);
+      runTimes.push(runMs);
     }
-    return { views, times };
+    return { views, times, runTimes };
   }
 }

@@ -1,0 +1,125 @@
+"""Measure the page's local pass next to its fingerprint pass in headless Chromium, and the
+size of the search request with and without local descriptors (not a test: numbers go to
+docs/benchmarks/gateway.md).
+
+    .venv/bin/python -m tests.e2e.measure_local --model-cache DIR [--photos 12]
+
+Starts the whole mesh with the model exported in DIR (the ModelFiles layout, with
+local.onnx), turns photo search on, enters four covers, then picks phone photos of
+smvs_dvd_covers one after another in one page and reads what the page recorded
+(`window.photosearch.timings`, `lastQuery`). The first photo warms up (session creation,
+first run) and is left out."""
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from photosearch.common.model_files import ModelFiles
+from photosearch_devstack.mesh import Mesh
+from tests.e2e import browser
+from tests.e2e.photos import DVD, dvd_reference
+from tests.e2e.test_browser import open_page, pick
+
+
+def enter_covers(mesh: Mesh, count: int) -> None:
+    admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+    with httpx.Client(base_url=mesh.gateway_url, timeout=30) as http:
+        on = {"photo_search_enabled": True}
+        assert http.put("/api/v1/admin/settings", headers=admin, json=on).status_code == 200
+        for number in range(1, count + 1):
+            item = http.post("/api/v1/items", json={"name": f"Cover {number:03d}"}).json()
+            path = dvd_reference(number)
+            photo = {"photo": (path.name, path.read_bytes(), "image/jpeg")}
+            http.post(f"/api/v1/items/{item['id']}/images", files=photo).raise_for_status()
+
+        def embedded() -> bool:
+            status = http.get("/api/v1/admin/index", headers=admin).json()
+            return bool(status["embedded"] == count and status["pending"] == 0)
+
+        browser.wait_for(embedded, timeout=300, what="the covers to be embedded")
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "p50": round(statistics.median(ordered), 1),
+        "p90": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 1),
+        "n": len(ordered),
+    }
+
+
+def measure(model: ModelFiles, photos: list[Path]) -> dict[str, Any]:
+    extra = {
+        "EMBED_MODEL": str(model.directory),
+        "GATEWAY_MODEL_DIR": str(model.directory.parent),
+        "GATEWAY_SEARCH_RATE_PER_MINUTE": "0",
+    }
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="measure-local-") as folder:
+        with Mesh(Path(folder) / "data", extra_env=extra) as mesh:
+            enter_covers(mesh, 4)
+            with browser.chromium() as driver:
+                open_page(driver, mesh)
+                isolated = driver.execute_script("return self.crossOriginIsolated")
+                threads = driver.execute_script("return navigator.hardwareConcurrency")
+                for number, path in enumerate(photos, start=1):
+                    pick(driver, path, searches=number)
+                    timings = driver.execute_script("return window.photosearch.timings")
+                    query = driver.execute_script("return window.photosearch.lastQuery")
+                    result = driver.execute_script("return window.photosearch.lastResult")
+                    plain = {k: v for k, v in query.items() if k != "local"}
+                    rows.append(
+                        {
+                            "photo": f"{path.parent.name}/{path.name}",
+                            **timings,
+                            "grids": [[v["rows"], v["cols"]] for v in query.get("local", [])],
+                            "request_bytes": len(json.dumps(query)),
+                            "request_bytes_fingerprint_only": len(json.dumps(plain)),
+                            "reranked": result["reranked"],
+                        }
+                    )
+    measured = rows[1:]  # the first photo pays for session creation and the first run
+    views = [ms for row in measured for ms in row.get("local_ms", [])]
+    view_runs = [ms for row in measured for ms in row.get("local_run_ms", [])]
+    return {
+        "model_id": model.model_id,
+        "local": model.preprocess().get("local"),
+        "cross_origin_isolated": isolated,
+        "hardware_concurrency": threads,
+        "fingerprint_ms": summary([r["fingerprint_ms"] for r in measured]),
+        "fingerprint_run_ms": summary([r["fingerprint_run_ms"] for r in measured]),
+        "local_view_ms": summary(views) if views else None,
+        "local_view_run_ms": summary(view_runs) if view_runs else None,
+        "local_three_views_ms": summary([sum(r["local_ms"]) for r in measured]) if views else None,
+        "request_bytes": summary([r["request_bytes"] for r in measured]),
+        "request_bytes_fingerprint_only": summary(
+            [r["request_bytes_fingerprint_only"] for r in measured]
+        ),
+        "reranked": sum(bool(r["reranked"]) for r in measured),
+        "photos": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-cache", type=Path, required=True)
+    parser.add_argument("--model-id", default="")
+    parser.add_argument("--photos", type=int, default=12)
+    args = parser.parse_args()
+    manifests = sorted(args.model_cache.glob("*/manifest.json"))
+    model_id = args.model_id or json.loads(manifests[0].read_text())["model_id"]
+    model = ModelFiles.load(args.model_cache, model_id)
+    assert model is not None, f"no export of {model_id} in {args.model_cache}"
+    phone = sorted((DVD / "query").rglob("*.jpg"))
+    step = max(1, len(phone) // args.photos)
+    report = measure(model, phone[::step][: args.photos])
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
