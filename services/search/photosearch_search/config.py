@@ -52,7 +52,8 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
 
     # Re-ranking by local descriptors (searches that send the query's own): the global
     # search's top items that are re-ranked (20: recall@1 0.36 -> 0.885 on smvs_dvd_covers,
-    # docs/quality.md), at most this many photos of each, in this many threads.
+    # docs/quality.md), at most this many photos of each, in this many worker threads
+    # (one search each; one BLAS thread each, see __main__).
     rerank_top_k: int = Field(default=20, ge=1, le=200)
     rerank_photos_per_item: int = Field(default=3, ge=1, le=50)
     rerank_threads: int = Field(default=2, ge=1, le=32)

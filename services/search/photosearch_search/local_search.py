@@ -18,10 +18,13 @@ from photosearch_search.local_store import LocalDescriptorReader
 from photosearch_search.queries import VectorQueries
 from photosearch_search.rerank import (
     MAX_QUERY_VIEWS,
+    Evidence,
     RerankSettings,
     StoredPhoto,
+    item_evidence,
     query_views,
-    rerank,
+    rescore,
+    top_photos,
 )
 from photosearch_search.vectors import check_min_score
 
@@ -92,9 +95,20 @@ class LocalSearch:
         found, photos = await self._vectors.run(work)
         candidates = found.candidates
         if photos is not None:
-            loop = asyncio.get_running_loop()
-            candidates = await loop.run_in_executor(
-                self._executor, rerank, candidates, views, photos, self._settings
-            )
+            evidence = await self._evidence(views, top_photos(candidates, photos, self._settings))
+            candidates = rescore(candidates, evidence, self._settings)
         kept = [c for c in candidates if c.score >= query.min_score][: query.k]
         return SearchResult(found.model_id, kept, found.exact, reranked=photos is not None)
+
+    async def _evidence(
+        self, views: Sequence[LocalGrid], photos: dict[str, Sequence[StoredPhoto]]
+    ) -> dict[str, Evidence]:
+        """Matched in a worker thread, one per search: splitting a search's candidates
+        between threads did not make it faster on 2 busy cores, and made concurrent
+        searches' p99 worse (docs/benchmarks/search.md)."""
+        if not views or not photos:
+            return {}
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, item_evidence, views, photos, self._settings.match
+        )

@@ -86,18 +86,21 @@ def item_evidence(
     return evidence
 
 
-def rerank(
+def top_photos(
     candidates: Sequence[Candidate],
-    views: Sequence[LocalGrid],
     photos: Mapping[str, Sequence[StoredPhoto]],
     settings: RerankSettings,
-) -> list[Candidate]:
-    """All candidates (global order, best first) with the top k re-scored; best first.
-    `photos`: stored descriptors of the top candidates (items without any keep their
-    global score)."""
+) -> dict[str, Sequence[StoredPhoto]]:
+    """The stored photos of the top k candidates that have any, in candidate order."""
     top = candidates[: settings.top_k]
-    wanted = {c.item_id: photos[c.item_id] for c in top if photos.get(c.item_id)}
-    evidence = item_evidence(views, wanted, settings.match) if views and wanted else {}
+    return {c.item_id: photos[c.item_id] for c in top if photos.get(c.item_id)}
+
+
+def rescore(
+    candidates: Sequence[Candidate], evidence: Mapping[str, Evidence], settings: RerankSettings
+) -> list[Candidate]:
+    """All candidates (global order, best first) with the top k re-scored by their
+    evidence (items without any keep their global score); best first."""
     out = []
     for number, candidate in enumerate(candidates):
         found = evidence.get(candidate.item_id)
@@ -115,3 +118,15 @@ def rerank(
             )
         )
     return sorted(out, key=lambda c: (-c.score, c.item_id))
+
+
+def rerank(
+    candidates: Sequence[Candidate],
+    views: Sequence[LocalGrid],
+    photos: Mapping[str, Sequence[StoredPhoto]],
+    settings: RerankSettings,
+) -> list[Candidate]:
+    """`rescore` with the evidence of the top candidates' stored photos, in one go."""
+    wanted = top_photos(candidates, photos, settings)
+    evidence = item_evidence(views, wanted, settings.match) if views and wanted else {}
+    return rescore(candidates, evidence, settings)

@@ -7,7 +7,12 @@ from photosearch.common.errors import InvalidArgument
 from photosearch.common.local import SALIENT_CELLS, LocalGrid, quantise
 from photosearch_search.domain import Candidate
 from photosearch_search.matching import MatchSettings, match_pairs
-from photosearch_search.rerank import RerankSettings, StoredPhoto, query_views, rerank
+from photosearch_search.rerank import (
+    RerankSettings,
+    StoredPhoto,
+    query_views,
+    rerank,
+)
 from tools.quality.extract import LocalFeatures
 from tools.quality.matching import local_score
 
