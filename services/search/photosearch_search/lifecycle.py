@@ -3,7 +3,7 @@ consumers and the worker watch, which registers the models workers announce and,
 no model is active, adopts the model of the first embedder that comes online."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 
@@ -38,6 +38,7 @@ class SearchLifecycle:
         *,
         default_model_id: str,
         poll_seconds: float,
+        on_stop: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.infra = infra
         self._registry = registry
@@ -48,6 +49,7 @@ class SearchLifecycle:
         self._catalog_channel = catalog_channel
         self._default_model_id = default_model_id
         self._poll = poll_seconds
+        self._on_stop = list(on_stop)  # e.g. worker threads to let go
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         # Adopted models whose backfill has not gone through yet (e.g. catalog was away).
@@ -85,6 +87,8 @@ class SearchLifecycle:
         await self._catalog_channel.close(None)
         await self._vectors.close()
         await self.infra.stop()
+        for release in self._on_stop:
+            release()
 
     async def _forever(self, work: Callable[[asyncio.Event], Awaitable[None]], name: str) -> None:
         """Restart background work that fails (e.g. NATS away while it subscribes)."""

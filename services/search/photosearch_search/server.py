@@ -72,6 +72,12 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
         ),
         settings.search_pool_size,
     )
+    local_search = LocalSearch(
+        vectors,
+        LocalDescriptorReader(settings.rerank_photos_per_item),
+        RerankSettings(top_k=settings.rerank_top_k),
+        settings.rerank_threads,
+    )
     service = SearchService(
         infra,
         registry,
@@ -88,12 +94,7 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
             duplicate_exact_max=settings.duplicate_exact_max_images,
             duplicate_timeout=settings.duplicate_report_timeout_seconds,
         ),
-        LocalSearch(
-            vectors,
-            LocalDescriptorReader(settings.rerank_photos_per_item),
-            RerankSettings(top_k=settings.rerank_top_k),
-            settings.rerank_threads,
-        ),
+        local_search,
     )
     indexer = Indexer(infra, registry, queue, workers)
     catalog_events = Consumer(
@@ -120,6 +121,7 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
         catalog_channel,
         default_model_id=settings.default_model_id,
         poll_seconds=settings.workers_poll_seconds,
+        on_stop=[local_search.close],
     )
     server = await create_server(settings.grpc_address, [SERVICE_NAME], settings.tls_dir)
     search_pb2_grpc.add_SearchServiceServicer_to_server(SearchServicer(service), server.server)  # type: ignore[no-untyped-call]
