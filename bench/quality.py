@@ -44,6 +44,7 @@ from tools.quality.report import DatasetResult, markdown_table, write  # noqa: E
 from tools.quality.robustness import NEAR_DUPLICATE, make_copies, write_suite  # noqa: E402
 
 NEAR_DUPLICATES_DATASET = "near_duplicates"
+SERVICE_RERANK = techniques.SERVICE_RERANK
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,8 +57,8 @@ def parse_args() -> argparse.Namespace:
         "--technique",
         action="append",
         default=[],
-        help=f"offline technique(s), any of {sorted(techniques.CATALOG)} (default: global "
-        "and the recommended one)",
+        help=f"offline technique(s), any of {sorted(techniques.CATALOG)} or {SERVICE_RERANK} "
+        "(the services' own re-ranking; default: global and that)",
     )
     parser.add_argument("--no-robustness", action="store_true")
     parser.add_argument(
@@ -117,41 +118,44 @@ def run_mesh(
             info["import_and_index_seconds"] = round(time.monotonic() - started, 1)
             info["model_id"] = model_id
             client.load_index()
-            latencies: list[float] = []
+            latencies: dict[str, list[float]] = {}
+            reranked = 0
             for d in datasets:
                 started = time.monotonic()
-                rankings = []
+                by_technique: dict[str, list[Any]] = {}
                 k = min(100, len(d.catalog_items))
                 for q in d.queries:
-                    ranking, seconds = client.rank(q, q.path.read_bytes(), [d.name], k)
-                    rankings.append(ranking)
-                    latencies.append(seconds)
-                results.append(
-                    DatasetResult(
-                        d.name,
-                        "mesh",
-                        "global",
-                        rankings,
-                        {"queries": time.monotonic() - started},
+                    answers = client.rank(q, q.path.read_bytes(), [d.name], k)
+                    for name, answer in answers.items():
+                        by_technique.setdefault(name, []).append(answer.ranking)
+                        latencies.setdefault(name, []).append(answer.seconds)
+                        reranked += answer.reranked
+                for name, rankings in by_technique.items():
+                    results.append(
+                        DatasetResult(
+                            d.name, "mesh", name, rankings, {"queries": time.monotonic() - started}
+                        )
                     )
-                )
-                print(f"mesh {d.name}: {summarise(rankings).to_json()}", flush=True)
-            info["search_ms"] = _latency(latencies)
+                    print(f"mesh {name} {d.name}: {summarise(rankings).to_json()}", flush=True)
+            info["search_ms"] = {name: _latency(v) for name, v in latencies.items()}
+            info["reranked_queries"] = reranked
             if suite is not None:
                 started = time.monotonic()
-                rankings = [
-                    client.rank(q, q.path.read_bytes(), [], 10, qualified=True)[0]
-                    for q in suite.queries
-                ]
-                results.append(
-                    DatasetResult(
-                        "robustness",
-                        "mesh",
-                        "global",
-                        rankings,
-                        {"queries": time.monotonic() - started},
+                suite_rankings: dict[str, list[Any]] = {}
+                for q in suite.queries:
+                    answers = client.rank(q, q.path.read_bytes(), [], 10, qualified=True)
+                    for name, answer in answers.items():
+                        suite_rankings.setdefault(name, []).append(answer.ranking)
+                for name, rankings in suite_rankings.items():
+                    results.append(
+                        DatasetResult(
+                            "robustness",
+                            "mesh",
+                            name,
+                            rankings,
+                            {"queries": time.monotonic() - started},
+                        )
                     )
-                )
                 copies = duplicate_copies(datasets, suite)
                 to_import = [
                     Copy(t, p, "copy", p.path.read_bytes()) for t, p in copies
@@ -220,12 +224,15 @@ def _latency(values: list[float]) -> dict[str, float]:
 def run_offline(
     args: argparse.Namespace, datasets: list[Dataset], suite: Dataset | None, names: list[str]
 ) -> tuple[list[DatasetResult], dict[str, Any]]:
-    local = any(techniques.CATALOG[n].rerank is not None for n in names)
+    local = any(n in techniques.CATALOG and techniques.CATALOG[n].rerank for n in names)
     extractor = make_extractor(args.model, args.cache / "models", local=local)
     cache = args.cache / "cache"
     results = []
     costs: dict[str, dict[str, Any]] = {}
     for name in names:
+        if name == SERVICE_RERANK:
+            results += run_service_rerank(args, datasets, extractor, cache)
+            continue
         technique = techniques.CATALOG[name]
         on_suite = suite is not None and (name == "global" or name in args.suite_technique)
         for d in [*datasets, *([suite] if suite is not None and on_suite else [])]:
@@ -244,6 +251,23 @@ def run_offline(
     if suite is not None:
         info["duplicates"] = offline_duplicates(extractor, datasets, suite, cache)
     return results, info
+
+
+def run_service_rerank(
+    args: argparse.Namespace, datasets: list[Dataset], extractor: Any, cache: Path
+) -> list[DatasetResult]:
+    """The services' own re-ranking (embedder's local graph, search's code), offline."""
+    from tools.quality.service_rerank import ServiceDescriptors, evaluate_service
+
+    service = ServiceDescriptors(exported_model(args.model, args.cache / "models"), cache)
+    results = []
+    for d in datasets:
+        started = time.monotonic()
+        rankings = evaluate_service(extractor, service, d, cache)
+        seconds = {"total": time.monotonic() - started}
+        results.append(DatasetResult(d.name, "offline", SERVICE_RERANK, rankings, seconds))
+        print(f"offline {SERVICE_RERANK} {d.name}: {summarise(rankings).to_json()}", flush=True)
+    return results
 
 
 def offline_duplicates(
@@ -287,13 +311,15 @@ def offline_duplicates(
 
 
 def compare(results: list[DatasetResult]) -> dict[str, Any]:
-    """Mesh vs offline (global): the same top items and scores, query by query."""
-    mesh = {r.name: r for r in results if r.mode == "mesh"}
-    offline = {r.name: r for r in results if r.mode == "offline" and r.technique == "global"}
+    """Mesh vs offline, per technique both ran: the same top items and scores, query by
+    query."""
+    mesh = {(r.name, r.technique): r for r in results if r.mode == "mesh"}
+    offline = {(r.name, r.technique): r for r in results if r.mode == "offline"}
     out: dict[str, Any] = {}
-    for name in sorted(set(mesh) & set(offline)):
-        a = {x.query: x for x in mesh[name].rankings}
-        b = {x.query: x for x in offline[name].rankings}
+    for key in sorted(set(mesh) & set(offline)):
+        name = "/".join(key) if key[1] != "global" else key[0]
+        a = {x.query: x for x in mesh[key].rankings}
+        b = {x.query: x for x in offline[key].rankings}
         same_top = sum(1 for q in a if a[q].items[:1] == b[q].items[:1])
         diffs = [abs(a[q].scores[0] - b[q].scores[0]) for q in a if a[q].scores and b[q].scores]
         sa, sb = summarise(a.values()), summarise(b.values())
@@ -326,11 +352,16 @@ def main() -> int:
     if not args.no_robustness:
         sources = [(d.name, p) for d in datasets for p in d.catalog]
         suite = write_suite(make_copies(sources), args.cache / "robustness")
-    names = args.technique or ["global", techniques.RECOMMENDED]
+    names = args.technique or ["global", SERVICE_RERANK]
+    unknown = [n for n in names if n != SERVICE_RERANK and n not in techniques.CATALOG]
+    if unknown:
+        print(f"unknown technique(s) {unknown}; known: {sorted(techniques.CATALOG)} and "
+              f"{SERVICE_RERANK}", file=sys.stderr)  # fmt: skip
+        return 2
     if args.model not in LOCAL_LAYERS:
-        # Re-ranking needs a local-descriptor graph of the same model; without one only
-        # the global techniques can be measured.
-        dropped = [n for n in names if techniques.CATALOG[n].rerank is not None]
+        # The ablation's re-ranking needs tools/quality's descriptor graph of the same
+        # model; without one only the global techniques and the services' own can run.
+        dropped = [n for n in names if n in techniques.CATALOG and techniques.CATALOG[n].rerank]
         if dropped:
             print(f"{args.model}: no local-descriptor graph, so not measured: {dropped}")
         names = [n for n in names if n not in dropped]

@@ -27,9 +27,9 @@ def exported_model(model: str, cache_dir: Path) -> ModelFiles:
     from photosearch_embedder.models import spec_for
 
     files = ModelFiles.load(cache_dir, spec_for(model).model_id)
-    if files is not None:
+    if files is not None and "local" in files.preprocess():
         return files
-    return run(model, cache_dir, "auto", "", 4.0)
+    return run(model, cache_dir, "auto", "", 4.0)  # exports, or completes an older export
 
 
 def descriptor_graph(model: str, files: ModelFiles) -> Path:

@@ -21,7 +21,7 @@ LOCAL = "local"
 INPUT = "pixel_values"
 OPSET = 18
 # Which stage of each model family gives the local descriptors.
-LOCAL_LAYERS = {"efficientnet-lite0": 4}
+LOCAL_LAYERS = {"efficientnet-lite0": 4, "efficientnet-lite0-colour": 4}
 
 
 class EfficientNetDescriptors(nn.Module):
@@ -48,7 +48,7 @@ class EfficientNetDescriptors(nn.Module):
 
 
 def descriptor_module(model: str) -> nn.Module:
-    if model != "efficientnet-lite0":
+    if model not in LOCAL_LAYERS:
         raise ValueError(f"no descriptor graph for {model!r}; known: {sorted(LOCAL_LAYERS)}")
     from photosearch_embedder.torch_models import load_efficientnet_lite0
 

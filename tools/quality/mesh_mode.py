@@ -2,8 +2,12 @@
 
 The catalog rows go in through catalog's gRPC import (its own manifest reader), the
 embedder's queue indexes them, and each query photo is fingerprinted by the
-embedder's `Embed` RPC (the same ONNX file and preprocessing the browser uses) and
-looked up with search's `Search` RPC, exactly as the gateway does for a client."""
+embedder's `Embed` RPC (the same ONNX files and preprocessing the browser uses) and
+looked up with search's `Search` RPC, exactly as the gateway does for a client. When
+the model has a local graph, `Embed` also returns the photo's local descriptors as taken
+and turned 90 and 270 degrees (what the browser sends), and every query is searched
+twice, back to back: with the fingerprint alone ("global") and with the descriptors
+too ("service-rerank"), so the two rankings and latencies compare within one run."""
 
 import hashlib
 import logging
@@ -17,6 +21,7 @@ import grpc
 from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from photosearch.common.channels import CHANNEL_OPTIONS
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from photosearch.events.v1 import events_pb2
 from photosearch.search.v1 import search_pb2, search_pb2_grpc
 from photosearch_catalog.import_sources import Exclusions, plan_manifest
 from photosearch_catalog.importer import run_import
@@ -24,10 +29,31 @@ from photosearch_devstack.mesh import Mesh
 from tools.quality.datasets import Dataset, Photo
 from tools.quality.metrics import Ranking
 from tools.quality.robustness import Copy
+from tools.quality.techniques import SERVICE_RERANK
 
 log = logging.getLogger(__name__)
 SERVICES = ["catalog", "search", "embedder"]
 MAX_K = 100
+# The views the browser sends: the photo as taken, then turned 90 and 270 degrees.
+QUERY_ROTATIONS = (0, 90, 270)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query photo as a client sends it: fingerprint and local descriptors."""
+
+    model_id: str
+    vector: list[float]
+    local: list[events_pb2.LocalDescriptors]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One Search call: the items (dataset ids) and scores, and how long it took."""
+
+    ranking: Ranking
+    seconds: float
+    reranked: bool
 
 
 @dataclass
@@ -49,6 +75,15 @@ class MeshClient:
         self.search = search_pb2_grpc.SearchServiceStub(self._channels["search"])
         self.embedder = embedder_pb2_grpc.EmbedderServiceStub(self._channels["embedder"])
         self.index = CatalogIndex()
+        self._local_dim: int | None = None
+
+    @property
+    def local_dim(self) -> int:
+        """The served model's local dimension (0 = no local graph)."""
+        if self._local_dim is None:
+            info = self.embedder.Info(embedder_pb2.InfoRequest(), timeout=30)
+            self._local_dim = int(info.local_dim)
+        return self._local_dim
 
     def close(self) -> None:
         for channel in self._channels.values():
@@ -134,20 +169,33 @@ class MeshClient:
     def image_id(self, item_uuid: str, data: bytes) -> str:
         return self.index.image_of_file[f"{item_uuid}:{hashlib.sha256(data).hexdigest()}"]
 
-    def fingerprint(self, data: bytes) -> tuple[str, list[float]]:
-        reply = self.embedder.Embed(embedder_pb2.EmbedRequest(image=data), timeout=60)
-        return str(reply.model_id), list(reply.embeddings[0].values)
+    def query(self, data: bytes) -> Query:
+        rotations = list(QUERY_ROTATIONS) if self.local_dim else []
+        reply = self.embedder.Embed(
+            embedder_pb2.EmbedRequest(image=data, local_rotations=rotations), timeout=60
+        )
+        return Query(str(reply.model_id), list(reply.embeddings[0].values), list(reply.local))
 
     def search_items(
-        self, model_id: str, vector: list[float], tags: list[str], k: int
-    ) -> list[tuple[str, float]]:
-        reply = self.search.Search(
-            search_pb2.SearchRequest(
-                model_id=model_id, vector=vector, k=k, filters=search_pb2.Filters(tags=tags)
-            ),
-            timeout=30,
+        self,
+        query: Query,
+        tags: list[str],
+        k: int,
+        *,
+        local: bool,
+    ) -> tuple[list[tuple[str, float]], float, bool]:
+        request = search_pb2.SearchRequest(
+            model_id=query.model_id,
+            vector=query.vector,
+            k=k,
+            filters=search_pb2.Filters(tags=tags),
+            local=query.local if local else [],
         )
-        return [(c.item_id, float(c.score)) for c in reply.candidates]
+        started = time.perf_counter()
+        reply = self.search.Search(request, timeout=30)
+        seconds = time.perf_counter() - started
+        hits = [(c.item_id, float(c.score)) for c in reply.candidates]
+        return hits, seconds, bool(reply.reranked)
 
     def rank(
         self,
@@ -156,22 +204,26 @@ class MeshClient:
         tags: list[str],
         k: int,
         qualified: bool = False,
-    ) -> tuple[Ranking, float]:
-        """One query as a client makes it: fingerprint, then search. Items are named by
-        the datasets' ids ("dataset/item" when `qualified`). Returns the ranking and the
-        seconds the Search call took."""
-        model_id, vector = self.fingerprint(data)
-        started = time.perf_counter()
-        hits = self.search_items(model_id, vector, tags, k)
-        seconds = time.perf_counter() - started
-        names = []
-        for uuid, _ in hits:
-            dataset, item = self.index.item_of[uuid]
-            names.append(f"{dataset}/{item}" if qualified else item)
-        ranking = Ranking(
-            photo.key, photo.view, photo.item, tuple(names), tuple(s for _, s in hits)
-        )
-        return ranking, seconds
+    ) -> dict[str, Answer]:
+        """One query as a client makes it: fingerprint (and local descriptors), then
+        search. Items are named by the datasets' ids ("dataset/item" when `qualified`).
+        Returns the answer of the fingerprint alone ("global") and, when the model has
+        local descriptors, of the re-ranked search (SERVICE_RERANK)."""
+        query = self.query(data)
+        answers = {}
+        for name, local in (("global", False), (SERVICE_RERANK, True)):
+            if local and not query.local:
+                continue
+            hits, seconds, reranked = self.search_items(query, tags, k, local=local)
+            names = []
+            for uuid, _ in hits:
+                dataset, item = self.index.item_of[uuid]
+                names.append(f"{dataset}/{item}" if qualified else item)
+            ranking = Ranking(
+                photo.key, photo.view, photo.item, tuple(names), tuple(s for _, s in hits)
+            )
+            answers[name] = Answer(ranking, seconds, reranked)
+        return answers
 
     def duplicate_pairs(self, model_id: str, limit: int) -> search_pb2.DuplicateReportResponse:
         return self.search.DuplicateReport(

@@ -43,3 +43,6 @@ CATALOG: dict[str, Technique] = {
     ),
 }
 RECOMMENDED = "rerank-rot-64"
+# The services' own re-ranking: the embedder's local graph and search's code
+# (tools/quality/service_rerank.py offline; mesh mode's re-ranked searches).
+SERVICE_RERANK = "service-rerank"

@@ -1,0 +1,98 @@
+"""How search should turn local evidence into a score: the evidence of every query's
+top candidates is computed once (the services' own descriptors and matcher, as
+`service-rerank`), then scoring rules are compared on it, every dataset side by side.
+
+    .venv/bin/python -m tools.quality.rerank_sweep --model efficientnet-lite0-colour
+
+Rule: score = global + weight * min(inliers, saturate) / saturate, counting only
+candidates with at least `min_inliers` verified matches."""
+
+import argparse
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from photosearch_search.matching import MatchSettings
+from photosearch_search.rerank import StoredPhoto, item_evidence, query_views
+from tools.quality.datasets import DEFAULT_ROOT, discover, load_dataset
+from tools.quality.features import exported_model, make_extractor
+from tools.quality.offline import Technique, prepare
+from tools.quality.rerank import global_item_scores, top_items
+from tools.quality.service_rerank import QUERY_ROTATIONS, ServiceDescriptors
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class QueryEvidence:
+    truth: str
+    scores: dict[str, float]  # global item scores
+    inliers: dict[str, int]  # top-k candidates' verified inliers
+
+
+def gather(model: str, dataset_name: str, top_k: int) -> list[QueryEvidence]:
+    cache = ROOT / "results" / "quality"
+    (path,) = [p for p in discover(DEFAULT_ROOT) if p.name == dataset_name]
+    dataset = load_dataset(path)
+    extractor = make_extractor(model, cache / "models", local=False)
+    service = ServiceDescriptors(exported_model(model, cache / "models"), cache / "cache")
+    prepared = prepare(extractor, dataset, Technique("global"), cache / "cache")
+    vectors = np.concatenate([f.fingerprints[:1] for f in prepared.catalog])
+    owners = [p.item for p in dataset.catalog]
+    photos: dict[str, list[StoredPhoto]] = {}
+    for number, (photo, grid) in enumerate(
+        zip(dataset.catalog, service.grids(dataset.catalog, 0), strict=True)
+    ):
+        photos.setdefault(photo.item, []).append(StoredPhoto(str(number), grid))
+    views = [service.grids(dataset.queries, angle) for angle in QUERY_ROTATIONS]
+    out = []
+    for number, (photo, feats) in enumerate(zip(dataset.queries, prepared.queries, strict=True)):
+        scores = global_item_scores(feats[0].fingerprints[0], vectors, owners)
+        top = {item: photos[item] for item in top_items(scores, top_k)}
+        query = query_views([v[number] for v in views])
+        evidence = item_evidence(query, top, MatchSettings())
+        out.append(QueryEvidence(photo.item, scores, {i: e.inliers for i, e in evidence.items()}))
+    return out
+
+
+def recall_at_1(queries: list[QueryEvidence], weight: float, saturate: int, floor: int) -> float:
+    right = 0
+    for q in queries:
+
+        def score(item: str, q: QueryEvidence = q) -> float:
+            inliers = q.inliers.get(item, 0)
+            bonus = weight * min(inliers, saturate) / saturate if inliers >= floor else 0.0
+            return q.scores[item] + bonus
+
+        # Best first, ties by item id, as search orders them.
+        right += min(q.scores, key=lambda item: (-score(item), item)) == q.truth
+    return right / len(queries)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="efficientnet-lite0-colour")
+    parser.add_argument("--datasets", default="smvs_dvd_covers,coil100,lego_minifigs_kaggle_subset")
+    parser.add_argument("--top-k", type=int, default=20)
+    parser.add_argument("--weights", default="0.25,0.5,1.0")
+    parser.add_argument("--saturate", default="15,30,60")
+    parser.add_argument("--floors", default="0,4,6,8,10,12")
+    args = parser.parse_args()
+    names = args.datasets.split(",")
+    data = {name: gather(args.model, name, args.top_k) for name in names}
+    print("| weight | saturate | min inliers | " + " | ".join(names) + " | worst |")
+    print("|---" * (4 + len(names)) + "|")
+    for weight, saturate, floor in itertools.product(
+        [float(w) for w in args.weights.split(",")],
+        [int(s) for s in args.saturate.split(",")],
+        [int(f) for f in args.floors.split(",")],
+    ):
+        recalls = [recall_at_1(data[n], weight, saturate, floor) for n in names]
+        cells = " | ".join(f"{r:.3f}" for r in recalls)
+        print(f"| {weight} | {saturate} | {floor} | {cells} | {min(recalls):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
