@@ -15,6 +15,7 @@ from PIL import Image
 
 from photosearch.common.local import from_feature_map, from_proto, to_proto
 from photosearch.events.v1 import events_pb2
+from photosearch_embedder.preprocess import LocalSpec
 from photosearch_gateway.routes.assets import STATIC_DIR
 
 PREPROCESS_JS = STATIC_DIR / "js" / "preprocess.js"
@@ -121,10 +122,12 @@ LOCAL = {"long_side": 448, "multiple": 32, "square": False, "dim": 64}
 
 def local_size(width: int, height: int, long_side: int = 448, multiple: int = 32) -> list[int]:
     """The contract: long side `long_side`, short side round(short * long_side / long /
-    multiple) * multiple, at least `multiple` (rounding half up)."""
+    multiple) * multiple, at least `multiple` (rounding half up); the embedder agrees."""
     scale = long_side / max(width, height)
     short = max(multiple, math.floor(min(width, height) * scale / multiple + 0.5) * multiple)
-    return [long_side, short] if width >= height else [short, long_side]
+    size = [long_side, short] if width >= height else [short, long_side]
+    assert list(LocalSpec(long_side, multiple, dim=64).size(width, height)) == size
+    return size
 
 
 def test_local_size_follows_the_contract(tmp_path: Path) -> None:
