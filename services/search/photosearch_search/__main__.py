@@ -4,7 +4,7 @@ import os
 
 # One BLAS thread per call: re-ranking runs in its own threads (SEARCH_RERANK_THREADS),
 # and OpenBLAS's extra threads spin between calls, taking the cores that numpy's other
-# work needs (re-ranking measured 2x slower with them on 2 cores; docs/benchmarks/search.md).
+# work needs (re-ranking cost 1.6x the CPU time with them; docs/benchmarks/search.md).
 # Set before numpy loads; an operator's own value wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
