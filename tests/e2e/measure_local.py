@@ -3,6 +3,7 @@ size of the search request with and without local descriptors (not a test: numbe
 docs/benchmarks/gateway.md).
 
     .venv/bin/python -m tests.e2e.measure_local --model-cache DIR [--photos 12]
+    .venv/bin/python -m tests.e2e.measure_local --parse-cost
 
 Starts the whole mesh with the model exported in DIR (the ModelFiles layout, with
 local.onnx), turns photo search on, enters four covers, then picks phone photos of
@@ -11,16 +12,21 @@ smvs_dvd_covers one after another in one page and reads what the page recorded
 first run) and is left out."""
 
 import argparse
+import base64
 import json
 import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 from photosearch.common.model_files import ModelFiles
 from photosearch_devstack.mesh import Mesh
+from photosearch_gateway.local_query import local_messages
+from photosearch_gateway.schemas import SearchQuery
 from tests.e2e import browser
 from tests.e2e.photos import DVD, dvd_reference
 from tests.e2e.test_browser import open_page, pick
@@ -105,12 +111,49 @@ def measure(model: ModelFiles, photos: list[Path]) -> dict[str, Any]:
     }
 
 
+def gateway_parse_cost(rounds: int = 300) -> dict[str, float]:
+    """The gateway's CPU for reading a search body (pydantic-core from the bytes) and, with
+    local descriptors, decoding and checking them: a 1792-d fingerprint and three views of
+    22 x 28 / 28 x 22 cells of 64-d codes, as the page sends for a 640 x 480 photo."""
+    rng = np.random.default_rng(0)
+    views = [
+        {
+            "rows": rows,
+            "cols": cols,
+            "dim": 64,
+            "codes": base64.b64encode(
+                rng.integers(-127, 128, rows * cols * 64, dtype=np.int8).tobytes()
+            ).decode(),
+        }
+        for rows, cols in ((22, 28), (28, 22), (28, 22))
+    ]
+    plain = {"model_id": "m", "vector": (rng.normal(size=1792) / 42).tolist(), "k": 10}
+    bodies = {"fingerprint_only": plain, "with_local": {**plain, "local": views}}
+    out: dict[str, float] = {}
+    for name, body in bodies.items():
+        data = json.dumps(body).encode()
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            query = SearchQuery.model_validate_json(data)
+            local_messages(query.local, 64)
+            times.append((time.perf_counter() - started) * 1000)
+        out[f"{name}_bytes"] = len(data)
+        out[f"{name}_ms_p50"] = round(statistics.median(times), 3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-cache", type=Path, required=True)
+    parser.add_argument("--model-cache", type=Path)
     parser.add_argument("--model-id", default="")
     parser.add_argument("--photos", type=int, default=12)
+    parser.add_argument("--parse-cost", action="store_true", help="only the gateway's parsing")
     args = parser.parse_args()
+    if args.parse_cost:
+        print(json.dumps(gateway_parse_cost(), indent=1))
+        return
+    assert args.model_cache, "--model-cache is needed"
     manifests = sorted(args.model_cache.glob("*/manifest.json"))
     model_id = args.model_id or json.loads(manifests[0].read_text())["model_id"]
     model = ModelFiles.load(args.model_cache, model_id)
