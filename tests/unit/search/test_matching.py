@@ -147,12 +147,12 @@ def noisy_copy(seed: int) -> LocalGrid:
 
 def test_same_counts_as_the_per_pair_reference():
     """Same mutual matches exactly; inliers equal on (almost) every pair. The RANSAC
-    samples are the reference's own (same seed per pair), but the batched code scores
-    hypotheses from a closed-form 3x3 solve (the reference: LAPACK) and refits by SVD
-    (the reference: lstsq): on the half-cell lattice a match can sit exactly 1.5 cells
-    from a hypothesis, where the last bit decides. On the real smvs descriptors 3 of 600
-    pairs differed, by at most 2 inliers (bench/rerank.py); allowed here: 1 pair in 20,
-    by at most 2."""
+    samples are the reference's own (same seed per pair), but the batched code solves
+    each hypothesis in closed form (the reference: LAPACK) and refits by SVD (the
+    reference: lstsq): on the half-cell lattice a match can sit exactly 1.5 cells from a
+    hypothesis, where the last bit decides. On the real smvs descriptors 8 of 4,800 pairs
+    differed, by at most 2 inliers (docs/benchmarks/search.md); allowed here: 1 pair in
+    20, by at most 2."""
     views = [noisy_copy(seed) for seed in range(20, 26)]
     photos = [CATALOG, noisy_copy(30), full_grid(random_cells(ROWS * COLS, 31), ROWS, COLS)]
     batched = match_pairs(views, photos, SETTINGS)
