@@ -106,10 +106,15 @@ class Embedder:
         )
 
     async def _with_local(
-        self, result: Fingerprints, image: Image.Image, rotations: tuple[int, ...]
+        self,
+        result: Fingerprints,
+        decoded: tuple[np.ndarray, Image.Image] | InvalidImage,
+        rotations: tuple[int, ...],
     ) -> Fingerprints:
+        if isinstance(decoded, InvalidImage):
+            return result
         try:
-            grids = [await self.local_grid(image, angle) for angle in rotations]
+            grids = [await self.local_grid(decoded[1], angle) for angle in rotations]
         except Exception as exc:  # the fingerprints stay good; the caller decides
             log.exception("embed.local_failed", error=str(exc))
             return Fingerprints(result.vectors, local_error=f"local descriptors failed: {exc}")
@@ -142,9 +147,7 @@ class Embedder:
             results = list(
                 await asyncio.gather(
                     *(
-                        self._with_local(result, item[1], rotations)
-                        if not isinstance(item, InvalidImage)
-                        else _same(result)
+                        self._with_local(result, item, rotations)
                         for result, item in zip(results, decoded, strict=True)
                     )
                 )
@@ -169,7 +172,3 @@ class Embedder:
 
     def close(self) -> None:
         self._decoders.shutdown(wait=False)
-
-
-async def _same(result: Fingerprints) -> Fingerprints:
-    return result

@@ -18,12 +18,17 @@ log = get_logger(__name__)
 
 
 def _response(embedder: Embedder, ref: str, result: Fingerprints) -> embedder_pb2.EmbedResponse:
+    # A photo whose asked local descriptors could not be made fails as a whole (as Embed
+    # does), so a caller never takes a partial answer for a complete one.
+    failed = str(result.error) if result.error else result.local_error
     return embedder_pb2.EmbedResponse(
         model_id=embedder.model_id,
         dim=embedder.dim,
         ref=ref,
-        embeddings=[events_pb2.Embedding(variant=k, values=v) for k, v in result.vectors.items()],
-        error=str(result.error) if result.error else result.local_error,
+        embeddings=[]
+        if failed
+        else [events_pb2.Embedding(variant=k, values=v) for k, v in result.vectors.items()],
+        error=failed,
         local=[to_proto(grid) for grid in result.local],
     )
 

@@ -338,8 +338,9 @@ async def test_a_model_without_a_local_graph_says_so_and_still_embeds(
 async def test_a_failed_local_pass_publishes_the_vectors_without_local_descriptors(
     nats_server, js, tiny_model: ModelFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Injected fault: the local pass raises. The photo stays findable (its vectors
-    are published and the job acked), only without local descriptors, and the log says so."""
+    """Injected fault: the local pass raises. A queued photo stays findable (its vectors
+    are published and the job acked), only without local descriptors, and the log says
+    so; a caller who asked for them gets an error, never a partial answer."""
     model = export_for_this_test(tiny_model, tmp_path)
 
     async def broken(self: Embedder, image: Image.Image, degrees: int) -> None:
@@ -359,6 +360,15 @@ async def test_a_failed_local_pass_publishes_the_vectors_without_local_descripto
     assert not failed and not done.HasField("local") and len(done.embeddings[0].values) == 48
     warning = next(e for e in logs if e["event"] == "worker.local_failed")
     assert warning["image_id"] == "cat" and "local graph exploded" in warning["reason"]
+    async with service.channel() as channel:  # asked for, they fail the photo instead
+        stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await stub.Embed(embedder_pb2.EmbedRequest(image=photo("chelsea"), local_rotations=[0]))
+        assert error.value.code() == grpc.StatusCode.INTERNAL
+        request = embedder_pb2.EmbedRequest(image=photo("chelsea"), local_rotations=[0])
+        (streamed,) = [r async for r in stub.EmbedStream(iter([request]))]
+        assert "local graph exploded" in streamed.error and not streamed.embeddings
+        assert (await stub.Embed(embedder_pb2.EmbedRequest(image=photo("chelsea")))).embeddings
 
     async def queue_empty() -> bool:
         return bool(await service.lifecycle.worker.queue_depth() == (0, 0))
