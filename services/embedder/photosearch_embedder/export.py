@@ -232,7 +232,7 @@ def export_model(spec: ModelSpec, cache_dir: Path, quantize: Quantize = "auto") 
 def copy_export(source: ModelFiles, cache_dir: Path) -> ModelFiles:
     """Bring an export made elsewhere (a directory with a manifest) into the cache."""
     with _export_lock(cache_dir, source.model_id):
-        if existing := find_export(cache_dir, source.model_id):
+        if existing := find_export(cache_dir, source.model_id, need_local=False):
             if existing.files == source.files:
                 return existing
         directory = ModelFiles.directory_for(cache_dir, source.model_id)

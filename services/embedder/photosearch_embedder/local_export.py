@@ -113,7 +113,7 @@ def export_local(
         log.warning("export.local_square", model_id=spec.model_id, reason=problem)
         local = replace(local, square=True)
         square = planned.with_local(local)
-        views = _check_views(photos, square)[:1] + calibration_views(photos[:1], square)[:1]
+        views = [square.local_tensor(square.decode(d, parse_variants([]))) for d in photos]
         _export(module, local, views[0], path)
         worst = min_cell_cosine(path, module, local, views)
         checks = {"local_vs_pytorch_min_cosine": round(worst, 6)}

@@ -149,3 +149,23 @@ def test_the_calibration_views_are_decoded_as_the_service_decodes(
     assert len(views) == 6
     expected = preprocess.with_local(LocalSpec(448, 14, 48)).local_tensor(image)
     assert np.array_equal(views[1], expected)
+
+
+def test_a_vit_that_cannot_be_exported_with_dynamic_sizes_falls_back_to_a_square_input(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Injected fault: the exporter refuses dynamic height and width."""
+
+    def refuse(name: str, **_: object) -> None:
+        raise RuntimeError(f"cannot make {name} dynamic")
+
+    monkeypatch.setattr(torch.export, "Dim", refuse)
+    spec = spec_for(str(tiny_checkpoint), TINY_NAME)
+    path = tmp_path / "local.onnx"
+    local, checks = export_local(spec, path, calibration_photos())
+    assert local == LocalSpec(448, multiple=14, dim=48, square=True)
+    assert checks["local_vs_pytorch_min_cosine"] >= 0.9999
+    preprocess = spec.preprocess.with_local(local)
+    tensor = preprocess.local_tensor(decoded("chelsea"))  # stretched to 448 x 448
+    assert tensor.shape == (1, 3, 448, 448)
+    assert run_local(path, tensor).shape == (1, 48, 32, 32)
