@@ -4,7 +4,10 @@ For each pair: mutual nearest neighbours between the two photos' cells with cosi
 a floor, then an affine RANSAC over the matched cells' grid positions (3-pair samples,
 one refit on the best consensus). Same rules and same random samples as the per-pair
 reference (tools/quality/matching.py): a pair with n matches draws its samples from
-`default_rng(seed).integers(0, n, (iterations, 3))`, so both count the same inliers.
+`default_rng(seed).integers(0, n, (iterations, 3))`, so both find the same matches and
+the same inliers, except where a match lies exactly on the threshold of a hypothesis
+(the hypotheses are solved in closed form here, by LAPACK there: the last bit decides;
+0.17 % of pairs on real descriptors, by at most 2 inliers).
 
 Batched instead of looped: one matrix product of all query cells against all catalog
 cells, the mutual-neighbour test vectorised over every block, RANSAC hypotheses of all
