@@ -19,6 +19,9 @@ from photosearch_search.workers import WorkerDirectory
 
 log = get_logger(__name__)
 
+# Largest local dimension stored (DINOv2-large patch tokens are 1024-d).
+MAX_LOCAL_DIM = 4096
+
 
 @dataclass(frozen=True)
 class CheckedResult:
@@ -42,11 +45,15 @@ def check_local(event: events_pb2.EmbedCompleted) -> LocalGrid | None:
     except DomainError as exc:
         reason = str(exc)
     else:
-        if len(grid) <= SALIENT_CELLS:
+        if len(grid) <= SALIENT_CELLS and grid.dim <= MAX_LOCAL_DIM:
             return grid
         # A selection cannot be reduced further (no neighbours to compare), and every
         # stored cell is paid for on each re-ranked search.
-        reason = f"a selection of {len(grid)} cells, more than the {SALIENT_CELLS} allowed"
+        reason = (
+            f"a selection of {len(grid)} cells, more than the {SALIENT_CELLS} allowed"
+            if len(grid) > SALIENT_CELLS
+            else f"{grid.dim}-d cells, more than the {MAX_LOCAL_DIM} a model may have"
+        )
     log.warning("local.dropped", image_id=event.image_id, model_id=event.model_id, reason=reason)
     return None
 

@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from photosearch.common.local import LocalGrid, keep_salient
+from photosearch.common.local import LocalGrid, keep_salient, to_proto
+from photosearch.events.v1 import events_pb2
+from photosearch_search.indexer import check_local
 from photosearch_search.local_store import decode, encode_cells
 
 
@@ -27,3 +29,23 @@ def test_a_selection_keeps_its_cells_and_positions():
     assert np.array_equal(back.index, kept.index)
     assert np.array_equal(back.codes, kept.codes)
     assert np.array_equal(back.coordinates(), kept.coordinates())
+
+
+def event(local: events_pb2.LocalDescriptors | None) -> events_pb2.EmbedCompleted:
+    return events_pb2.EmbedCompleted(image_id="img", item_id="item", model_id="m", local=local)
+
+
+def test_an_embed_result_keeps_usable_descriptors_only():
+    assert check_local(event(None)) is None
+    whole = check_local(event(to_proto(grid(20, 21))))
+    assert whole is not None and len(whole) == 250  # reduced to the salient cells
+    small = check_local(event(to_proto(grid(12, 14))))
+    assert small is not None and len(small) == 12 * 14
+    oversized = events_pb2.LocalDescriptors(
+        rows=20, cols=21, dim=64, codes=bytes(300 * 64), cells=list(range(300))
+    )
+    assert check_local(event(oversized)) is None
+    wide = events_pb2.LocalDescriptors(rows=1, cols=2, dim=5000, codes=bytes(2 * 5000))
+    assert check_local(event(wide)) is None
+    broken = events_pb2.LocalDescriptors(rows=2, cols=2, dim=64, codes=b"\x01")
+    assert check_local(event(broken)) is None
