@@ -53,7 +53,7 @@ class LocalReference:
     def views(self, data: bytes) -> list[LocalGrid]:
         """The photo as taken, turned 90 and 270 degrees clockwise, as the page sends them."""
         background = tuple(self.spec.get("alpha_background", (255, 255, 255)))
-        image = decode_image(data, background=background).image  # type: ignore[arg-type]
+        image = decode_image(data, background=background).image
         grids = []
         for transpose in TURNS.values():
             turned = image if transpose is None else image.transpose(transpose)
