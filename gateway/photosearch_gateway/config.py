@@ -53,9 +53,9 @@ class GatewaySettings(BaseSettings):
     # Request body limits.
     max_json_bytes: int = Field(default=256 * 1024, ge=1024)
     # POST /api/v1/search: the fingerprint (within the JSON limit) plus up to four views of
-    # local descriptors, 40 x 40 cells of 64-d int8 codes in base64 with every cell listed
-    # (565 KiB, local_query.LOCAL_BODY_BYTES): 256 + 576 KiB.
-    max_search_bytes: int = Field(default=832 * 1024, ge=1024)
+    # local descriptors, 40 x 40 cells of 64-d int8 codes in base64 (533 KiB,
+    # local_query.LOCAL_BODY_BYTES) and their JSON framing: 256 + 544 KiB.
+    max_search_bytes: int = Field(default=800 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     # How long the settings and active model read from catalog/search are reused.
     cache_seconds: float = Field(default=2.0, ge=0)

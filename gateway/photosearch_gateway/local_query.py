@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from photosearch.common.errors import InvalidArgument
-from photosearch.common.local import from_proto
+from photosearch.common.local import SALIENT_CELLS, from_proto
 from photosearch.events.v1 import events_pb2
 from photosearch_gateway.errors import ApiError
 
@@ -21,11 +21,9 @@ MAX_LOCAL_VIEWS = 4
 # A 448-px long side gives 28 cells a side at stride 16 and 32 at DINOv2's 14.
 MAX_LOCAL_SIDE = 40
 MAX_LOCAL_DIM = 1024
-# Bytes a full search body may need beyond the fingerprint: MAX_LOCAL_VIEWS full grids of
-# 64-d codes in base64, with every cell listed (see config.max_search_bytes).
-LOCAL_BODY_BYTES = MAX_LOCAL_VIEWS * (
-    4 * math.ceil(MAX_LOCAL_SIDE**2 * 64 / 3) + MAX_LOCAL_SIDE**2 * len("1599,")
-)
+# Bytes a search body may need beyond the fingerprint: MAX_LOCAL_VIEWS full grids of 64-d
+# codes in base64 (a selection of cells is smaller; see config.max_search_bytes).
+LOCAL_BODY_BYTES = MAX_LOCAL_VIEWS * 4 * math.ceil(MAX_LOCAL_SIDE**2 * 64 / 3)
 
 
 class LocalView(BaseModel):
@@ -43,7 +41,8 @@ class LocalView(BaseModel):
     cells: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=list,
         max_length=MAX_LOCAL_SIDE**2,
-        description="Row-major grid index of each coded cell, ascending; empty = every cell.",
+        description="Row-major grid index of each coded cell, ascending, at most 250 (the "
+        "most salient); empty = every cell.",
     )
 
     def to_proto(self, dim: int | None, what: str) -> events_pb2.LocalDescriptors:
@@ -59,6 +58,12 @@ class LocalView(BaseModel):
             from_proto(message, dim=dim, what=what)
         except InvalidArgument as exc:
             raise invalid(what, str(exc)) from None
+        if len(self.cells) > SALIENT_CELLS:  # search matches no more cells than that
+            raise invalid(
+                what,
+                f"{what}: a selection of cells may hold at most {SALIENT_CELLS} cells, got "
+                f"{len(self.cells)}: send the full grid or its {SALIENT_CELLS} most salient cells",
+            )
         return message
 
 

@@ -1,6 +1,7 @@
 """Photo search as the page sees it: what it needs to fingerprint on the device
 (/config), and a fingerprint turned into candidate items (/search)."""
 
+from photosearch.common.local import SALIENT_CELLS
 from photosearch.common.model_files import ModelFiles, sri_sha256
 from photosearch.common.subjects import model_key
 from photosearch.events.v1 import events_pb2
@@ -40,6 +41,7 @@ def local_asset(files: ModelFiles, preprocess: dict[str, object]) -> LocalModelA
         onnx_sha256=sha,
         onnx_integrity=sri_sha256(sha),
         onnx_bytes=(files.directory / name).stat().st_size,
+        salient_cells=SALIENT_CELLS,
     )
 
 

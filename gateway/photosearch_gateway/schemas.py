@@ -243,6 +243,10 @@ class LocalModelAsset(BaseModel):
     onnx_sha256: str
     onnx_integrity: str = Field(description="Subresource-integrity value of the ONNX file.")
     onnx_bytes: int
+    salient_cells: int = Field(
+        description="Send at most this many cells per view: the most salient (search keeps "
+        "no more), with their indices in `cells`."
+    )
 
 
 class ModelAsset(BaseModel):

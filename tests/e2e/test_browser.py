@@ -18,9 +18,10 @@ import pytest
 from PIL import Image
 from selenium.webdriver.common.by import By
 
-from photosearch.common.local import LocalGrid, from_proto
+from photosearch.common.local import SALIENT_CELLS, LocalGrid, from_proto
 from photosearch.common.model_files import ModelFiles
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from photosearch.events.v1 import events_pb2
 from photosearch_devstack.mesh import Mesh
 from tests.e2e import browser
 from tests.e2e.local_reference import LocalReference, local_size
@@ -165,12 +166,13 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
     # when the model has a local graph, int8 codes of exactly rows x cols cells per view.
     uploads = [r for r in requests if r.get("hasPostData") and r is not search]
     assert uploads == []
-    codes = 0
+    descriptors = 0
     for view in body.get("local", []):
-        assert set(view) == {"rows", "cols", "dim", "codes"}
-        assert len(base64.b64decode(view["codes"])) == view["rows"] * view["cols"] * view["dim"]
-        codes += len(view["codes"])
-    assert len(sent) < 40_000 + codes
+        assert set(view) <= {"rows", "cols", "dim", "codes", "cells"}
+        cells = len(view.get("cells", [])) or view["rows"] * view["cols"]
+        assert len(base64.b64decode(view["codes"])) == cells * view["dim"]
+        descriptors += len(view["codes"]) + len(json.dumps(view.get("cells", [])))
+    assert len(sent) < 40_000 + descriptors
 
 
 def embed_on_server(mesh: Mesh, data: bytes) -> np.ndarray:
@@ -276,6 +278,10 @@ def test_the_page_sends_local_descriptors_of_three_views(
     dim = reference.local["dim"]
     shapes = [{k: v[k] for k in ("rows", "cols", "dim")} for v in body["local"]]
     assert shapes == [{**landscape, "dim": dim}, {**portrait, "dim": dim}, {**portrait, "dim": dim}]
+    # Of each view's cells, only the most salient travel (what search keeps anyway).
+    for view in body["local"]:
+        assert len(view["cells"]) == SALIENT_CELLS < view["rows"] * view["cols"]
+        assert len(base64.b64decode(view["codes"])) == SALIENT_CELLS * dim
     assert len(timings["local_ms"]) == 3 and timings["fingerprint_ms"] > 0
 
 
@@ -311,12 +317,23 @@ def local_on_server(mesh: Mesh, data: bytes) -> list[LocalGrid]:
 
 
 def median_cell_cosine(view: dict[str, Any], grid: LocalGrid) -> float:
-    """Median cosine between the page's cells and the same cells of `grid`."""
+    """Median cosine between the page's cells and the same cells of `grid` (those both
+    have: the page and the embedder each send their most salient cells)."""
     assert (view["rows"], view["cols"], view["dim"]) == (grid.rows, grid.cols, grid.dim)
-    codes = np.frombuffer(base64.b64decode(view["codes"]), np.int8)
-    page = codes.reshape(view["rows"] * view["cols"], grid.dim)[grid.index].astype(np.float64)
-    other = grid.codes.astype(np.float64)
-    cos = (page * other).sum(1) / np.linalg.norm(page, axis=1) / np.linalg.norm(other, axis=1)
+    page = from_proto(
+        events_pb2.LocalDescriptors(
+            rows=view["rows"],
+            cols=view["cols"],
+            dim=view["dim"],
+            codes=base64.b64decode(view["codes"]),
+            cells=view.get("cells", []),
+        )
+    )
+    common, mine, theirs = np.intersect1d(page.index, grid.index, return_indices=True)
+    assert len(common) >= 0.9 * min(len(page), len(grid)), "other cells were chosen"
+    a = page.codes[mine].astype(np.float64)
+    b = grid.codes[theirs].astype(np.float64)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     return float(np.median(cos))
 
 

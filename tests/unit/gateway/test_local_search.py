@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from photosearch.common.local import from_proto
+from photosearch.common.local import SALIENT_CELLS, from_proto
 from photosearch.common.model_files import sri_sha256
 from photosearch_gateway.app import create_app
 from photosearch_gateway.config import GatewaySettings
@@ -19,6 +19,7 @@ from tests.unit.gateway.fakes import MODEL, World, write_model
 VECTOR = [0.5, 0.5, 0.5, 0.5]
 LOCAL_DIM = 64
 TWO_CELLS = base64.b64encode(bytes(2 * LOCAL_DIM)).decode()
+CELLS_251 = base64.b64encode(bytes(251 * LOCAL_DIM)).decode()
 
 
 @pytest.fixture
@@ -50,6 +51,7 @@ async def test_config_offers_the_local_graph_with_its_integrity(
     model = (await client.get("/api/v1/config")).json()["model"]
     local = model["local"]
     assert model["preprocess"]["local"]["dim"] == LOCAL_DIM
+    assert local["salient_cells"] == SALIENT_CELLS
     assert local["onnx_integrity"] == sri_sha256(local["onnx_sha256"])
     assert local["onnx_url"].endswith(f"/local.onnx?v={local['onnx_sha256'][:16]}")
     onnx = await client.get(local["onnx_url"])
@@ -124,6 +126,11 @@ async def test_without_local_nothing_is_reranked(client: httpx.AsyncClient, worl
         ([{**view(2, 3), "codes": "not base64!"}], "local.0", "not valid base64"),
         ([{**view(2, 3), "cells": [4, 2], "codes": TWO_CELLS}], "local.0", "ascending"),
         ([{**view(2, 3), "cells": [0, 6], "codes": TWO_CELLS}], "local.0", "0..5, ascending"),
+        (
+            [view(2, 3), {**view(20, 20, cells=list(range(251))), "codes": CELLS_251}],
+            "local.1",
+            "at most 250 cells, got 251",
+        ),
     ],
 )
 async def test_malformed_local_views_are_400_naming_the_view(
@@ -159,11 +166,11 @@ async def test_local_views_out_of_bounds_are_400(
 async def test_four_full_grids_fit_the_search_body_limit(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    """The largest valid query (four 40 x 40 grids, every cell listed, a 4096-value
-    fingerprint written at full precision) is under the search limit; JSON routes other
-    than search keep the smaller limit."""
+    """The largest valid query (four full 40 x 40 grids, a 4096-value fingerprint written
+    at full precision) is under the search limit; JSON routes other than search keep the
+    smaller limit."""
     settings = GatewaySettings()
-    grids = [view(40, 40, seed=n, cells=list(range(1600))) for n in range(4)]
+    grids = [view(40, 40, seed=n) for n in range(4)]
     fingerprint = [-0.012345678901234567] * 4096
     largest = query(vector=fingerprint, local=grids)
     size = len(httpx.Request("POST", "/", json=largest).content)

@@ -8,12 +8,21 @@ import math
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from photosearch.common.local import from_feature_map, from_proto, to_proto
+from photosearch.common.local import (
+    LocalGrid,
+    from_feature_map,
+    from_proto,
+    keep_salient,
+    local_contrast,
+    quantise,
+    to_proto,
+)
 from photosearch.events.v1 import events_pb2
 from photosearch_embedder.preprocess import LocalSpec
 from photosearch_gateway.routes.assets import STATIC_DIR
@@ -49,6 +58,10 @@ if (job.kind === "rotate") {
 } else if (job.kind === "quantise") {
   const map = new Float32Array(src.buffer, src.byteOffset, src.byteLength / 4);
   writeFileSync(job.output, codes.base64(codes.quantise(map, job.dim, job.rows, job.cols)));
+} else if (job.kind === "salient") {
+  const grid = new Int8Array(src.buffer, src.byteOffset, src.byteLength);
+  const kept = codes.keepSalient(grid, job.rows, job.cols, job.dim, job.budget);
+  writeFileSync(job.output, JSON.stringify({ cells: kept.cells, codes: codes.base64(kept.codes) }));
 } else if (job.kind === "resize") {
   writeFileSync(job.output, p.resizeBicubic(src, job.width, job.height, job.out_w, job.out_h));
 } else if (job.kind === "flatten") {
@@ -189,3 +202,59 @@ def test_codes_are_the_shared_codecs_int8_in_base64(tmp_path: Path) -> None:
         events_pb2.LocalDescriptors(rows=rows, cols=cols, dim=dim, codes=base64.b64decode(got))
     )
     assert grid.codes[0, 0] == 127 and grid.codes[0, 1] == -127
+
+
+def photo_like_grid(rows: int, cols: int, dim: int, seed: int) -> np.ndarray:
+    """(rows * cols, dim) int8 codes: a flat background (equal cells) around a textured
+    object in the middle."""
+    rng = np.random.default_rng(seed)
+    cells = np.tile(rng.normal(size=dim), (rows, cols, 1))
+    top, left = rows // 4, cols // 4
+    cells[top : rows - top, left : cols - left] += rng.normal(
+        0, 1.5, (rows - 2 * top, cols - 2 * left, dim)
+    )
+    flat = cells.reshape(rows * cols, dim)
+    return quantise(flat / np.linalg.norm(flat, axis=1, keepdims=True))
+
+
+def js_salient(tmp_path: Path, codes: np.ndarray, rows: int, cols: int) -> dict[str, Any]:
+    job = {"kind": "salient", "rows": rows, "cols": cols, "dim": codes.shape[-1], "budget": 250}
+    result: dict[str, Any] = json.loads(run_js(tmp_path, codes, **job))
+    return result
+
+
+@pytest.mark.parametrize(("rows", "cols", "seed"), [(22, 28, 1), (28, 22, 2), (32, 32, 3)])
+def test_salient_cells_are_the_shared_codecs(
+    tmp_path: Path, rows: int, cols: int, seed: int
+) -> None:
+    """Textured cells (no ties): the very cells keep_salient picks, with their codes."""
+    dim = 64
+    rng = np.random.default_rng(seed)
+    unit = rng.normal(size=(rows * cols, dim))
+    codes = quantise(unit / np.linalg.norm(unit, axis=1, keepdims=True))
+    want = keep_salient(LocalGrid(rows, cols, np.arange(rows * cols, dtype=np.int32), codes))
+    got = js_salient(tmp_path, codes, rows, cols)
+    assert got["cells"] == want.index.tolist()
+    assert base64.b64decode(got["codes"]) == want.codes.tobytes()
+
+
+@pytest.mark.parametrize(("rows", "cols", "seed"), [(22, 28, 1), (28, 22, 2)])
+def test_salient_cells_differ_only_among_equal_cells(
+    tmp_path: Path, rows: int, cols: int, seed: int
+) -> None:
+    """A flat background (many equal cells, equal contrast but for float32 rounding in
+    numpy): the page may pick other background cells than Python, never other kinds."""
+    codes = photo_like_grid(rows, cols, 64, seed)
+    grid = LocalGrid(rows, cols, np.arange(rows * cols, dtype=np.int32), codes)
+    contrast = local_contrast(grid)
+    want = set(keep_salient(grid).index.tolist())
+    got = set(js_salient(tmp_path, codes, rows, cols)["cells"])
+    assert len(got) == len(want) == 250
+    threshold = np.sort(contrast)[::-1][249]
+    assert all(abs(contrast[c] - threshold) < 1e-5 for c in got ^ want), sorted(got ^ want)
+
+
+def test_a_small_grid_is_sent_whole(tmp_path: Path) -> None:
+    codes = photo_like_grid(10, 12, 64, seed=4)
+    got = js_salient(tmp_path, codes, 10, 12)
+    assert got["cells"] == [] and base64.b64decode(got["codes"]) == codes.tobytes()

@@ -1,8 +1,9 @@
 // Local descriptors in the page: the model's local graph (local.onnx) run on the whole
 // photo as taken and turned 90 and 270 degrees clockwise; each view's cells become int8
-// codes, base64-encoded for POST /api/v1/search. Descriptors only: no pixels leave.
+// codes, of which the most salient (what search keeps anyway) are sent, base64-encoded, to
+// POST /api/v1/search. Descriptors only: no pixels leave.
 import { createSession, modelBytes, modelFiles, ort } from "/static/js/fingerprint.js";
-import { base64, quantise } from "/static/js/codes.js";
+import { base64, keepSalient, quantise } from "/static/js/codes.js";
 import { rotateClockwise, toLocalTensor } from "/static/js/preprocess.js";
 
 // The photo as taken first, then turned (search tries each view against each candidate).
@@ -15,13 +16,15 @@ export class RegionDescriber {
     const files = modelFiles(asset);
     const keep = [files.fingerprint.sha256, files.local.sha256];
     const bytes = await modelBytes(files.local, onProgress, keep);
-    return new RegionDescriber(asset.preprocess, await createSession(bytes));
+    return new RegionDescriber(asset.preprocess, await createSession(bytes), asset.local.salient_cells);
   }
 
-  constructor(spec, session) {
+  // `budget`: cells sent per view (the most salient); 0 = the whole grid.
+  constructor(spec, session, budget = 0) {
     this.spec = spec;
     this.local = spec.local;
     this.session = session;
+    this.budget = budget;
   }
 
   // Raw output of the local graph for one view: {map (dim*rows*cols), dims, runMs}.
@@ -34,8 +37,8 @@ export class RegionDescriber {
     return { map: output.data, dims: output.dims, runMs: performance.now() - started };
   }
 
-  // Decoded photo -> one {rows, cols, dim, codes} per turn, each view's time (ms) and the
-  // model's share of it.
+  // Decoded photo -> one {rows, cols, dim, codes, cells?} per turn, each view's time (ms)
+  // and the model's share of it.
   async describe(photo, onView = () => {}) {
     const views = [];
     const times = [];
@@ -48,7 +51,9 @@ export class RegionDescriber {
       const { map, dims, runMs } = await this.run(turned);
       const [, dim, rows, cols] = dims;
       if (dim !== this.local.dim) throw new Error(`the local graph gave ${dim}-d cells, not ${this.local.dim}`);
-      views.push({ rows, cols, dim, codes: base64(quantise(map, dim, rows, cols)) });
+      const all = quantise(map, dim, rows, cols);
+      const { codes, cells } = this.budget ? keepSalient(all, rows, cols, dim, this.budget) : { codes: all, cells: [] };
+      views.push({ rows, cols, dim, codes: base64(codes), ...(cells.length ? { cells } : {}) });
       times.push(performance.now() - started);
       runTimes.push(runMs);
     }
