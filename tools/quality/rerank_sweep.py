@@ -5,7 +5,8 @@ top candidates is computed once (the services' own descriptors and matcher, as
     .venv/bin/python -m tools.quality.rerank_sweep --model efficientnet-lite0-colour
 
 Rule: score = global + weight * min(inliers, saturate) / saturate, counting only
-candidates with at least `min_inliers` verified matches."""
+candidates with at least `min_inliers` verified matches; the turned query views either
+always count, or only when the photo as taken verified no candidate."""
 
 import argparse
 import itertools
@@ -29,7 +30,14 @@ ROOT = Path(__file__).resolve().parents[2]
 class QueryEvidence:
     truth: str
     scores: dict[str, float]  # global item scores
-    inliers: dict[str, int]  # top-k candidates' verified inliers
+    per_view: list[dict[str, int]]  # top-k candidates' verified inliers, view by view
+
+    def inliers(self, floor: int, staged: bool) -> dict[str, int]:
+        """Best over the views; `staged`: the turned views only count when the photo as
+        taken verified no candidate (at least `floor` inliers), as search can skip them."""
+        if staged and max(self.per_view[0].values(), default=0) >= max(floor, 1):
+            return self.per_view[0]
+        return {i: max(v.get(i, 0) for v in self.per_view) for i in self.per_view[0]}
 
 
 def gather(model: str, dataset_name: str, top_k: int) -> list[QueryEvidence]:
@@ -52,17 +60,23 @@ def gather(model: str, dataset_name: str, top_k: int) -> list[QueryEvidence]:
         scores = global_item_scores(feats[0].fingerprints[0], vectors, owners)
         top = {item: photos[item] for item in top_items(scores, top_k)}
         query = query_views([v[number] for v in views])
-        evidence = item_evidence(query, top, MatchSettings())
-        out.append(QueryEvidence(photo.item, scores, {i: e.inliers for i, e in evidence.items()}))
+        per_view = []
+        for view in query:
+            evidence = item_evidence([view], top, MatchSettings())
+            per_view.append({i: e.inliers for i, e in evidence.items()})
+        out.append(QueryEvidence(photo.item, scores, per_view))
     return out
 
 
-def recall_at_1(queries: list[QueryEvidence], weight: float, saturate: int, floor: int) -> float:
+def recall_at_1(
+    queries: list[QueryEvidence], weight: float, saturate: int, floor: int, staged: bool
+) -> float:
     right = 0
     for q in queries:
+        found = q.inliers(floor, staged)
 
-        def score(item: str, q: QueryEvidence = q) -> float:
-            inliers = q.inliers.get(item, 0)
+        def score(item: str, q: QueryEvidence = q, found: dict[str, int] = found) -> float:
+            inliers = found.get(item, 0)
             bonus = weight * min(inliers, saturate) / saturate if inliers >= floor else 0.0
             return q.scores[item] + bonus
 
@@ -82,16 +96,18 @@ def main() -> None:
     args = parser.parse_args()
     names = args.datasets.split(",")
     data = {name: gather(args.model, name, args.top_k) for name in names}
-    print("| weight | saturate | min inliers | " + " | ".join(names) + " | worst |")
-    print("|---" * (4 + len(names)) + "|")
-    for weight, saturate, floor in itertools.product(
+    print("| weight | saturate | min inliers | turned views | " + " | ".join(names) + " | worst |")
+    print("|---" * (5 + len(names)) + "|")
+    for weight, saturate, floor, staged in itertools.product(
         [float(w) for w in args.weights.split(",")],
         [int(s) for s in args.saturate.split(",")],
         [int(f) for f in args.floors.split(",")],
+        (False, True),
     ):
-        recalls = [recall_at_1(data[n], weight, saturate, floor) for n in names]
+        recalls = [recall_at_1(data[n], weight, saturate, floor, staged) for n in names]
         cells = " | ".join(f"{r:.3f}" for r in recalls)
-        print(f"| {weight} | {saturate} | {floor} | {cells} | {min(recalls):.3f} |")
+        when = "if upright unverified" if staged else "always"
+        print(f"| {weight} | {saturate} | {floor} | {when} | {cells} | {min(recalls):.3f} |")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ from photosearch_search.rerank import (
     Evidence,
     RerankSettings,
     StoredPhoto,
-    item_evidence,
     query_views,
     rescore,
+    staged_evidence,
     top_photos,
 )
 from photosearch_search.vectors import check_min_score
@@ -110,5 +110,5 @@ class LocalSearch:
             return {}
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, item_evidence, views, photos, self._settings.match
+            self._executor, staged_evidence, views, photos, self._settings
         )

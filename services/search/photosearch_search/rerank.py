@@ -1,11 +1,17 @@
 """Re-ranking of the global search's top candidates by verified local matches.
 
 An item's evidence is its best (inliers, matches) over the query's views (the photo as
-taken, then turned views) and its photos; its new score is the global score plus
-weight * min(inliers, saturate) / saturate, so a verified match outranks any candidate
-without one while the global score still orders candidates with equal evidence.
-Candidates beyond the top k keep their global score. Plain numpy, no I/O: search runs
-it in a worker thread."""
+taken, then turned views) and its photos; with at least `min_inliers` its new score is
+the global score plus weight * min(inliers, saturate) / saturate. Candidates beyond the
+top k keep their global score. The turned views are matched only when the photo as taken
+verifies no candidate well (fewer than `turned_views_below` inliers): most photos are
+upright, and that saves two thirds of the work for them. Plain numpy, no I/O: search
+runs it in a worker thread.
+
+The rule and its numbers were chosen on three real datasets side by side
+(tools/quality/rerank_sweep.py; docs/quality.md): a small weight lets verified matches
+settle close calls without overruling a clear fingerprint answer, and the floor keeps
+chance alignments (RANSAC finds a few inliers between unrelated photos) from counting."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,7 +30,11 @@ MAX_QUERY_VIEWS = 4
 class RerankSettings:
     top_k: int = 20  # candidates of the global search that get re-ranked
     saturate: int = 30  # inliers that count as full evidence
-    weight: float = 1.0  # score added for full evidence
+    weight: float = 0.15  # score added for full evidence
+    min_inliers: int = 10  # fewer verified matches count as none
+    # Turned query views are matched only when the first view's best candidate has fewer
+    # inliers than this (0 = always).
+    turned_views_below: int = 15
     match: MatchSettings = field(default_factory=MatchSettings)
 
     @property
@@ -86,6 +96,24 @@ def item_evidence(
     return evidence
 
 
+def staged_evidence(
+    views: Sequence[LocalGrid],
+    photos: Mapping[str, Sequence[StoredPhoto]],
+    settings: RerankSettings,
+) -> dict[str, Evidence]:
+    """`item_evidence` over every view, except that the turned views (all but the first)
+    are skipped when the first already verifies a candidate with `turned_views_below`
+    inliers. Same result as matching all views whenever they are matched."""
+    first = item_evidence(views[:1], photos, settings.match)
+    best = max((e.inliers for e in first.values()), default=0)
+    if len(views) == 1 or (settings.turned_views_below and best >= settings.turned_views_below):
+        return first
+    turned = item_evidence(views[1:], photos, settings.match)
+    return {
+        item: max(first[item], turned[item], key=lambda e: (e.inliers, e.matches)) for item in first
+    }
+
+
 def top_photos(
     candidates: Sequence[Candidate],
     photos: Mapping[str, Sequence[StoredPhoto]],
@@ -107,11 +135,12 @@ def rescore(
         if number >= settings.top_k or found is None:
             out.append(replace(candidate, global_score=candidate.score))
             continue
-        bonus = settings.weight * min(found.inliers, settings.saturate) / settings.saturate
+        counted = found.inliers if found.inliers >= settings.min_inliers else 0
+        bonus = settings.weight * min(counted, settings.saturate) / settings.saturate
         out.append(
             Candidate(
                 candidate.item_id,
-                found.image_id if found.inliers > 0 else candidate.image_id,
+                found.image_id if counted > 0 else candidate.image_id,
                 candidate.score + bonus,
                 global_score=candidate.score,
                 inliers=found.inliers,
@@ -128,5 +157,5 @@ def rerank(
 ) -> list[Candidate]:
     """`rescore` with the evidence of the top candidates' stored photos, in one go."""
     wanted = top_photos(candidates, photos, settings)
-    evidence = item_evidence(views, wanted, settings.match) if views and wanted else {}
+    evidence = staged_evidence(views, wanted, settings) if views and wanted else {}
     return rescore(candidates, evidence, settings)

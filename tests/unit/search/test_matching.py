@@ -9,10 +9,13 @@ from photosearch_search import matching
 from photosearch_search.domain import Candidate
 from photosearch_search.matching import MatchSettings, match_pairs
 from photosearch_search.rerank import (
+    Evidence,
     RerankSettings,
     StoredPhoto,
     query_views,
     rerank,
+    rescore,
+    staged_evidence,
 )
 from tools.quality.extract import LocalFeatures
 from tools.quality.matching import local_score
@@ -89,7 +92,7 @@ def test_rerank_promotes_the_verified_candidate_and_keeps_the_rest_global():
     ]
     other = full_grid(random_cells(ROWS * COLS, seed=8), ROWS, COLS)
     candidates = [
-        Candidate("wrong", "img-w", 0.9),
+        Candidate("wrong", "img-w", 0.8),
         Candidate("right", "img-r2", 0.7),
         Candidate("beyond-top-k", "img-b", 0.65),
     ]
@@ -101,11 +104,46 @@ def test_rerank_promotes_the_verified_candidate_and_keeps_the_rest_global():
     result = rerank(candidates, views, photos, RerankSettings(top_k=2))
     assert [c.item_id for c in result] == ["right", "wrong", "beyond-top-k"]
     right = result[0]
-    assert right.score == pytest.approx(1.7)  # full evidence: 30 or more inliers
+    assert right.score == pytest.approx(0.85)  # full evidence: 30 or more inliers
     assert right.global_score == pytest.approx(0.7)
     assert right.inliers >= 30 and right.image_id == "img-r2"
     assert result[2].score == 0.65 and result[2].inliers == 0  # not re-ranked
     assert result[2].global_score == 0.65
+
+
+def test_a_few_chance_inliers_count_as_none():
+    candidates = [Candidate("a", "img-a", 0.8), Candidate("b", "img-b", 0.78)]
+    settings = RerankSettings()
+    below = {"b": Evidence(40, settings.min_inliers - 1, "img-b2")}
+    at = {"b": Evidence(40, settings.min_inliers, "img-b2")}
+    unchanged = rescore(candidates, below, settings)
+    assert [c.item_id for c in unchanged] == ["a", "b"]
+    assert unchanged[1].score == 0.78 and unchanged[1].image_id == "img-b"
+    assert unchanged[1].inliers == settings.min_inliers - 1  # reported, not counted
+    counted = rescore(candidates, at, settings)
+    assert [c.item_id for c in counted] == ["b", "a"]
+    assert counted[0].score == pytest.approx(0.78 + settings.weight * settings.min_inliers / 30)
+    assert counted[0].image_id == "img-b2"
+
+
+def test_turned_views_are_matched_only_when_the_photo_as_taken_verifies_nothing():
+    upright = full_grid(SOURCE, ROWS, COLS)  # verifies "same" with every cell
+    turned = rotated_90(SOURCE, ROWS, COLS)
+    unrelated = full_grid(random_cells(ROWS * COLS, seed=11), ROWS, COLS)
+    only_turned = transformed(  # matches the turned view only (its own rotated content)
+        random_cells(ROWS * COLS, seed=12), ROWS, COLS, lambda y, x: (y, x), (ROWS, COLS), 13
+    )
+    photos = {"same": [StoredPhoto("s", CATALOG)], "turned": [StoredPhoto("t", only_turned)]}
+    views = [upright, full_grid(only_turned.unit(), ROWS, COLS)]
+    staged = staged_evidence(views, photos, RerankSettings())
+    assert staged["same"].inliers >= 30
+    assert staged["turned"].inliers == 0  # skipped: the upright view verified "same"
+    always = staged_evidence(views, photos, RerankSettings(turned_views_below=0))
+    assert always["turned"].inliers >= 30
+    # Nothing verified upright: the turned views are matched.
+    views = [full_grid(unrelated.unit(), ROWS, COLS), turned]
+    found = staged_evidence(views, {"same": [StoredPhoto("s", CATALOG)]}, RerankSettings())
+    assert found["same"].inliers >= 30
 
 
 def test_results_are_deterministic():
