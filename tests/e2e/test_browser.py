@@ -365,6 +365,31 @@ def test_browser_local_descriptors_equal_the_reference_and_the_embedders(
     assert min(worst["embedder"].values()) >= 0.98, worst
 
 
+def test_without_the_local_graph_the_page_searches_with_the_fingerprint_alone(
+    mesh: Mesh, catalog: dict[int, str], model: ModelFiles, tmp_path: Path
+) -> None:
+    """local.onnx cannot be downloaded: the search still runs, without `local`, and the page
+    says quietly that only the fingerprint was used."""
+    needs_local(model)
+    with browser.chromium() as driver:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/local.onnx*"]})
+        open_page(driver, mesh)
+        browser.sent_requests(driver)
+        pick(driver, turned_copy(tmp_path, 3), searches=1)
+        (search,) = [
+            r for r in browser.sent_requests(driver) if r["url"].endswith("/api/v1/search")
+        ]
+        body = json.loads(browser.post_data(driver, search))
+        assert set(body) == {"model_id", "vector", "k"}
+        assert driver.execute_script("return document.body.dataset.localError")
+        note = driver.find_element(By.ID, "search-note")
+        assert note.is_displayed() and "fingerprint only" in note.text
+        first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
+        assert first.get_attribute("data-item-id") == catalog[3]
+        assert not first.find_elements(By.CLASS_NAME, "verified")
+
+
 # Last: it stops the embedder.
 def test_admin_page_shows_the_index_and_the_rebuild_gate(
     mesh: Mesh, catalog: dict[int, str]
