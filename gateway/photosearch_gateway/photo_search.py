@@ -21,6 +21,9 @@ from photosearch_gateway.schemas import (
 from photosearch_gateway.state import NO_ACTIVE_MODEL, Gateway
 
 ORT_BASE_URL = "/vendor/ort/"
+# A re-ranked score above the fingerprint's by more than float noise: search's bonus for
+# verified regions (it adds none for a few chance matches).
+VERIFIED_MARGIN = 1e-6
 
 
 def model_file_url(files: ModelFiles, name: str) -> str:
@@ -168,9 +171,10 @@ async def find_candidates(gw: Gateway, query: SearchQuery) -> SearchResult:
                 item=ItemSummary.from_proto(items[c.item_id]),
                 image_id=c.image_id,
                 score=round(c.score, 6),
-                # A search that predates re-ranking leaves it 0: then it is the score.
+                # Without re-ranking the score is the fingerprint similarity.
                 global_score=round(c.global_score if reply.reranked else c.score, 6),
                 inliers=c.inliers,
+                verified=reply.reranked and c.score > c.global_score + VERIFIED_MARGIN,
                 thumbnail_url=thumbnail_url(c.image_id),
             )
             for c in reply.candidates

@@ -215,13 +215,16 @@ class Candidate(BaseModel):
     item: ItemSummary
     image_id: str = Field(description="The item's best-matching image.")
     score: float = Field(
-        description="What candidates are ranked by: the fingerprint similarity, plus "
-        "min(inliers, 30) / 30 when re-ranked (above 1 = verified by matching regions)."
+        description="What candidates are ranked by: the fingerprint similarity, plus search's "
+        "bonus for enough regions verified by matching (when re-ranked)."
     )
     global_score: float = Field(description="Cosine similarity of the fingerprint alone.")
     inliers: int = Field(
         description="Regions of the photo that match this image under one geometric mapping "
-        "(0 when not re-ranked or nothing matched)."
+        "(0 when not re-ranked or nothing matched; a few can match by chance)."
+    )
+    verified: bool = Field(
+        description="Matched regions raised this candidate's score (score > global_score)."
     )
     thumbnail_url: str
 

@@ -268,8 +268,10 @@ def test_the_page_sends_local_descriptors_of_three_views(
         assert not driver.execute_script("return document.body.dataset.localError")
         # Search re-ranked with them: the right cover is verified by matching regions.
         assert result["reranked"] is True
-        assert result["candidates"][0]["inliers"] > 0
+        assert result["candidates"][0]["verified"] is True
         assert first.find_element(By.CLASS_NAME, "verified").text == "verified"
+        badges = driver.find_elements(By.CSS_SELECTOR, "#candidates .verified")
+        assert len(badges) == sum(c["verified"] for c in result["candidates"])
     # As taken (landscape) and turned 90 and 270 degrees (portrait): the grid of each view.
     width, height = local_size(600, 430, reference.local)
     stride = width // reference.run(np.zeros((1, 3, height, width), np.float32)).shape[3]

@@ -136,12 +136,14 @@ async def test_search_with_local_descriptors_reranks_by_matched_regions(stack: S
     assert body["reranked"] is True
     first = body["candidates"][0]
     assert first["item"]["name"] == "DVD 003" and first["inliers"] > 0
-    assert first["score"] == pytest.approx(
-        first["global_score"] + min(first["inliers"], 30) / 30, abs=1e-4
-    )
+    assert first["verified"] is True and first["score"] > first["global_score"]
+    assert all(c["verified"] == (c["score"] > c["global_score"]) for c in body["candidates"])
     plain = (await http.post("/api/v1/search", json={**query, "local": []})).json()
     assert plain["reranked"] is False
-    assert all(c["inliers"] == 0 and c["score"] == c["global_score"] for c in plain["candidates"])
+    assert all(
+        c["inliers"] == 0 and c["score"] == c["global_score"] and not c["verified"]
+        for c in plain["candidates"]
+    )
     # A view of another model's dimension is refused by the gateway, naming the view.
     dim = grids[1].dim
     half = LocalGrid(grids[1].rows, grids[1].cols, grids[1].index, grids[1].codes[:, : dim // 2])

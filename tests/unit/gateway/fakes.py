@@ -183,11 +183,12 @@ class FakeSearch(search_pb2_grpc.SearchServiceServicer):
         candidates = []
         for item_id, (score, image_id) in best.items():
             inliers = self.w.inliers.get(image_id, 0) if reranked else 0
+            counted = inliers if inliers >= 10 else 0  # a few chance matches count as none
             candidates.append(
                 spb.Candidate(
                     item_id=item_id,
                     image_id=image_id,
-                    score=score + min(inliers, 30) / 30,
+                    score=score + 0.15 * min(counted, 30) / 30,
                     global_score=score,
                     inliers=inliers,
                 )

@@ -84,16 +84,22 @@ async def test_local_views_reach_search_as_sent_and_reranking_comes_back(
     world.add_image(plain.id, b"\x89PNG1", [0.5, 0.5, 0.5, 0.5])
     image = world.add_image(verified.id, b"\x89PNG2", [0.5, 0.5, 0.5, 0.4])
     world.inliers[image] = 12
+    chance = world.add_item("Chance")
+    world.inliers[world.add_image(chance.id, b"\x89PNG3", [0.5, 0.5, 0.4, 0.4])] = 4
     views = [view(20, 28, seed=1), view(28, 20, seed=2), view(28, 20, seed=3, cells=[0, 5, 559])]
     views[2]["codes"] = base64.b64encode(bytes(3 * LOCAL_DIM)).decode()
     reply = await client.post("/api/v1/search", json=query(local=views))
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["reranked"] is True
-    first, second = body["candidates"]
+    first, second, third = body["candidates"]
     assert first["item"]["name"] == "Verified" and first["inliers"] == 12
-    assert first["score"] == pytest.approx(first["global_score"] + 12 / 30, abs=1e-5)
+    assert first["score"] == pytest.approx(first["global_score"] + 0.15 * 12 / 30, abs=1e-5)
+    assert first["verified"] is True
     assert second["inliers"] == 0 and second["score"] == second["global_score"]
+    assert third["item"]["name"] == "Chance" and third["inliers"] == 4
+    assert third["score"] == third["global_score"] and third["verified"] is False
+    assert second["verified"] is False
     sent = world.last_search
     assert sent is not None and len(sent.local) == 3
     for message, given in zip(sent.local, views, strict=True):
@@ -115,6 +121,7 @@ async def test_without_local_nothing_is_reranked(client: httpx.AsyncClient, worl
     assert body["reranked"] is False
     (only,) = body["candidates"]
     assert only["inliers"] == 0 and only["global_score"] == only["score"]
+    assert only["verified"] is False
     assert world.last_search is not None and not world.last_search.local
 
 

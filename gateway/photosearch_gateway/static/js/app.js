@@ -94,8 +94,9 @@ function renderCandidates(candidates) {
   for (const candidate of candidates) {
     const { item } = candidate;
     const details = [item.series, item.maker, item.year].filter(Boolean).join(" · ");
-    // Verified: regions of the photo match this item's image under one geometric mapping.
-    const verified = candidate.inliers > 0
+    // Verified: enough regions of the photo match this item's image under one geometric
+    // mapping for search to raise its score.
+    const verified = candidate.verified
       ? el("span", { class: "verified", title: `${candidate.inliers} matching regions`, text: "verified" })
       : "";
     list.append(
