@@ -74,6 +74,8 @@ class SearchResult:
     candidates: list[Candidate]
     exact: bool = False
     reranked: bool = False
+    # Only the upright view came, and it verified nothing well: turned views would count.
+    turned_views_wanted: bool = False
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from photosearch_search.rerank import (
     rescore,
     staged_evidence,
     top_photos,
+    wants_turned_views,
 )
 from photosearch_search.vectors import check_min_score
 
@@ -94,11 +95,19 @@ class LocalSearch:
 
         found, photos = await self._vectors.run(work)
         candidates = found.candidates
+        turned_wanted = False
         if photos is not None:
             evidence = await self._evidence(views, top_photos(candidates, photos, self._settings))
             candidates = rescore(candidates, evidence, self._settings)
+            turned_wanted = wants_turned_views(views, evidence, self._settings)
         kept = [c for c in candidates if c.score >= query.min_score][: query.k]
-        return SearchResult(found.model_id, kept, found.exact, reranked=photos is not None)
+        return SearchResult(
+            found.model_id,
+            kept,
+            found.exact,
+            reranked=photos is not None,
+            turned_views_wanted=turned_wanted,
+        )
 
     async def _evidence(
         self, views: Sequence[LocalGrid], photos: dict[str, Sequence[StoredPhoto]]

@@ -114,6 +114,16 @@ def staged_evidence(
     }
 
 
+def wants_turned_views(
+    views: Sequence[LocalGrid], evidence: Mapping[str, Evidence], settings: RerankSettings
+) -> bool:
+    """Only the photo as taken was sent and it verified no candidate well: matching
+    turned views would follow, so the client should send them (staged_evidence's rule)."""
+    best = max((e.inliers for e in evidence.values()), default=0)
+    below = settings.turned_views_below
+    return len(views) == 1 and below > 0 and best < below
+
+
 def top_photos(
     candidates: Sequence[Candidate],
     photos: Mapping[str, Sequence[StoredPhoto]],

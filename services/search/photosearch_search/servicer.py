@@ -27,6 +27,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             model_id=result.model_id,
             exact=result.exact,
             reranked=result.reranked,
+            turned_views_wanted=result.turned_views_wanted,
             candidates=[
                 search_pb2.Candidate(
                     item_id=c.item_id,

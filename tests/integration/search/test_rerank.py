@@ -101,6 +101,15 @@ async def test_a_verified_candidate_outranks_a_closer_fingerprint(start_harness)
     assert [c.item_id for c in verified.candidates] == ["item-cover"]
     top = await h.search_items(QUERY, k=1, local=query_views())
     assert [c.item_id for c in top.candidates] == ["item-cover"]
+    assert not reply.turned_views_wanted  # the turned view came with the query
+    # Only the photo as taken, which verifies nothing: the client is asked for the turns.
+    upright = await h.search_items(QUERY, k=10, local=query_views()[:1])
+    assert upright.reranked and upright.turned_views_wanted
+    assert [c.item_id for c in upright.candidates] == ["item-near", "item-cover", "item-plain"]
+    # A photo as taken that verifies the cover needs no turned views.
+    direct = await h.search_items(QUERY, k=10, local=[COVER])
+    assert [c.item_id for c in direct.candidates][0] == "item-cover"
+    assert direct.reranked and not direct.turned_views_wanted
     # The same request without descriptors is answered as before.
     again = await h.search_items(QUERY, k=10)
     assert [c.item_id for c in again.candidates] == ["item-near", "item-cover", "item-plain"]

@@ -30,6 +30,8 @@ pytestmark = pytest.mark.slow
 SEARCH_BURST, SEARCH_PER_SECOND = 30, 120 / 60  # the shipped defaults
 FALLBACK_BURST, FALLBACK_PER_SECOND = 3, 10 / 60
 JSON_LIMIT = 256 * 1024
+# Searches may carry four full grids of local descriptors (docs/api.md).
+SEARCH_LIMIT = 800 * 1024
 UPLOAD_LIMIT = 25 * 1024 * 1024
 
 
@@ -123,10 +125,10 @@ def test_bodies_over_the_gateways_limits_are_refused_with_a_413(
     pids = service_pids(mesh)
     images_before = catalog_image_ids(mesh)
     json_headers = {"content-type": "application/json", **new_client()}
-    big_json = b'{"model_id": "m", "vector": [' + b"0.1," * (JSON_LIMIT // 4) + b"0.1]}"
+    big_json = b'{"model_id": "m", "vector": [' + b"0.1," * (SEARCH_LIMIT // 4) + b"0.1]}"
     assert_too_large(api.http.post("/api/v1/search", content=big_json, headers=json_headers))
     assert_too_large(
-        api.http.post("/api/v1/search", content=chunks(JSON_LIMIT + 1), headers=json_headers)
+        api.http.post("/api/v1/search", content=chunks(SEARCH_LIMIT + 1), headers=json_headers)
     )
     assert_too_large(
         api.http.post("/api/v1/items", content=chunks(JSON_LIMIT + 1), headers=json_headers)

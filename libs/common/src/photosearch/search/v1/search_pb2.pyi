@@ -76,7 +76,9 @@ class SearchRequest(_message.Message):
     def local(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.LocalDescriptors]:
         """Local descriptors of the query photo (as taken first, then turned views). When
         given, the top candidates are re-ranked by matched regions that agree on one
-        geometric mapping: score = global score + min(inliers, 30) / 30.
+        geometric mapping: score = global score + 0.15 * min(inliers, 30) / 30, counting
+        10 inliers or more. The turned views are matched only when the photo as taken
+        verifies no candidate with 15 (see SearchResponse.turned_views_wanted).
         """
 
     def __init__(
@@ -140,6 +142,7 @@ class SearchResponse(_message.Message):
     CANDIDATES_FIELD_NUMBER: _builtins.int
     EXACT_FIELD_NUMBER: _builtins.int
     RERANKED_FIELD_NUMBER: _builtins.int
+    TURNED_VIEWS_WANTED_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     exact: _builtins.bool
     """True when the filters were so selective that every matching vector was compared
@@ -147,6 +150,11 @@ class SearchResponse(_message.Message):
     """
     reranked: _builtins.bool
     """True when the candidates were re-ranked with the query's local descriptors."""
+    turned_views_wanted: _builtins.bool
+    """Only the photo as taken was sent, and it verified no candidate well: turned views
+    would be matched, so a client that saved their cost should send them now (with
+    the same view first) and use that answer instead.
+    """
     @_builtins.property
     def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Candidate]: ...
     def __init__(
@@ -156,10 +164,11 @@ class SearchResponse(_message.Message):
         candidates: _abc.Iterable[Global___Candidate] | None = ...,
         exact: _builtins.bool = ...,
         reranked: _builtins.bool = ...,
+        turned_views_wanted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "exact", b"exact", "model_id", b"model_id", "reranked", b"reranked"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "exact", b"exact", "model_id", b"model_id", "reranked", b"reranked", "turned_views_wanted", b"turned_views_wanted"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
