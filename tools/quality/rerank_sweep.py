@@ -6,7 +6,8 @@ top candidates is computed once (the services' own descriptors and matcher, as
 
 Rule: score = global + weight * min(inliers, saturate) / saturate, counting only
 candidates with at least `min_inliers` verified matches; the turned query views either
-always count, or only when the photo as taken verified no candidate."""
+always count, or only when the photo as taken verified no candidate with `turned_below`
+inliers."""
 
 import argparse
 import itertools
@@ -32,10 +33,10 @@ class QueryEvidence:
     scores: dict[str, float]  # global item scores
     per_view: list[dict[str, int]]  # top-k candidates' verified inliers, view by view
 
-    def inliers(self, floor: int, staged: bool) -> dict[str, int]:
-        """Best over the views; `staged`: the turned views only count when the photo as
-        taken verified no candidate (at least `floor` inliers), as search can skip them."""
-        if staged and max(self.per_view[0].values(), default=0) >= max(floor, 1):
+    def inliers(self, turned_below: int) -> dict[str, int]:
+        """Best over the views; with `turned_below`, the turned views only count when the
+        photo as taken verified no candidate with that many inliers (search's rule)."""
+        if turned_below and max(self.per_view[0].values(), default=0) >= turned_below:
             return self.per_view[0]
         return {i: max(v.get(i, 0) for v in self.per_view) for i in self.per_view[0]}
 
@@ -69,11 +70,11 @@ def gather(model: str, dataset_name: str, top_k: int) -> list[QueryEvidence]:
 
 
 def recall_at_1(
-    queries: list[QueryEvidence], weight: float, saturate: int, floor: int, staged: bool
+    queries: list[QueryEvidence], weight: float, saturate: int, floor: int, turned_below: int
 ) -> float:
     right = 0
     for q in queries:
-        found = q.inliers(floor, staged)
+        found = q.inliers(turned_below)
 
         def score(item: str, q: QueryEvidence = q, found: dict[str, int] = found) -> float:
             inliers = found.get(item, 0)
@@ -93,20 +94,25 @@ def main() -> None:
     parser.add_argument("--weights", default="0.25,0.5,1.0")
     parser.add_argument("--saturate", default="15,30,60")
     parser.add_argument("--floors", default="0,4,6,8,10,12")
+    parser.add_argument(
+        "--turned-below",
+        default="0,15",
+        help="turned views count only when the upright one verifies fewer inliers (0: always)",
+    )
     args = parser.parse_args()
     names = args.datasets.split(",")
     data = {name: gather(args.model, name, args.top_k) for name in names}
     print("| weight | saturate | min inliers | turned views | " + " | ".join(names) + " | worst |")
     print("|---" * (5 + len(names)) + "|")
-    for weight, saturate, floor, staged in itertools.product(
+    for weight, saturate, floor, below in itertools.product(
         [float(w) for w in args.weights.split(",")],
         [int(s) for s in args.saturate.split(",")],
         [int(f) for f in args.floors.split(",")],
-        (False, True),
+        [int(b) for b in args.turned_below.split(",")],
     ):
-        recalls = [recall_at_1(data[n], weight, saturate, floor, staged) for n in names]
+        recalls = [recall_at_1(data[n], weight, saturate, floor, below) for n in names]
         cells = " | ".join(f"{r:.3f}" for r in recalls)
-        when = "if upright unverified" if staged else "always"
+        when = f"if upright < {below}" if below else "always"
         print(f"| {weight} | {saturate} | {floor} | {when} | {cells} | {min(recalls):.3f} |")
 
 
