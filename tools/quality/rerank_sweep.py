@@ -86,6 +86,14 @@ def recall_at_1(
     return right / len(queries)
 
 
+def skipped_share(queries: list[QueryEvidence], turned_below: int) -> float:
+    """Queries whose turned views search would not match."""
+    if not turned_below:
+        return 0.0
+    skipped = sum(max(q.per_view[0].values(), default=0) >= turned_below for q in queries)
+    return skipped / len(queries)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="efficientnet-lite0-colour")
@@ -111,7 +119,11 @@ def main() -> None:
         [int(b) for b in args.turned_below.split(",")],
     ):
         recalls = [recall_at_1(data[n], weight, saturate, floor, below) for n in names]
-        cells = " | ".join(f"{r:.3f}" for r in recalls)
+        skipped = [skipped_share(data[n], below) for n in names]
+        cells = " | ".join(
+            f"{r:.3f}" + (f" ({k:.0%} turns skipped)" if below else "")
+            for r, k in zip(recalls, skipped, strict=True)
+        )
         when = f"if upright < {below}" if below else "always"
         print(f"| {weight} | {saturate} | {floor} | {when} | {cells} | {min(recalls):.3f} |")
 
