@@ -14,7 +14,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install system-deps protos protos-check lint typecheck test test-unit \
         test-integration test-e2e run import demo images bench bench-embed bench-search \
-        bench-import bench-gateway bench-quality bench-fallback bench-soak clean
+        bench-import bench-gateway bench-quality bench-rerank bench-fallback bench-soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -83,6 +83,7 @@ bench: bench-embed bench-search bench-import bench-gateway bench-fallback bench-
 bench-embed: $(STAMP) ## embedder throughput/latency: eager vs ONNX fp32 vs int8
 	$(PY) bench/embed.py
 	$(PY) bench/embed_runtimes.py
+	$(PY) bench/embed_local.py --photos ../shared/datasets/smvs_dvd_covers/query/canon --count 12 --rounds 5
 
 bench-search: $(STAMP) ## pgvector search latency/recall at 100k and 1M vectors
 	$(PY) bench/search.py
@@ -95,6 +96,9 @@ bench-gateway: $(STAMP) ## POST /search through the gateway vs search gRPC direc
 
 bench-quality: $(STAMP) ## retrieval quality on ../shared/datasets through the real mesh
 	$(PY) bench/quality.py
+
+bench-rerank: $(STAMP) ## local re-ranking: batched vs per-pair matcher, and the Search RPC
+	$(PY) bench/rerank.py --rpc
 
 bench-fallback: $(STAMP) ## fallback photo preparation and WebDetect against a local fake Vision
 	PYTHONPATH=. $(PY) bench/fallback.py

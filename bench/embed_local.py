@@ -8,7 +8,7 @@ For each photo, interleaved, `--rounds` times (after one warm-up round):
   embed-plain  Embedder.embed without local descriptors (decode + fingerprint)
 Model calls alone are timed too (`*-model`). Prints one JSON document.
 
-    .venv/bin/python services/embedder/bench/local_pass.py \
+    .venv/bin/python bench/embed_local.py \
         --photos ../shared/datasets/smvs_dvd_covers/query/canon --count 12 --rounds 5
 """
 
@@ -31,7 +31,7 @@ from photosearch_embedder.runtime import LocalEncoder, OnnxEncoder
 from photosearch_embedder.service import Embedder
 from photosearch_embedder.variants import parse_variants
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed(run: Callable[[], Any]) -> float:
