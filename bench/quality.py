@@ -119,7 +119,7 @@ def run_mesh(
             info["model_id"] = model_id
             client.load_index()
             latencies: dict[str, list[float]] = {}
-            reranked = 0
+            reranked = turned = 0
             for d in datasets:
                 started = time.monotonic()
                 by_technique: dict[str, list[Any]] = {}
@@ -130,6 +130,7 @@ def run_mesh(
                         by_technique.setdefault(name, []).append(answer.ranking)
                         latencies.setdefault(name, []).append(answer.seconds)
                         reranked += answer.reranked
+                        turned += answer.turned_views
                 for name, rankings in by_technique.items():
                     results.append(
                         DatasetResult(
@@ -139,6 +140,7 @@ def run_mesh(
                     print(f"mesh {name} {d.name}: {summarise(rankings).to_json()}", flush=True)
             info["search_ms"] = {name: _latency(v) for name, v in latencies.items()}
             info["reranked_queries"] = reranked
+            info["queries_with_turned_views"] = turned
             if suite is not None:
                 started = time.monotonic()
                 suite_rankings: dict[str, list[Any]] = {}

@@ -4,10 +4,11 @@ The catalog rows go in through catalog's gRPC import (its own manifest reader), 
 embedder's queue indexes them, and each query photo is fingerprinted by the
 embedder's `Embed` RPC (the same ONNX files and preprocessing the browser uses) and
 looked up with search's `Search` RPC, exactly as the gateway does for a client. When
-the model has a local graph, `Embed` also returns the photo's local descriptors as taken
-and turned 90 and 270 degrees (what the browser sends), and every query is searched
-twice, back to back: with the fingerprint alone ("global") and with the descriptors
-too ("service-rerank"), so the two rankings and latencies compare within one run."""
+the model has a local graph, `Embed` also returns the photo's local descriptors, and
+every query is searched back to back with the fingerprint alone ("global") and as the
+page searches ("service-rerank"): the photo as taken, then, when search says turned
+views would count, again with the photo turned 90 and 270 degrees too. Both rankings
+and latencies compare within one run."""
 
 import hashlib
 import logging
@@ -34,7 +35,8 @@ from tools.quality.techniques import SERVICE_RERANK
 log = logging.getLogger(__name__)
 SERVICES = ["catalog", "search", "embedder"]
 MAX_K = 100
-# The views the browser sends: the photo as taken, then turned 90 and 270 degrees.
+# The views the browser sends: the photo as taken, then (when search asks for them)
+# turned 90 and 270 degrees.
 QUERY_ROTATIONS = (0, 90, 270)
 
 
@@ -49,11 +51,13 @@ class Query:
 
 @dataclass(frozen=True)
 class Answer:
-    """One Search call: the items (dataset ids) and scores, and how long it took."""
+    """A query's answer: the items (dataset ids) and scores, and how long its Search
+    calls took."""
 
     ranking: Ranking
     seconds: float
     reranked: bool
+    turned_views: bool = False  # a second search with the turned views was needed
 
 
 @dataclass
@@ -169,10 +173,11 @@ class MeshClient:
     def image_id(self, item_uuid: str, data: bytes) -> str:
         return self.index.image_of_file[f"{item_uuid}:{hashlib.sha256(data).hexdigest()}"]
 
-    def query(self, data: bytes) -> Query:
-        rotations = list(QUERY_ROTATIONS) if self.local_dim else []
+    def query(self, data: bytes, rotations: tuple[int, ...] = (0,)) -> Query:
+        """Fingerprint, and the local descriptors of `rotations` when the model has them."""
+        asked = list(rotations) if self.local_dim else []
         reply = self.embedder.Embed(
-            embedder_pb2.EmbedRequest(image=data, local_rotations=rotations), timeout=60
+            embedder_pb2.EmbedRequest(image=data, local_rotations=asked), timeout=60
         )
         return Query(str(reply.model_id), list(reply.embeddings[0].values), list(reply.local))
 
@@ -181,21 +186,17 @@ class MeshClient:
         query: Query,
         tags: list[str],
         k: int,
-        *,
-        local: bool,
-    ) -> tuple[list[tuple[str, float]], float, bool]:
+        local: list[events_pb2.LocalDescriptors],
+    ) -> search_pb2.SearchResponse:
         request = search_pb2.SearchRequest(
             model_id=query.model_id,
             vector=query.vector,
             k=k,
             filters=search_pb2.Filters(tags=tags),
-            local=query.local if local else [],
+            local=local,
         )
-        started = time.perf_counter()
-        reply = self.search.Search(request, timeout=30)
-        seconds = time.perf_counter() - started
-        hits = [(c.item_id, float(c.score)) for c in reply.candidates]
-        return hits, seconds, bool(reply.reranked)
+        reply: search_pb2.SearchResponse = self.search.Search(request, timeout=30)
+        return reply
 
     def rank(
         self,
@@ -205,24 +206,37 @@ class MeshClient:
         k: int,
         qualified: bool = False,
     ) -> dict[str, Answer]:
-        """One query as a client makes it: fingerprint (and local descriptors), then
-        search. Items are named by the datasets' ids ("dataset/item" when `qualified`).
-        Returns the answer of the fingerprint alone ("global") and, when the model has
-        local descriptors, of the re-ranked search (SERVICE_RERANK)."""
+        """One query as a client makes it. Items are named by the datasets' ids
+        ("dataset/item" when `qualified`). Returns the answer of the fingerprint alone
+        ("global") and, when the model has local descriptors, the page's answer
+        (SERVICE_RERANK): the photo as taken first; when search says turned views would
+        count, their descriptors too, in a second search. Its time is that of both
+        Search calls."""
         query = self.query(data)
-        answers = {}
-        for name, local in (("global", False), (SERVICE_RERANK, True)):
-            if local and not query.local:
-                continue
-            hits, seconds, reranked = self.search_items(query, tags, k, local=local)
+
+        def answer(replies: list[search_pb2.SearchResponse], seconds: float) -> Answer:
             names = []
-            for uuid, _ in hits:
-                dataset, item = self.index.item_of[uuid]
+            for c in replies[-1].candidates:
+                dataset, item = self.index.item_of[c.item_id]
                 names.append(f"{dataset}/{item}" if qualified else item)
-            ranking = Ranking(
-                photo.key, photo.view, photo.item, tuple(names), tuple(s for _, s in hits)
-            )
-            answers[name] = Answer(ranking, seconds, reranked)
+            scores = tuple(float(c.score) for c in replies[-1].candidates)
+            ranking = Ranking(photo.key, photo.view, photo.item, tuple(names), scores)
+            return Answer(ranking, seconds, bool(replies[-1].reranked), len(replies) > 1)
+
+        started = time.perf_counter()
+        plain = self.search_items(query, tags, k, [])
+        answers = {"global": answer([plain], time.perf_counter() - started)}
+        if not query.local:
+            return answers
+        started = time.perf_counter()
+        replies = [self.search_items(query, tags, k, query.local)]
+        seconds = time.perf_counter() - started
+        if replies[0].turned_views_wanted:
+            turned = self.query(data, QUERY_ROTATIONS[1:]).local
+            started = time.perf_counter()
+            replies.append(self.search_items(query, tags, k, [*query.local, *turned]))
+            seconds += time.perf_counter() - started
+        answers[SERVICE_RERANK] = answer(replies, seconds)
         return answers
 
     def duplicate_pairs(self, model_id: str, limit: int) -> search_pb2.DuplicateReportResponse:
