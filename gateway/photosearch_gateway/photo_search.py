@@ -166,6 +166,7 @@ async def find_candidates(gw: Gateway, query: SearchQuery) -> SearchResult:
         model_id=reply.model_id or query.model_id,
         exact=reply.exact,
         reranked=reply.reranked,
+        turned_views_wanted=reply.turned_views_wanted,
         candidates=[
             Candidate(
                 item=ItemSummary.from_proto(items[c.item_id]),

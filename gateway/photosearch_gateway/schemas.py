@@ -234,6 +234,12 @@ class SearchResult(BaseModel):
     candidates: list[Candidate]
     exact: bool = Field(description="Filters were so selective that every vector was compared.")
     reranked: bool = Field(description="The candidates were re-ranked with the local descriptors.")
+    turned_views_wanted: bool = Field(
+        default=False,
+        description="Only the photo as taken was sent (one local view) and it verified no "
+        "candidate well: search would match turned views too, so send them now (the same view "
+        "first) and use that answer instead.",
+    )
 
 
 # --- config ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ descriptors passed to search's re-ranking."""
 import base64
 import io
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -14,13 +15,14 @@ from PIL import Image
 from photosearch.common.local import LocalGrid
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from tests.e2e.local_reference import LocalReference
-from tests.e2e.photos import dvd_reference
+from tests.e2e.photos import COIL, dvd_reference
 from tests.integration.gateway.conftest import VISION_KEY, Stack, eventually
 from tests.integration.gateway.models import MODEL_ID
 from tests.support.fake_vision import RICH_WEB_DETECTION, Reply
 
 pytestmark = pytest.mark.slow
 COVERS = [dvd_reference(n) for n in range(1, 9)]
+OTHER_OBJECT = COIL / "obj002__000.png"  # not in the catalog
 
 
 async def server_fingerprint(stack: Stack, data: bytes) -> list[float]:
@@ -153,6 +155,45 @@ async def test_search_with_local_descriptors_reranks_by_matched_regions(stack: S
     error = refused.json()["error"]
     assert error["message"] == f"local[1]: dim must be {dim}, got {dim // 2}"
     assert error["details"]["problems"][0]["field"] == "local.1"
+
+
+async def test_search_asks_for_turned_views_only_when_the_photo_as_taken_verifies_nothing(
+    stack: Stack,
+) -> None:
+    """The page's two steps against the real search: the photo as taken alone first; the
+    turned views only when the answer says turned_views_wanted."""
+    http, reference = stack.http, LocalReference(stack.model)
+
+    async def search(photo: bytes, views: int) -> dict[str, Any]:
+        local = [local_json(g) for g in reference.views(photo)[:views]]
+        vector = await server_fingerprint(stack, photo)
+        query = {"model_id": MODEL_ID, "vector": vector, "k": 3, "local": local}
+        reply = await http.post("/api/v1/search", json=query)
+        assert reply.status_code == 200, reply.text
+        body: dict[str, Any] = reply.json()
+        assert body["reranked"] is True
+        return body
+
+    # A photo of a cover verifies it with the view as taken: no turned views wanted.
+    upright = await search(rotated_copy(COVERS[2]), views=1)
+    assert upright["turned_views_wanted"] is False
+    assert upright["candidates"][0]["item"]["name"] == "DVD 003"
+    assert upright["candidates"][0]["inliers"] >= 15
+    # A photo of something not in the catalog verifies nothing: search asks for the turns,
+    # and with them sent it asks no more.
+    elsewhere = OTHER_OBJECT.read_bytes()
+    first = await search(elsewhere, views=1)
+    assert first["turned_views_wanted"] is True
+    assert all(c["inliers"] < 15 for c in first["candidates"])
+    final = await search(elsewhere, views=3)
+    assert final["turned_views_wanted"] is False
+    assert [c["global_score"] for c in final["candidates"]] == [
+        c["global_score"] for c in first["candidates"]
+    ]
+    # Without local descriptors there is nothing to turn.
+    vector = await server_fingerprint(stack, elsewhere)
+    plain = await http.post("/api/v1/search", json={"model_id": MODEL_ID, "vector": vector})
+    assert plain.json()["turned_views_wanted"] is False
 
 
 async def test_duplicates_report_finds_a_cover_entered_twice(stack: Stack) -> None:

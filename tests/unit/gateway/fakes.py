@@ -194,8 +194,13 @@ class FakeSearch(search_pb2_grpc.SearchServiceServicer):
                 )
             )
         candidates.sort(key=lambda c: -c.score)
+        # Search's rule: one view that verified no candidate with 15 inliers wants the turns.
+        best_inliers = max((c.inliers for c in candidates), default=0)
         return spb.SearchResponse(
-            model_id=request.model_id, candidates=candidates[: request.k], reranked=reranked
+            model_id=request.model_id,
+            candidates=candidates[: request.k],
+            reranked=reranked,
+            turned_views_wanted=len(request.local) == 1 and best_inliers < 15,
         )
 
     async def IndexStatus(self, request, context):

@@ -189,3 +189,29 @@ async def test_four_full_grids_fit_the_search_body_limit(
     too_big = {"name": "x" * 10, "tags": ["y" * 60] * (settings.max_json_bytes // 60)}
     refused = await client.post("/api/v1/items", json=too_big)
     assert refused.status_code == 413
+
+
+async def test_turned_views_wanted_comes_back_from_search(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Search asks for the turned views when the one view sent verified nothing well; the
+    page then searches again with all three."""
+    item = world.add_item("Sideways")
+    image = world.add_image(item.id, b"\x89PNG1", VECTOR)
+    world.inliers[image] = 12  # verified, but not well enough to skip the turns
+    upright = view(20, 28, seed=1)
+    one = await client.post("/api/v1/search", json=query(local=[upright]))
+    assert one.status_code == 200, one.text
+    assert one.json()["turned_views_wanted"] is True
+    assert one.json()["candidates"][0]["verified"] is True
+    three = [upright, view(28, 20, seed=2), view(28, 20, seed=3)]
+    body = (await client.post("/api/v1/search", json=query(local=three))).json()
+    assert body["turned_views_wanted"] is False
+    assert world.last_search is not None and len(world.last_search.local) == 3
+    world.inliers[image] = 15
+    well = (await client.post("/api/v1/search", json=query(local=[upright]))).json()
+    assert well["turned_views_wanted"] is False
+    plain = (await client.post("/api/v1/search", json=query())).json()
+    assert plain["turned_views_wanted"] is False
+    schema = (await client.get("/openapi.json")).json()["components"]["schemas"]["SearchResult"]
+    assert schema["properties"]["turned_views_wanted"]["type"] == "boolean"
