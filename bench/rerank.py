@@ -40,7 +40,13 @@ import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 
 from photosearch.common import subjects  # noqa: E402
-from photosearch.common.local import LocalGrid, keep_salient, to_proto  # noqa: E402
+from photosearch.common.local import (  # noqa: E402
+    LocalGrid,
+    dequantise,
+    keep_salient,
+    quantise,
+    to_proto,
+)
 from photosearch.common.nats import connect, publish  # noqa: E402
 from photosearch.events.v1 import events_pb2  # noqa: E402
 from photosearch.search.v1 import search_pb2, search_pb2_grpc  # noqa: E402
@@ -80,11 +86,11 @@ def to_photo(
     fingerprint: np.ndarray,
 ) -> Photo:
     rows, cols = grid
-    codes = compress.quantise(projection.project(cells))
+    codes = quantise(projection.project(cells))
     full = LocalGrid(rows, cols, np.arange(rows * cols, dtype=np.int32), codes)
     kept = keep_salient(full)
     xy = grid_xy(rows, cols)[kept.index]
-    features = LocalFeatures(compress.dequantise(kept.codes), xy, grid, aspect)
+    features = LocalFeatures(dequantise(kept.codes), xy, grid, aspect)
     return Photo(kept, features, fingerprint)
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from photosearch.common.local import dequantise, quantise
 from tools.quality.extract import Extractor
 from tools.quality.features import PhotoFeatures
 
 GENERIC_PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "rocket", "retina",
                   "immunohistochemistry", "colorwheel")  # fmt: skip
-INT8_SCALE = 127.0
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,6 @@ def fit_pca(samples: np.ndarray, dim: int) -> Projection:
     mean = samples.mean(axis=0)
     _, _, vt = np.linalg.svd(samples - mean, full_matrices=False)
     return Projection(mean.astype(np.float32), vt[:dim].astype(np.float32))
-
-
-def quantise(cells: np.ndarray) -> np.ndarray:
-    """Unit rows -> int8 codes."""
-    return np.clip(np.rint(cells * INT8_SCALE), -127, 127).astype(np.int8)
-
-
-def dequantise(codes: np.ndarray) -> np.ndarray:
-    values = codes.astype(np.float32) / INT8_SCALE
-    norms = np.linalg.norm(values, axis=1, keepdims=True)
-    out: np.ndarray = values / np.maximum(norms, 1e-12)
-    return out
 
 
 def generic_cells(extractor: Extractor) -> np.ndarray:

@@ -12,31 +12,18 @@ from dataclasses import replace
 
 import numpy as np
 
+from photosearch.common.local import grid_contrast
 from tools.quality.extract import LocalFeatures
-
-NEIGHBOURS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))
 
 
 def local_contrast(features: LocalFeatures) -> np.ndarray:
-    """(n,) float32: 1 - mean cosine of each cell with its grid neighbours (0 when alone)."""
+    """(n,) float32: 1 - mean cosine of each cell with its grid neighbours (0 when alone);
+    the services' rule (photosearch.common.local), on float cells."""
     rows, cols = features.grid
     n, dim = features.cells.shape
     if n != rows * cols:
         raise ValueError(f"local contrast needs the full {rows}x{cols} grid, got {n} cells")
-    grid = features.cells.reshape(rows, cols, dim).astype(np.float32, copy=False)
-    total = np.zeros((rows, cols), dtype=np.float32)
-    count = np.zeros((rows, cols), dtype=np.float32)
-    for dy, dx in NEIGHBOURS:
-        # Cell (y, x) against (y + dy, x + dx), over the rows/cols where both exist.
-        ys = slice(max(0, -dy), rows - max(0, dy))
-        xs = slice(max(0, -dx), cols - max(0, dx))
-        ny = slice(max(0, dy), rows - max(0, -dy))
-        nx = slice(max(0, dx), cols - max(0, -dx))
-        total[ys, xs] += np.einsum("ijk,ijk->ij", grid[ys, xs], grid[ny, nx])
-        count[ys, xs] += 1
-    mean = np.divide(total, count, out=np.ones_like(total), where=count > 0)
-    out: np.ndarray = (1.0 - mean).ravel()
-    return out
+    return grid_contrast(features.cells.reshape(rows, cols, dim).astype(np.float32, copy=False))
 
 
 def keep_salient(features: LocalFeatures, budget: int) -> LocalFeatures:

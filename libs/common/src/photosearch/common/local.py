@@ -74,8 +74,12 @@ def local_contrast(grid: LocalGrid) -> np.ndarray:
     alone). Flat background and blank card score low; print, edges and corners high."""
     if len(grid) != grid.rows * grid.cols:
         raise ValueError("local contrast needs the full grid")
-    unit = grid.unit().reshape(grid.rows, grid.cols, grid.dim)
-    rows, cols = grid.rows, grid.cols
+    return grid_contrast(grid.unit().reshape(grid.rows, grid.cols, grid.dim))
+
+
+def grid_contrast(unit: np.ndarray) -> np.ndarray:
+    """`local_contrast` of a (rows, cols, dim) map of unit vectors, row-major."""
+    rows, cols = unit.shape[:2]
     total = np.zeros((rows, cols), dtype=np.float32)
     count = np.zeros((rows, cols), dtype=np.float32)
     for dy, dx in NEIGHBOURS:
