@@ -1,15 +1,19 @@
-"""Measure the page's local pass next to its fingerprint pass in headless Chromium, and the
-size of the search request with and without local descriptors (not a test: numbers go to
-docs/benchmarks/gateway.md).
+"""Measure the page's local pass next to its fingerprint pass in headless Chromium, its time
+from photo to first and to final results with the turned views sent when search asks versus
+always, and the size of the search request with and without local descriptors (not a test:
+numbers go to docs/benchmarks/gateway.md).
 
     .venv/bin/python -m tests.e2e.measure_local --model-cache DIR [--photos 12]
     .venv/bin/python -m tests.e2e.measure_local --parse-cost
 
 Starts the whole mesh with the model exported in DIR (the ModelFiles layout, with
-local.onnx), turns photo search on, enters four covers, then picks phone photos of
-smvs_dvd_covers one after another in one page and reads what the page recorded
-(`window.photosearch.timings`, `lastQuery`). The first photo warms up (session creation,
-first run) and is left out."""
+local.onnx), turns photo search on, enters the covers that the chosen phone photos of
+smvs_dvd_covers show, then picks each photo twice in one page, once per flow (the order
+alternating from photo to photo): "when asked" (the page's: the view as taken alone, the turned
+views in a second search only when the answer says turned_views_wanted) and "always" (all three
+views in one search, as the page did before). It reads what the page recorded
+(`window.photosearch.timings`, `lastQuery`, `lastResult`). The first photo warms up (session
+creation, first run) and is left out."""
 
 import argparse
 import base64
@@ -31,13 +35,16 @@ from tests.e2e import browser
 from tests.e2e.photos import DVD, dvd_reference
 from tests.e2e.test_browser import open_page, pick
 
+FLOWS = ("when asked", "always")
 
-def enter_covers(mesh: Mesh, count: int) -> None:
+
+def enter_covers(mesh: Mesh, numbers: list[int]) -> None:
     admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+    count = len(numbers)
     with httpx.Client(base_url=mesh.gateway_url, timeout=30) as http:
         on = {"photo_search_enabled": True}
         assert http.put("/api/v1/admin/settings", headers=admin, json=on).status_code == 200
-        for number in range(1, count + 1):
+        for number in numbers:
             item = http.post("/api/v1/items", json={"name": f"Cover {number:03d}"}).json()
             path = dvd_reference(number)
             photo = {"photo": (path.name, path.read_bytes(), "image/jpeg")}
@@ -59,6 +66,19 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def flow_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    views = [ms for row in rows for ms in row.get("local_ms", [])]
+    return {
+        "first_results_ms": summary([r["first_results_ms"] for r in rows]),
+        "final_results_ms": summary([r["final_results_ms"] for r in rows]),
+        "local_views_per_photo": round(len(views) / len(rows), 2),
+        "local_ms_per_photo": summary([sum(r.get("local_ms", [])) for r in rows]),
+        "searched_again": sum(bool(r["turned_views"]) for r in rows),
+        "verified_first": sum(bool(r["verified_first"]) for r in rows),
+        "photos": len(rows),
+    }
+
+
 def measure(model: ModelFiles, photos: list[Path]) -> dict[str, Any]:
     extra = {
         "EMBED_MODEL": str(model.directory),
@@ -67,30 +87,31 @@ def measure(model: ModelFiles, photos: list[Path]) -> dict[str, Any]:
     }
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="measure-local-") as folder:
+        copies = Path(folder) / "photos"
         with Mesh(Path(folder) / "data", extra_env=extra) as mesh:
-            enter_covers(mesh, 4)
+            enter_covers(mesh, sorted({int(path.stem) for path in photos}))
             with browser.chromium() as driver:
                 open_page(driver, mesh)
                 isolated = driver.execute_script("return self.crossOriginIsolated")
                 threads = driver.execute_script("return navigator.hardwareConcurrency")
-                for number, path in enumerate(photos, start=1):
-                    pick(driver, path, searches=number)
-                    timings = driver.execute_script("return window.photosearch.timings")
-                    query = driver.execute_script("return window.photosearch.lastQuery")
-                    result = driver.execute_script("return window.photosearch.lastResult")
-                    plain = {k: v for k, v in query.items() if k != "local"}
-                    rows.append(
-                        {
-                            "photo": f"{path.parent.name}/{path.name}",
-                            **timings,
-                            "grids": [[v["rows"], v["cols"]] for v in query.get("local", [])],
-                            "request_bytes": len(json.dumps(query)),
-                            "request_bytes_fingerprint_only": len(json.dumps(plain)),
-                            "reranked": result["reranked"],
-                        }
-                    )
-    measured = rows[1:]  # the first photo pays for session creation and the first run
-    views = [ms for row in measured for ms in row.get("local_ms", [])]
+                searches = 0
+                for number, path in enumerate(photos):
+                    order = FLOWS if number % 2 == 0 else FLOWS[::-1]
+                    for flow in order:
+                        # A file of its own per pick: picking the same file again is no change.
+                        copy = copies / flow.replace(" ", "_") / f"{number:02d}_{path.name}"
+                        copy.parent.mkdir(parents=True, exist_ok=True)
+                        copy.write_bytes(path.read_bytes())
+                        driver.execute_script(
+                            "window.photosearch.options.turnedViews = arguments[0]", flow
+                        )
+                        searches += 1
+                        pick(driver, copy, searches=searches)
+                        rows.append(page_row(driver, path, flow, number))
+    measured = [row for row in rows if row["index"] > 0]  # the first photo warms up
+    flows = {flow: [r for r in measured if r["flow"] == flow] for flow in FLOWS}
+    asked, always = flows["when asked"], flows["always"]
+    view_times = [ms for row in measured for ms in row.get("local_ms", [])]
     view_runs = [ms for row in measured for ms in row.get("local_run_ms", [])]
     return {
         "model_id": model.model_id,
@@ -99,15 +120,42 @@ def measure(model: ModelFiles, photos: list[Path]) -> dict[str, Any]:
         "hardware_concurrency": threads,
         "fingerprint_ms": summary([r["fingerprint_ms"] for r in measured]),
         "fingerprint_run_ms": summary([r["fingerprint_run_ms"] for r in measured]),
-        "local_view_ms": summary(views) if views else None,
+        "local_view_ms": summary(view_times) if view_times else None,
         "local_view_run_ms": summary(view_runs) if view_runs else None,
-        "local_three_views_ms": summary([sum(r["local_ms"]) for r in measured]) if views else None,
-        "request_bytes": summary([r["request_bytes"] for r in measured]),
+        "flows": {flow: flow_summary(flows[flow]) for flow in FLOWS},
+        # Same photo, both flows: did the page end on the same top item?
+        "same_top_item": sum(
+            a["top_item"] == b["top_item"] for a, b in zip(asked, always, strict=True)
+        ),
+        "request_bytes": {
+            flow: summary([r["request_bytes"] for r in flows[flow]]) for flow in FLOWS
+        },
         "request_bytes_fingerprint_only": summary(
             [r["request_bytes_fingerprint_only"] for r in measured]
         ),
         "reranked": sum(bool(r["reranked"]) for r in measured),
         "photos": rows,
+    }
+
+
+def page_row(driver: Any, path: Path, flow: str, index: int) -> dict[str, Any]:
+    timings = driver.execute_script("return window.photosearch.timings")
+    query = driver.execute_script("return window.photosearch.lastQuery")
+    result = driver.execute_script("return window.photosearch.lastResult")
+    plain = {k: v for k, v in query.items() if k != "local"}
+    verified = [c["inliers"] for c in result["candidates"] if c["verified"]]
+    return {
+        "photo": f"{path.parent.name}/{path.name}",
+        "flow": flow,
+        "index": index,
+        **timings,
+        # Well verified by the view as taken: search would not have matched the turns.
+        "verified_first": not timings["turned_views"] and max(verified, default=0) >= 15,
+        "grids": [[v["rows"], v["cols"]] for v in query.get("local", [])],
+        "request_bytes": len(json.dumps(query)),
+        "request_bytes_fingerprint_only": len(json.dumps(plain)),
+        "reranked": result["reranked"],
+        "top_item": result["candidates"][0]["item"]["id"] if result["candidates"] else None,
     }
 
 

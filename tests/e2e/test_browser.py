@@ -1,7 +1,8 @@
 """The product in a real browser against the whole mesh (real processes): pick a photo,
 the page fingerprints it on the device, sends only the vector (and the local descriptors
 when the model has a local graph), and shows the right item; the page's fingerprints equal
-the embedder service's; the web fallback pre-fills the manual entry; the admin page shows
+the embedder service's; a photo whose view as taken verifies nothing is searched again with
+its turned views; the web fallback pre-fills the manual entry; the admin page shows
 the index and the workers. The local pass has its own module (test_browser_local)."""
 
 import base64
@@ -25,7 +26,7 @@ from photosearch.events.v1 import events_pb2
 from photosearch_devstack.mesh import Mesh
 from tests.e2e import browser
 from tests.e2e.local_reference import LocalReference, local_size
-from tests.e2e.photos import dvd_reference, varied_photos
+from tests.e2e.photos import COIL, dvd_reference, varied_photos
 from tests.integration.gateway.models import MODEL_ID, exported_model
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
 
@@ -135,6 +136,9 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
         requests = browser.sent_requests(driver)
         (search,) = [r for r in requests if r["url"].endswith("/api/v1/search")]
         sent = browser.post_data(driver, search)
+        answer = driver.execute_script("return window.photosearch.lastResult")
+        timings = driver.execute_script("return window.photosearch.timings")
+        assert not driver.find_element(By.ID, "turned-status").is_displayed()
         # The next visit runs the model from Cache Storage: it is not downloaded again.
         open_page(driver, mesh)
         browser.sent_requests(driver)
@@ -160,6 +164,12 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
     body = json.loads(sent)
     has_local = "local" in model.preprocess()
     assert set(body) == {"model_id", "vector", "k"} | ({"local"} if has_local else set())
+    # An upright photo verifies with the view as taken: the turned views are never computed.
+    assert len(body.get("local", [])) == (1 if has_local else 0)
+    assert not answer["turned_views_wanted"] and answer["candidates"][0]["verified"] == has_local
+    assert timings["turned_views"] is False
+    assert timings["final_results_ms"] == timings["first_results_ms"] > 0
+    assert len(timings.get("local_ms", [])) == len(body.get("local", []))
     assert body["model_id"] == MODEL_ID and len(body["vector"]) == 1280
     assert all(isinstance(v, float | int) for v in body["vector"])
     # No request of the photo search carried the photo: nothing but the JSON fingerprint and,
@@ -248,30 +258,50 @@ const [tensorBase64, dims, done] = arguments;
 """
 
 
-def test_the_page_sends_local_descriptors_of_three_views(
+def unknown_object(tmp_path: Path) -> Path:
+    """A landscape photo of something not in the catalog (a COIL-100 object): its view as
+    taken verifies no cover, so search asks for the turned views."""
+    image = Image.open(COIL / "obj002__000.png").convert("RGB").resize((600, 430))
+    path = tmp_path / "unknown_object.jpg"
+    image.save(path, "JPEG", quality=85)
+    return path
+
+
+def test_a_photo_that_verifies_nothing_is_searched_again_with_its_turned_views(
     mesh: Mesh, catalog: dict[int, str], model: ModelFiles, tmp_path: Path
 ) -> None:
+    """The photo as taken verifies no candidate, search says turned_views_wanted: the page
+    shows that answer, computes the views turned 90 and 270 degrees, searches again with
+    all three (the same first view) and shows the new answer instead."""
     reference = needs_local(model)
-    photo = oblong_copy(tmp_path, 7)
+    photo = unknown_object(tmp_path)
     with browser.chromium() as driver:
         open_page(driver, mesh)
         browser.sent_requests(driver)
         pick(driver, photo, searches=1)
-        (search,) = [
-            r for r in browser.sent_requests(driver) if r["url"].endswith("/api/v1/search")
-        ]
-        body = json.loads(browser.post_data(driver, search))
+        searches = [r for r in browser.sent_requests(driver) if r["url"].endswith("/api/v1/search")]
+        first_body, body = (json.loads(browser.post_data(driver, r)) for r in searches)
         result = driver.execute_script("return window.photosearch.lastResult")
         timings = driver.execute_script("return window.photosearch.timings")
-        first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
-        assert first.get_attribute("data-item-id") == catalog[7]
+        shown = driver.find_elements(By.CSS_SELECTOR, "#candidates li")
         assert not driver.execute_script("return document.body.dataset.localError")
-        # Search re-ranked with them: the right cover is verified by matching regions.
-        assert result["reranked"] is True
-        assert result["candidates"][0]["verified"] is True
-        assert first.find_element(By.CLASS_NAME, "verified").text == "verified"
+        assert not driver.find_element(By.ID, "turned-status").is_displayed()
+        # The page shows the second answer: search re-ranked with all three views.
+        assert result["reranked"] is True and result["turned_views_wanted"] is False
+        assert [li.get_attribute("data-item-id") for li in shown] == [
+            c["item"]["id"] for c in result["candidates"]
+        ]
+        assert [li.get_attribute("data-inliers") for li in shown] == [
+            str(c["inliers"]) for c in result["candidates"]
+        ]
         badges = driver.find_elements(By.CSS_SELECTOR, "#candidates .verified")
         assert len(badges) == sum(c["verified"] for c in result["candidates"])
+    # The first request: the view as taken alone; the second: the same view, then the turns.
+    assert len(first_body["local"]) == 1 and len(body["local"]) == 3
+    assert body["local"][0] == first_body["local"][0]
+    assert {k: v for k, v in body.items() if k != "local"} == {
+        k: v for k, v in first_body.items() if k != "local"
+    }
     # As taken (landscape) and turned 90 and 270 degrees (portrait): the grid of each view.
     width, height = local_size(600, 430, reference.local)
     stride = width // reference.run(np.zeros((1, 3, height, width), np.float32)).shape[3]
@@ -279,12 +309,15 @@ def test_the_page_sends_local_descriptors_of_three_views(
     portrait = {"rows": width // stride, "cols": height // stride}
     dim = reference.local["dim"]
     shapes = [{k: v[k] for k in ("rows", "cols", "dim")} for v in body["local"]]
-    assert shapes == [{**landscape, "dim": dim}, {**portrait, "dim": dim}, {**portrait, "dim": dim}]
+    wide, tall = {**landscape, "dim": dim}, {**portrait, "dim": dim}
+    assert shapes == [wide, tall, tall]
     # Of each view's cells, only the most salient travel (what search keeps anyway).
     for view in body["local"]:
         assert len(view["cells"]) == SALIENT_CELLS < view["rows"] * view["cols"]
         assert len(base64.b64decode(view["codes"])) == SALIENT_CELLS * dim
     assert len(timings["local_ms"]) == 3 and timings["fingerprint_ms"] > 0
+    assert timings["turned_views"] is True
+    assert timings["final_results_ms"] > timings["first_results_ms"] > 0
 
 
 def test_browser_local_graph_equals_python_onnxruntime(
@@ -348,21 +381,27 @@ def test_browser_local_descriptors_equal_the_reference_and_the_embedders(
     reference = needs_local(model)
     chosen = ("exif_orientation_6.jpg", "alpha.png", "panorama.png", "large_12mp.jpg")
     photos = [dvd_reference(1)] + [p for p in varied_photos(tmp_path) if p.name in chosen]
+    photos.append(unknown_object(tmp_path))  # its turned views are computed too
+    turned = 0
     worst: dict[str, dict[str, float]] = {"reference": {}, "embedder": {}}
     with browser.chromium() as driver:
         open_page(driver, mesh)
         for number, path in enumerate(photos, start=1):
             pick(driver, path, searches=number)
             sent = driver.execute_script("return window.photosearch.lastQuery.local")
+            assert len(sent) in (1, 3), "the view as taken, then both turned views if asked"
+            turned += len(sent) == 3
             data = path.read_bytes()
-            for name, grids in (
+            for name, all_grids in (
                 ("reference", reference.views(data)),
                 ("embedder", local_on_server(mesh, data)),
             ):
-                assert len(sent) == len(grids) == 3
+                assert len(all_grids) == 3
+                grids = all_grids[: len(sent)]
                 cosines = [median_cell_cosine(v, g) for v, g in zip(sent, grids, strict=True)]
                 worst[name][path.name] = round(min(cosines), 4)
     print("browser local cells, median cosine per photo (worst view):", json.dumps(worst))
+    assert turned >= 1, "no photo had its turned views computed"
     assert min(worst["reference"].values()) >= 0.98, worst
     assert min(worst["embedder"].values()) >= 0.98, worst
 

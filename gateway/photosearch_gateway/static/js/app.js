@@ -10,10 +10,15 @@ const state = {
   describer: null,
   describerLoading: null,
   file: null,
+  photo: null,
   searches: 0,
 };
 // For tests and curious users: what the page computed and sent, and how long it took (ms).
-window.photosearch = { state, lastFingerprint: null, lastQuery: null, timings: {} };
+// `options.turnedViews`: "when asked" (by search), or "always" (all three views in one search,
+// to measure against).
+window.photosearch = {
+  state, lastFingerprint: null, lastQuery: null, timings: {}, options: { turnedViews: "when asked" },
+};
 
 function status(text) {
   $("status").textContent = text;
@@ -62,32 +67,54 @@ async function regionDescriber() {
   return state.describer;
 }
 
-// The photo's local descriptors (as taken, turned 90 and 270 degrees), or none: a failure
-// here only costs the re-ranking, so the search goes ahead with the fingerprint alone.
-async function localDescriptors(photo) {
+// Local descriptors of the photo at `which` turns ("as taken"; "turned": 90 and 270 degrees;
+// "all": the three), or none: a failure here only costs the re-ranking (or the turned views),
+// so the search goes ahead with what it has.
+async function localDescriptors(photo, which = "as taken") {
   if (!state.config.model.local) return [];
+  const turned = which === "turned";
   try {
     if (!state.describer) status("Loading the region model…");
     const describer = await regionDescriber();
-    const onView = (index, total) => status(`Comparing regions on this device (view ${index + 1} of ${total})…`);
-    const { views, times, runTimes } = await describer.describe(photo, onView);
-    Object.assign(window.photosearch.timings, { local_ms: times, local_run_ms: runTimes });
+    const { AS_TAKEN, TURNED, TURNS } = await import("/static/js/local.js");
+    const turns = { "as taken": AS_TAKEN, turned: TURNED, all: TURNS }[which];
+    const onView = (index, total) => !turned
+      ? status(`Comparing regions on this device (view ${index + 1} of ${total})…`)
+      : turnedStatus(`checking turned views (${index + 1} of ${total})…`);
+    const { views, times, runTimes } = await describer.describe(photo, onView, turns);
+    const timings = window.photosearch.timings;
+    timings.local_ms = [...(timings.local_ms ?? []), ...times];
+    timings.local_run_ms = [...(timings.local_run_ms ?? []), ...runTimes];
     return views;
   } catch (error) {
     $("progress").hidden = true;
     $("search-note").hidden = false;
-    $("search-note").textContent = `Matched by fingerprint only (the region check did not run: ${error.message}).`;
+    $("search-note").textContent = !turned
+      ? `Matched by fingerprint only (the region check did not run: ${error.message}).`
+      : `Turned views were not checked (${error.message}).`;
     document.body.dataset.localError = error.message;
     return [];
   }
+}
+
+// A quiet line under the results while turned views are checked ("" hides it).
+function turnedStatus(text) {
+  $("turned-status").hidden = !text;
+  $("turned-status").textContent = text;
 }
 
 function percent(score) {
   return `${Math.round(Math.max(0, score) * 100)}%`;
 }
 
+// What the list shows of a candidate: an answer that shows the same is not drawn again.
+const shown = (candidates) => JSON.stringify(candidates.map((c) => [
+  c.item.id, c.image_id, c.verified, c.inliers, percent(c.global_score ?? c.score)]));
+
 function renderCandidates(candidates) {
   const list = $("candidates");
+  if (!$("results").hidden && list.dataset.shown === shown(candidates)) return;
+  list.dataset.shown = shown(candidates);
   list.replaceChildren();
   $("results").hidden = false;
   $("no-candidates").hidden = candidates.length > 0;
@@ -136,8 +163,45 @@ async function addPhotoToConfirmed() {
   }
 }
 
+// `quiet`: the results on screen stay as they are, and so does the status line.
+async function search(query, quiet = false) {
+  window.photosearch.lastQuery = query;
+  if (!quiet) status("Searching the catalog…");
+  const result = await api("/api/v1/search", { method: "POST", json: query });
+  window.photosearch.lastResult = result;
+  return result;
+}
+
+// An answer on screen; `mark`: the page's time from the photo to it (ms).
+function show(result, mark, started) {
+  renderCandidates(result.candidates);
+  window.photosearch.timings[mark] = performance.now() - started;
+  status(result.candidates.length ? "Pick the right one, or add it manually." : "No match.");
+}
+
+// Search asked for the turned views (the photo as taken verified nothing well): the same
+// query again with the views turned 90 and 270 degrees after the first one, whose answer
+// replaces the one shown. If this fails, the first answer stays.
+async function searchTurned(photo, query, current, started) {
+  turnedStatus("checking turned views…");
+  try {
+    const turned = await localDescriptors(photo, "turned");
+    if (!turned.length || state.photo !== current) return;
+    const result = await search({ ...query, local: [...query.local, ...turned] }, true);
+    if (state.photo !== current) return;
+    show(result, "final_results_ms", started);
+  } catch (error) {
+    $("search-note").hidden = false;
+    $("search-note").textContent = `Turned views were not checked (${error.message}).`;
+  } finally {
+    if (state.photo === current) turnedStatus("");
+  }
+}
+
 async function onPhoto(file) {
   if (!file) return;
+  // A photo picked while the last one is still searched replaces it: its answers are dropped.
+  const current = (state.photo = {});
   state.file = file;
   $("preview").src = URL.createObjectURL(file);
   $("preview").hidden = false;
@@ -146,29 +210,36 @@ async function onPhoto(file) {
   $("web-results").hidden = true;
   $("attach-label").hidden = false;
   $("search-note").hidden = true;
+  turnedStatus("");
   delete document.body.dataset.localError;
   if (!state.config.photo_search_available) return;
   try {
     status("Loading the model…");
     const model = await fingerprinter();
     status("Computing the fingerprint on this device…");
-    const photo = await model.decode(file);
     const started = performance.now();
+    const photo = await model.decode(file);
+    const fingerprinted = performance.now();
     const vector = await model.fingerprint(photo);
-    window.photosearch.timings = { fingerprint_ms: performance.now() - started, fingerprint_run_ms: model.lastRunMs };
+    window.photosearch.timings = { fingerprint_ms: performance.now() - fingerprinted, fingerprint_run_ms: model.lastRunMs };
     window.photosearch.lastFingerprint = vector;
     const query = { model_id: model.asset.model_id, vector, k: 10 };
-    const local = await localDescriptors(photo);
+    // The photo as taken first: most photos are upright and verify with it alone.
+    const always = window.photosearch.options.turnedViews === "always";
+    const local = await localDescriptors(photo, always ? "all" : "as taken");
     if (local.length) query.local = local;
-    window.photosearch.lastQuery = query;
-    status("Searching the catalog…");
-    const result = await api("/api/v1/search", { method: "POST", json: query });
-    window.photosearch.lastResult = result;
-    renderCandidates(result.candidates);
+    if (state.photo !== current) return;
+    const result = await search(query);
+    if (state.photo !== current) return;
+    show(result, "first_results_ms", started);
+    window.photosearch.timings.turned_views = Boolean(result.turned_views_wanted && query.local?.length === 1);
+    if (window.photosearch.timings.turned_views) await searchTurned(photo, query, current, started);
+    else window.photosearch.timings.final_results_ms = window.photosearch.timings.first_results_ms;
+    if (state.photo !== current) return;
     state.searches += 1;
-    status(result.candidates.length ? "Pick the right one, or add it manually." : "No match.");
     document.body.dataset.searches = String(state.searches);
   } catch (error) {
+    if (state.photo !== current) return; // the search of a photo since replaced
     status(`Photo search failed: ${error.message}. You can still add the item manually.`);
     document.body.dataset.searchError = error.message;
   }

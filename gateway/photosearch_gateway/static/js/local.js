@@ -1,5 +1,5 @@
 // Local descriptors in the page: the model's local graph (local.onnx) run on the whole
-// photo as taken and turned 90 and 270 degrees clockwise; each view's cells become int8
+// photo as taken and, when search asks for them, turned 90 and 270 degrees clockwise; each view's cells become int8
 // codes, of which the most salient (what search keeps anyway) are sent, base64-encoded, to
 // POST /api/v1/search. Descriptors only: no pixels leave.
 import { createSession, modelBytes, modelFiles, ort } from "/static/js/fingerprint.js";
@@ -8,6 +8,10 @@ import { rotateClockwise, toLocalTensor } from "/static/js/preprocess.js";
 
 // The photo as taken first, then turned (search tries each view against each candidate).
 export const TURNS = [0, 90, 270];
+// Most photos are upright: the page sends this view alone first, and the turns only when
+// search says the photo as taken verified nothing well (turned_views_wanted).
+export const AS_TAKEN = TURNS.slice(0, 1);
+export const TURNED = TURNS.slice(1);
 
 const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -37,14 +41,14 @@ export class RegionDescriber {
     return { map: output.data, dims: output.dims, runMs: performance.now() - started };
   }
 
-  // Decoded photo -> one {rows, cols, dim, codes, cells?} per turn, each view's time (ms)
-  // and the model's share of it.
-  async describe(photo, onView = () => {}) {
+  // Decoded photo -> one {rows, cols, dim, codes, cells?} per turn (clockwise degrees, in
+  // order), each view's time (ms) and the model's share of it.
+  async describe(photo, onView = () => {}, turns = TURNS) {
     const views = [];
     const times = [];
     const runTimes = [];
-    for (const [index, degrees] of TURNS.entries()) {
-      onView(index, TURNS.length);
+    for (const [index, degrees] of turns.entries()) {
+      onView(index, turns.length);
       await nextFrame(); // let the page show the progress before the next view's work
       const started = performance.now();
       const turned = rotateClockwise(photo.rgb, photo.width, photo.height, degrees);
