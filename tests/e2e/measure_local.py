@@ -74,7 +74,8 @@ def flow_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "local_views_per_photo": round(len(views) / len(rows), 2),
         "local_ms_per_photo": summary([sum(r.get("local_ms", [])) for r in rows]),
         "searched_again": sum(bool(r["turned_views"]) for r in rows),
-        "verified_first": sum(bool(r["verified_first"]) for r in rows),
+        # Photos whose final answer has a candidate verified with 15 inliers or more.
+        "verified_well": sum(r["best_inliers"] >= 15 for r in rows),
         "photos": len(rows),
     }
 
@@ -143,14 +144,12 @@ def page_row(driver: Any, path: Path, flow: str, index: int) -> dict[str, Any]:
     query = driver.execute_script("return window.photosearch.lastQuery")
     result = driver.execute_script("return window.photosearch.lastResult")
     plain = {k: v for k, v in query.items() if k != "local"}
-    verified = [c["inliers"] for c in result["candidates"] if c["verified"]]
     return {
         "photo": f"{path.parent.name}/{path.name}",
         "flow": flow,
         "index": index,
         **timings,
-        # Well verified by the view as taken: search would not have matched the turns.
-        "verified_first": not timings["turned_views"] and max(verified, default=0) >= 15,
+        "best_inliers": max((c["inliers"] for c in result["candidates"]), default=0),
         "grids": [[v["rows"], v["cols"]] for v in query.get("local", [])],
         "request_bytes": len(json.dumps(query)),
         "request_bytes_fingerprint_only": len(json.dumps(plain)),
