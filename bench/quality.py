@@ -3,11 +3,11 @@
 Mesh mode starts the real services (catalog, search, embedder) as processes, imports
 each dataset's catalog rows through catalog's gRPC import, waits until search's index
 status has nothing pending, then fingerprints every query photo with the embedder's
-Embed RPC and asks search's Search RPC, as the gateway does for a browser. Offline
-mode computes the same fingerprints and scores in-process (same ONNX file, same
-preprocessing); the two must agree, and the report says whether they do. Offline
-mode also evaluates the re-ranking techniques (tools/quality), which the services do
-not run yet.
+Embed RPC and asks search's Search RPC as the gateway does for a browser: with the
+fingerprint alone ("global") and as the page searches, with local descriptors
+("service-rerank"). Offline mode computes the same in-process (same ONNX files, same
+preprocessing, search's own re-ranking code); the two must agree, and the report says
+whether they do. Offline mode also evaluates the ablation's techniques (tools/quality).
 
 The robustness suite transforms every catalog photo (crops, brightness, contrast,
 mirror, rotations, JPEG q20, blur, grayscale, 64 px, 1:6 strips, pasted small on a
@@ -15,7 +15,7 @@ busy background), measures recall@1 per transform, then uploads the copies as ne
 items and counts the duplicate report's false negatives at its default threshold.
 
     make bench-quality                                  # mesh + offline, all datasets
-    .venv/bin/python bench/quality.py --mode offline --technique rerank
+    .venv/bin/python bench/quality.py --mode offline --technique service-rerank
     .venv/bin/python bench/quality.py --datasets smvs_dvd_covers --no-robustness
 
 Writes quality.json, quality.md and PNG plots into --out (default results/quality/report)."""
