@@ -38,7 +38,7 @@ class LocalView(BaseModel):
         description="Base64 of the int8 codes, cell after cell, `dim` bytes each: "
         "round(x * 127) of each cell's unit vector."
     )
-    cells: list[Annotated[int, Field(ge=0)]] = Field(
+    cells: list[Annotated[int, Field(ge=0, lt=MAX_LOCAL_SIDE**2)]] = Field(
         default_factory=list,
         max_length=MAX_LOCAL_SIDE**2,
         description="Row-major grid index of each coded cell, ascending, at most 250 (the "

@@ -1,9 +1,13 @@
 """Settings of the search service (environment variables prefixed SEARCH_)."""
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from photosearch.common.settings import DatabaseSettings, NatsSettings, ServiceSettings
+
+# Photos matched per re-ranked search at most: the matcher holds views x 250 x photos x 250
+# float32 similarities (~60 MB per view at 240 photos).
+MAX_RERANK_PHOTOS = 240
 
 
 class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
@@ -51,12 +55,23 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     duplicate_report_timeout_seconds: float = Field(default=300.0, gt=0)
 
     # Re-ranking by local descriptors (searches that send the query's own): the global
-    # search's top items that are re-ranked (20: recall@1 0.36 -> 0.885 on smvs_dvd_covers,
+    # search's top items that are re-ranked (20: recall@1 0.36 -> 0.875 on smvs_dvd_covers,
     # docs/quality.md), at most this many photos of each, in this many worker threads
-    # (one search each; one BLAS thread each, see __main__).
-    rerank_top_k: int = Field(default=20, ge=1, le=200)
-    rerank_photos_per_item: int = Field(default=3, ge=1, le=50)
+    # (one search each; one BLAS thread each, see __main__); top_k x photos_per_item is
+    # at most MAX_RERANK_PHOTOS.
+    rerank_top_k: int = Field(default=20, ge=1, le=100)
+    rerank_photos_per_item: int = Field(default=3, ge=1, le=10)
     rerank_threads: int = Field(default=2, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _rerank_photos_bounded(self) -> "SearchSettings":
+        photos = self.rerank_top_k * self.rerank_photos_per_item
+        if photos > MAX_RERANK_PHOTOS:
+            raise ValueError(
+                f"SEARCH_RERANK_TOP_K x SEARCH_RERANK_PHOTOS_PER_ITEM is {photos}; at most "
+                f"{MAX_RERANK_PHOTOS} photos are matched per search (memory grows with it)"
+            )
+        return self
 
     rebuild_batch_size: int = Field(default=500, ge=1, le=10000)
     # How long Rebuild waits for the catalog walk before answering "in progress".

@@ -97,9 +97,11 @@ class LocalSearch:
         candidates = found.candidates
         turned_wanted = False
         if photos is not None:
-            evidence = await self._evidence(views, top_photos(candidates, photos, self._settings))
+            top = top_photos(candidates, photos, self._settings)
+            evidence = await self._evidence(views, top)
             candidates = rescore(candidates, evidence, self._settings)
-            turned_wanted = wants_turned_views(views, evidence, self._settings)
+            # Nothing to match (no candidate has descriptors yet): turns would not help.
+            turned_wanted = bool(top) and wants_turned_views(views, evidence, self._settings)
         kept = [c for c in candidates if c.score >= query.min_score][: query.k]
         return SearchResult(
             found.model_id,

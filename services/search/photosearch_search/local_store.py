@@ -34,11 +34,13 @@ async def store_local(conn: AsyncConnection, model: Model, ref: ImageRef, grid: 
     """Replace the image's descriptors of this model (the caller has checked that the
     image is not deleted). '' when stored, else why not: a model's descriptors all have
     the dimension of the first ones stored."""
-    cur = await conn.execute(
-        "UPDATE models SET local_dim = coalesce(local_dim, %s) WHERE model_id = %s"
-        " RETURNING local_dim",
+    # Written once per model (a row lock and a row version per image otherwise).
+    await conn.execute(
+        "UPDATE models SET local_dim = %s, local_since = now()"
+        " WHERE model_id = %s AND local_dim IS NULL",
         (grid.dim, model.model_id),
     )
+    cur = await conn.execute("SELECT local_dim FROM models WHERE model_id = %s", (model.model_id,))
     row = await cur.fetchone()
     if row is None or int(row[0]) != grid.dim:
         known = "none" if row is None else f"{int(row[0])}-d"

@@ -205,7 +205,8 @@ class ImageState:
     """What search knows of one image for one model."""
 
     image_id: str
-    # Has its vectors, and its local descriptors when the model stores any.
+    # Has its vectors, and its local descriptors if it was embedded before the model's
+    # first ones were stored.
     embedded: bool
     failed: bool
     deleted: bool
@@ -216,13 +217,16 @@ class ImageState:
 async def image_states(
     conn: AsyncConnection, model: Model | None, model_id: str, image_ids: Sequence[str]
 ) -> dict[str, ImageState]:
-    # Once a model stores local descriptors, an image lacking them (embedded before its
-    # embedders made them) is not done yet: a rebuild queues it again.
+    # Once a model stores local descriptors, an image lacking them whose vectors predate
+    # them (embedded before its embedders made them) is not done yet: a rebuild queues it
+    # again. One embedded since then without them (its local pass failed, or they were
+    # refused) is done: queueing it again would only repeat that.
     embedded = (
         sql.SQL(
             "EXISTS (SELECT 1 FROM {t} v WHERE v.image_id = r.image_id)"
-            " AND ((SELECT local_dim FROM models WHERE model_id = %(model)s) IS NULL"
-            "  OR EXISTS (SELECT 1 FROM local_descriptors l"
+            " AND NOT EXISTS (SELECT 1 FROM {t} v JOIN models m ON m.model_id = %(model)s"
+            "  WHERE v.image_id = r.image_id AND v.updated_at < m.local_since"
+            "  AND NOT EXISTS (SELECT 1 FROM local_descriptors l"
             "   WHERE l.model_id = %(model)s AND l.image_id = r.image_id))"
         ).format(t=sql.Identifier(model.table))
         if model is not None

@@ -257,13 +257,19 @@ async def test_rebuild_queues_images_that_lack_local_descriptors(start_harness):
 
     h = await start_harness()
     new_model = "test/local-model"
-    refs = await add_catalog_images(h, items=3, per_item=1)
-    await eventually(lambda: _equal(jobs_in_queue(h, h.model_id), 3))
-    # One image embedded with descriptors, one by an embedder that made none, one not yet.
-    await h.completed(refs[0][0], refs[0][1], unit(np.ones(DIM)), model_id=new_model, local=COVER)
-    await h.completed(refs[1][0], refs[1][1], unit(np.ones(DIM)), model_id=new_model)
-    await h.heartbeat(new_model)
+    refs = await add_catalog_images(h, items=4, per_item=1)
+    await eventually(lambda: _equal(jobs_in_queue(h, h.model_id), 4))
+    vector = unit(np.ones(DIM))
+    # Embedded before the model's embedders made descriptors: queued again.
+    await h.completed(refs[0][0], refs[0][1], vector, model_id=new_model)
+    await eventually(lambda: _equal(_embedded(h, new_model), 1))
+    # The first descriptors, then an image whose local pass failed since: both are done
+    # (queueing the latter again would only repeat the failure).
+    await h.completed(refs[1][0], refs[1][1], vector, model_id=new_model, local=COVER)
     await eventually(lambda: _equal(_embedded(h, new_model), 2))
+    await h.completed(refs[2][0], refs[2][1], vector, model_id=new_model)
+    await h.heartbeat(new_model)
+    await eventually(lambda: _equal(_embedded(h, new_model), 3))
     rebuild = await h.stub.Rebuild(search_pb2.RebuildRequest(model_id=new_model), timeout=30)
-    assert (rebuild.queued, rebuild.already_queued) == (2, 0)
+    assert (rebuild.queued, rebuild.already_queued) == (2, 0)  # refs[0] and the unembedded
     assert await jobs_in_queue(h, new_model) == 2

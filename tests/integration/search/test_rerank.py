@@ -108,7 +108,7 @@ async def test_a_verified_candidate_outranks_a_closer_fingerprint(start_harness)
     assert [c.item_id for c in upright.candidates] == ["item-near", "item-cover", "item-plain"]
     # A photo as taken that verifies the cover needs no turned views.
     direct = await h.search_items(QUERY, k=10, local=[COVER])
-    assert [c.item_id for c in direct.candidates][0] == "item-cover"
+    assert direct.candidates[0].item_id == "item-cover"
     assert direct.reranked and not direct.turned_views_wanted
     # The same request without descriptors is answered as before.
     again = await h.search_items(QUERY, k=10)
@@ -219,3 +219,22 @@ async def test_a_model_without_descriptors_answers_the_global_ranking(start_harn
     # The views are still checked.
     short = events_pb2.LocalDescriptors(rows=ROWS, cols=COLS, dim=LOCAL_DIM, codes=b"\x01")
     assert "bytes of codes" in await _invalid(h, local=[short])
+
+
+async def test_no_turned_views_are_asked_for_when_no_candidate_has_descriptors(start_harness):
+    h = await start_harness(rerank_top_k=1)
+    await h.completed("img-cover", "item-cover", vector(0.8), local=COVER)
+    await h.completed("img-plain", "item-plain", vector(0.6))  # an embedder without local
+
+    async def both_in():
+        reply = await h.search_items(QUERY, k=10)
+        assert len(reply.candidates) == 2
+        return reply
+
+    await eventually(both_in)
+    # The only candidate re-ranked (the plain one, closest to this query) has nothing to
+    # match: turned views could not help, so none are asked for.
+    plain_query = unit(vector(0.6))
+    reply = await h.search_items(plain_query, k=10, local=query_views()[:1])
+    assert reply.reranked and not reply.turned_views_wanted
+    assert reply.candidates[0].item_id == "item-plain" and reply.candidates[0].inliers == 0

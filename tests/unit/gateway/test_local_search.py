@@ -159,6 +159,8 @@ async def test_malformed_local_views_are_400_naming_the_view(
         ([view(41, 3)], "local.0.rows"),
         ([{**view(2, 3), "pixels": "AAAA"}], "local.0.pixels"),
         ([{k: v for k, v in view(2, 3).items() if k != "codes"}], "local.0.codes"),
+        # Past any grid, and past what the message's int32 can carry: a 400, not a 500.
+        ([{**view(2, 3), "cells": [0, 2**31], "codes": TWO_CELLS}], "local.0.cells.1"),
     ],
 )
 async def test_local_views_out_of_bounds_are_400(

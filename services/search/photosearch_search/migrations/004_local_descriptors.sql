@@ -2,6 +2,9 @@
 -- (int8 codes, usually the 250 most salient cells), matched against a query's own to
 -- re-rank search candidates. Written beside the image's vectors, deleted with them.
 ALTER TABLE models ADD COLUMN local_dim integer CHECK (local_dim > 0);
+-- When the model's first descriptors were stored: images whose vectors are older and have
+-- none were embedded before its embedders made them, and a rebuild queues them again.
+ALTER TABLE models ADD COLUMN local_since timestamptz;
 
 CREATE TABLE local_descriptors (
     model_id text NOT NULL REFERENCES models (model_id) ON DELETE CASCADE,
