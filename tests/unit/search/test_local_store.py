@@ -1,9 +1,12 @@
 """How local descriptors are laid out in their table."""
 
 import numpy as np
+import pytest
+from pydantic import ValidationError
 
 from photosearch.common.local import LocalGrid, keep_salient, to_proto
 from photosearch.events.v1 import events_pb2
+from photosearch_search.config import MAX_RERANK_PHOTOS, SearchSettings
 from photosearch_search.indexer import check_local
 from photosearch_search.local_store import decode, encode_cells
 
@@ -49,3 +52,9 @@ def test_an_embed_result_keeps_usable_descriptors_only():
     assert check_local(event(wide)) is None
     broken = events_pb2.LocalDescriptors(rows=2, cols=2, dim=64, codes=b"\x01")
     assert check_local(event(broken)) is None
+
+
+def test_rerank_settings_keep_the_matcher_within_a_few_hundred_photos():
+    SearchSettings(database_url="", rerank_top_k=MAX_RERANK_PHOTOS // 10, rerank_photos_per_item=10)
+    with pytest.raises(ValidationError, match="at most 240 photos are matched per search"):
+        SearchSettings(database_url="", rerank_top_k=100, rerank_photos_per_item=3)
