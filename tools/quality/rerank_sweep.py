@@ -16,8 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
+from photosearch_search.domain import Candidate
 from photosearch_search.matching import MatchSettings
-from photosearch_search.rerank import StoredPhoto, item_evidence, query_views
+from photosearch_search.rerank import (
+    Evidence,
+    RerankSettings,
+    StoredPhoto,
+    item_evidence,
+    query_views,
+    rescore,
+)
 from tools.quality.datasets import DEFAULT_ROOT, discover, load_dataset
 from tools.quality.features import exported_model, make_extractor
 from tools.quality.offline import Technique, prepare
@@ -72,17 +80,16 @@ def gather(model: str, dataset_name: str, top_k: int) -> list[QueryEvidence]:
 def recall_at_1(
     queries: list[QueryEvidence], weight: float, saturate: int, floor: int, turned_below: int
 ) -> float:
+    """Search's own scoring (`rescore`) with these settings, on the gathered evidence."""
     right = 0
     for q in queries:
-        found = q.inliers(turned_below)
-
-        def score(item: str, q: QueryEvidence = q, found: dict[str, int] = found) -> float:
-            inliers = found.get(item, 0)
-            bonus = weight * min(inliers, saturate) / saturate if inliers >= floor else 0.0
-            return q.scores[item] + bonus
-
-        # Best first, ties by item id, as search orders them.
-        right += min(q.scores, key=lambda item: (-score(item), item)) == q.truth
+        ranked = sorted(q.scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        candidates = [Candidate(item, "", score) for item, score in ranked]
+        evidence = {i: Evidence(0, n) for i, n in q.inliers(turned_below).items()}
+        settings = RerankSettings(
+            top_k=len(candidates), saturate=saturate, weight=weight, min_inliers=floor
+        )
+        right += rescore(candidates, evidence, settings)[0].item_id == q.truth
     return right / len(queries)
 
 
