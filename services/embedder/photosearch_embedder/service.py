@@ -154,10 +154,6 @@ class Embedder:
             )
         return results
 
-    async def embed_one(self, image: bytes, variant_names: list[str]) -> dict[str, list[float]]:
-        """Raises InvalidImage (an InvalidArgument) when the bytes are not a usable image."""
-        return (await self.embed_photo(image, variant_names)).vectors
-
     async def embed_photo(
         self, image: bytes, variant_names: list[str], local_rotations: Sequence[int] = ()
     ) -> Fingerprints:

@@ -17,10 +17,10 @@ from photosearch_search.domain import SearchQuery, SearchResult
 from photosearch_search.local_store import LocalDescriptorReader
 from photosearch_search.queries import VectorQueries
 from photosearch_search.rerank import (
-    MAX_QUERY_VIEWS,
     Evidence,
     RerankSettings,
     StoredPhoto,
+    check_view_count,
     query_views,
     rescore,
     staged_evidence,
@@ -34,11 +34,7 @@ GlobalSearch = Callable[[AsyncConnection[Any], SearchQuery], Awaitable[SearchRes
 
 def parse_views(messages: Sequence[events_pb2.LocalDescriptors]) -> list[LocalGrid]:
     """The query's views, checked (count, grid, codes) and reduced to salient cells."""
-    if len(messages) > MAX_QUERY_VIEWS:
-        raise InvalidArgument(
-            f"local: at most {MAX_QUERY_VIEWS} views (the photo as taken, then turned views), "
-            f"got {len(messages)}"
-        )
+    check_view_count(len(messages))  # before decoding any of them
     grids = [from_proto(m, what=f"local[{i}]") for i, m in enumerate(messages)]
     dims = {g.dim for g in grids}
     if len(dims) > 1:

@@ -50,14 +50,18 @@ class StoredPhoto:
     grid: LocalGrid
 
 
+def check_view_count(count: int) -> None:
+    if count > MAX_QUERY_VIEWS:
+        raise InvalidArgument(
+            f"local: at most {MAX_QUERY_VIEWS} views (the photo as taken, then turned views), "
+            f"got {count}"
+        )
+
+
 def query_views(views: Sequence[LocalGrid]) -> list[LocalGrid]:
     """The views a query may send, each reduced to its most salient cells (full grids;
     a client's own selection is kept as it is, but may not be larger)."""
-    if len(views) > MAX_QUERY_VIEWS:
-        raise InvalidArgument(
-            f"local: at most {MAX_QUERY_VIEWS} views (the photo as taken, then turned views), "
-            f"got {len(views)}"
-        )
+    check_view_count(len(views))
     out = []
     for number, view in enumerate(views):
         reduced = keep_salient(view)

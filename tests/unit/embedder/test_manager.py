@@ -69,7 +69,7 @@ async def test_batches_larger_than_the_batch_size_are_chunked_with_equal_results
     results = await embedder.embed(images, ["mirror"])
     assert [sorted(r.vectors) for r in results[:3]] == [["global", "mirror"]] * 3
     assert results[3].error is not None and "not a supported image" in str(results[3].error)
-    alone = await embedder.embed_one(images[1], [])
+    alone = (await embedder.embed_photo(images[1], [])).vectors
     assert cosine(np.array(alone["global"]), np.array(results[1].vectors["global"])) > 0.99999
     await embedder.manager.close()
 

@@ -8,6 +8,7 @@ Layout: {cache_dir}/{model_key(model_id)}/
 """
 
 import base64
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -50,8 +51,14 @@ class ModelFiles:
         return self.directory / PREPROCESS
 
     def preprocess(self) -> dict[str, Any]:
-        spec: dict[str, Any] = json.loads(self.preprocess_path.read_text())
-        return spec
+        """The parsed preprocess.json, read once per instance (an export's files do not
+        change under its manifest; ModelFiles.load sees a new one). A copy: callers may
+        change it."""
+        cached = self.__dict__.get("_preprocess")
+        if cached is None:
+            cached = json.loads(self.preprocess_path.read_text())
+            object.__setattr__(self, "_preprocess", cached)  # frozen: a cache, not state
+        return copy.deepcopy(cached)
 
     @staticmethod
     def directory_for(cache_dir: Path, model_id: str) -> Path:
