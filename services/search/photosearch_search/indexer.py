@@ -114,25 +114,26 @@ class Indexer:
                 await repo.record_jobs(conn, model_id, [ref], rebuild_id=None)
 
     async def image_deleted(self, event: events_pb2.ImageDeleted) -> None:
-        models = await self._registry.all()
         async with self._infra.require_pool().connection() as conn, conn.transaction():
             await repo.lock_items(conn, [event.item_id])
+            models = await self._registry.all_seen_by(conn)
             await repo.delete_images(conn, models, [event.image_id])
 
     async def item_deleted(self, event: events_pb2.ItemDeleted) -> None:
-        models = await self._registry.all()
         async with self._infra.require_pool().connection() as conn, conn.transaction():
             await repo.lock_items(conn, [event.item_id])
+            models = await self._registry.all_seen_by(conn)
             await repo.delete_item(conn, models, event.item_id, list(event.image_ids))
 
     async def item_upserted(self, event: events_pb2.ItemUpserted, seq: int) -> None:
         """`seq` orders the events of one item (the CATALOG stream sequence)."""
-        models = await self._registry.all()
         series = event.series.strip().lower() or None
         maker = event.maker.strip().lower() or None
         tags = sorted({t.strip().lower() for t in event.tags if t.strip()})
         async with self._infra.require_pool().connection() as conn, conn.transaction():
             await repo.lock_items(conn, [event.item_id])
+            # Read after the lock: the item's first vector may have registered its model.
+            models = await self._registry.all_seen_by(conn)
             await repo.upsert_item(conn, models, event.item_id, (series, maker, tags), seq)
 
     async def embed_results(

@@ -142,9 +142,14 @@ class ModelRegistry:
 
     async def all(self) -> list[Model]:
         async with self._infra.require_pool().connection() as conn:
-            cur = await conn.execute("SELECT model_id, dim, id FROM models ORDER BY id")
-            rows = await cur.fetchall()
-        models = [Model(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+            return await self.all_seen_by(conn)
+
+    async def all_seen_by(self, conn: AsyncConnection) -> list[Model]:
+        """Every model, read on the caller's connection. A writer that holds an item's
+        lock reads them after taking it: a model registered by a vector that held the
+        lock before is then seen, and its table gets the write too."""
+        cur = await conn.execute("SELECT model_id, dim, id FROM models ORDER BY id")
+        models = [Model(str(r[0]), int(r[1]), int(r[2])) for r in await cur.fetchall()]
         self._models.update({m.model_id: m for m in models})
         return models
 
