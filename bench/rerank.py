@@ -186,7 +186,15 @@ def recall(dataset: Any, catalog: list[Photo], owners: list[str], queries: list[
     """Global top-k re-ranked by each implementation, over every query."""
     settings = techniques.CATALOG[TECHNIQUE].rerank
     assert settings is not None
-    ours = RerankSettings(top_k=top_k)
+    # The reference's scoring rule, so that only the matcher differs (search's own rule
+    # is compared with it in docs/quality.md).
+    ours = RerankSettings(
+        top_k=top_k,
+        weight=settings.weight,
+        saturate=settings.saturate,
+        min_inliers=0,
+        turned_views_below=0,
+    )
     vectors = np.stack([p.fingerprint for p in catalog])
     by_item_ref: dict[str, list[LocalFeatures]] = {}
     by_item: dict[str, list[StoredPhoto]] = {}
