@@ -3,14 +3,21 @@ top candidates is computed once (the services' own descriptors and matcher, as
 `service-rerank`), then scoring rules are compared on it, every dataset side by side.
 
     .venv/bin/python -m tools.quality.rerank_sweep --model efficientnet-lite0-colour
+    .venv/bin/python -m tools.quality.rerank_sweep --iterations 100 --min-similarity 0.6
 
 Rule: score = global + weight * min(inliers, saturate) / saturate, counting only
 candidates with at least `min_inliers` verified matches; the turned query views either
 always count, or only when the photo as taken verified no candidate with `turned_below`
 inliers."""
 
+import os
+
+# As the search service runs (photosearch_search/__main__.py), so matching times compare.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import itertools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +47,7 @@ class QueryEvidence:
     truth: str
     scores: dict[str, float]  # global item scores
     per_view: list[dict[str, int]]  # top-k candidates' verified inliers, view by view
+    upright_ms: float  # matching the photo as taken against the candidates (one thread)
 
     def inliers(self, turned_below: int) -> dict[str, int]:
         """Best over the views; with `turned_below`, the turned views only count when the
@@ -49,7 +57,10 @@ class QueryEvidence:
         return {i: max(v.get(i, 0) for v in self.per_view) for i in self.per_view[0]}
 
 
-def gather(model: str, dataset_name: str, top_k: int) -> list[QueryEvidence]:
+def gather(
+    model: str, dataset_name: str, top_k: int, match: MatchSettings | None = None
+) -> list[QueryEvidence]:
+    match = match or MatchSettings()
     cache = ROOT / "results" / "quality"
     (path,) = [p for p in discover(DEFAULT_ROOT) if p.name == dataset_name]
     dataset = load_dataset(path)
@@ -69,11 +80,13 @@ def gather(model: str, dataset_name: str, top_k: int) -> list[QueryEvidence]:
         scores = global_item_scores(feats[0].fingerprints[0], vectors, owners)
         top = {item: photos[item] for item in top_items(scores, top_k)}
         query = query_views([v[number] for v in views])
-        per_view = []
+        per_view, upright_ms = [], 0.0
         for view in query:
-            evidence = item_evidence([view], top, MatchSettings())
+            started = time.process_time()
+            evidence = item_evidence([view], top, match)
+            upright_ms = upright_ms or (time.process_time() - started) * 1000
             per_view.append({i: e.inliers for i, e in evidence.items()})
-        out.append(QueryEvidence(photo.item, scores, per_view))
+        out.append(QueryEvidence(photo.item, scores, per_view, upright_ms))
     return out
 
 
@@ -114,9 +127,16 @@ def main() -> None:
         default="0,15",
         help="turned views count only when the upright one verifies fewer inliers (0: always)",
     )
+    parser.add_argument("--iterations", type=int, default=MatchSettings.iterations)
+    parser.add_argument("--min-similarity", type=float, default=MatchSettings.min_similarity)
     args = parser.parse_args()
     names = args.datasets.split(",")
-    data = {name: gather(args.model, name, args.top_k) for name in names}
+    match = MatchSettings(min_similarity=args.min_similarity, iterations=args.iterations)
+    data = {name: gather(args.model, name, args.top_k, match) for name in names}
+    cpu = " | ".join(
+        f"{n}: {np.percentile([q.upright_ms for q in data[n]], 50):.1f}" for n in names
+    )
+    print(f"{match}; matching the photo as taken, CPU ms p50: {cpu}\n")
     print("| weight | saturate | min inliers | turned views | " + " | ".join(names) + " | worst |")
     print("|---" * (5 + len(names)) + "|")
     for weight, saturate, floor, below in itertools.product(
