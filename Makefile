@@ -99,6 +99,7 @@ bench-quality: $(STAMP) ## retrieval quality on ../shared/datasets through the r
 
 bench-rerank: $(STAMP) ## local re-ranking: batched vs per-pair matcher, and the Search RPC
 	$(PY) bench/rerank.py --rpc
+	$(PY) bench/rerank_threads.py
 
 bench-fallback: $(STAMP) ## fallback photo preparation and WebDetect against a local fake Vision
 	PYTHONPATH=. $(PY) bench/fallback.py

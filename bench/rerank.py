@@ -10,8 +10,9 @@ turned 90 and 270 degrees), from the quality harness's cache (computed on first 
    interleaved query by query, over --queries queries (`tools/quality/cost.py`'s choice
    of queries and candidates); inlier counts compared pair by pair.
 2. Recall@1 / @5 on every query: global top 20 re-ranked by each implementation.
-3. With --rpc: the Search RPC p50/p99 with and without local descriptors against a real
-   search service (embedded Postgres + NATS) holding the catalog's vectors and descriptors.
+3. With --rpc: the Search RPC p50/p99 without local descriptors, with all three views, and
+   with the photo as taken only (the page's first request), against a real search service
+   (embedded Postgres + NATS) holding the catalog's vectors and descriptors.
 
     .venv/bin/python bench/rerank.py                  # 1 and 2
     .venv/bin/python bench/rerank.py --rpc            # and 3
@@ -320,9 +321,11 @@ def measure_rpc(dataset: Any, catalog: list[Photo], owners: list[str],
             asyncio.run(load_catalog(nats.url, address, catalog, owners))
             plain = [search_request(v, local=False) for v in queries] * rounds
             local = [search_request(v, local=True) for v in queries] * rounds
+            # The page's first request: the photo as taken only.
+            upright = [search_request(v[:1], local=True) for v in queries] * rounds
             out: dict[str, Any] = {"queries": len(queries), "rounds": rounds}
-            # Interleaved in blocks, so a busy moment hurts both alike.
-            times: dict[str, list[float]] = {"plain": [], "local": []}
+            # Interleaved in blocks, so a busy moment hurts all alike.
+            times: dict[str, list[float]] = {"plain": [], "local": [], "local_upright": []}
             replies: list[search_pb2.SearchResponse] = []
             block = 50
             for start in range(0, len(plain), block):
@@ -331,6 +334,8 @@ def measure_rpc(dataset: Any, catalog: list[Photo], owners: list[str],
                 t, r = asyncio.run(timed(address, local[start : start + block]))
                 times["local"] += t
                 replies += r
+                t, _ = asyncio.run(timed(address, upright[start : start + block]))
+                times["local_upright"] += t
             for name, values in times.items():
                 out[f"{name}_ms_p50"] = round(percentile(values, 50), 2)
                 out[f"{name}_ms_p99"] = round(percentile(values, 99), 2)

@@ -11,7 +11,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import asyncio
 
 from photosearch.common.grpc_server import serve
-from photosearch.common.logging import configure_logging
+from photosearch.common.logging import configure_logging, get_logger
+from photosearch_search.allocator import keep_freed_memory
 from photosearch_search.config import SearchSettings
 from photosearch_search.server import build_server
 
@@ -24,4 +25,6 @@ async def main(settings: SearchSettings) -> None:
 if __name__ == "__main__":
     settings = SearchSettings()
     configure_logging("search", settings.log_level, settings.log_format)
+    if not keep_freed_memory():
+        get_logger(__name__).warning("allocator.not_tuned", reason="no glibc mallopt")
     asyncio.run(main(settings))

@@ -119,6 +119,7 @@ class LocalDescriptorReader:
                 "best": [best_images[i] for i in items],
                 "per_item": self._photos_per_item,
             },
+            binary=True,  # the codes as raw bytes: text would send them hex-encoded, twice the size
         )
         out: dict[str, list[StoredPhoto]] = {}
         for item_id, image_id, rows, cols, dim, cells, codes in await cur.fetchall():
