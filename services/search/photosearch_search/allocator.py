@@ -4,7 +4,7 @@ Re-ranking allocates a few MB of arrays per search (the similarity matrix of the
 cells against every candidate cell) in worker threads. With glibc's defaults a worker
 thread's arena hands that memory back to the kernel after each search and faults it in
 again on the next: about 1,000 page faults per search, which made a search's matching cost
-30–50 % more CPU in a worker thread (docs/benchmarks/search.md).
+30 to 50 % more CPU in a worker thread (docs/benchmarks/search.md).
 Keeping freed memory in the arenas removes them."""
 
 import ctypes
