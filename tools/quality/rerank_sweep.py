@@ -80,13 +80,13 @@ def gather(
         scores = global_item_scores(feats[0].fingerprints[0], vectors, owners)
         top = {item: photos[item] for item in top_items(scores, top_k)}
         query = query_views([v[number] for v in views])
-        per_view, upright_ms = [], 0.0
+        per_view, view_ms = [], []
         for view in query:
             started = time.process_time()
             evidence = item_evidence([view], top, match)
-            upright_ms = upright_ms or (time.process_time() - started) * 1000
+            view_ms.append((time.process_time() - started) * 1000)
             per_view.append({i: e.inliers for i, e in evidence.items()})
-        out.append(QueryEvidence(photo.item, scores, per_view, upright_ms))
+        out.append(QueryEvidence(photo.item, scores, per_view, view_ms[0]))
     return out
 
 
