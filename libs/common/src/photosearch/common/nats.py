@@ -1,12 +1,15 @@
 """NATS/JetStream helpers: connect with endless reconnects, declare streams,
-consumers and KV buckets idempotently, publish protobuf with request ids."""
+consumers and KV buckets idempotently, pull batches from a durable consumer, publish
+protobuf with request ids."""
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import nats
 from google.protobuf.message import Message
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -117,6 +120,45 @@ async def ensure_consumer(
         filter_subject=filter_subject,
     )
     await js.add_consumer(stream, config)
+
+
+async def bind_pull(
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    *,
+    filter_subject: str | None = None,
+    ack_wait: float = 30.0,
+) -> JetStreamContext.PullSubscription:
+    """Declare the durable pull consumer (idempotent) and subscribe to it."""
+    await ensure_consumer(js, stream, durable, filter_subject=filter_subject, ack_wait=ack_wait)
+    return await js.pull_subscribe_bind(durable, stream)
+
+
+async def pull_batches(
+    sub: JetStreamContext.PullSubscription,
+    batch: int,
+    *,
+    timeout: float,
+    stopping: asyncio.Event,
+    on_idle: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[list[Msg]]:
+    """Batches of up to `batch` messages until `stopping` is set. A fetch that finds
+    nothing calls `on_idle`; one that fails (NATS away: the client reconnects by
+    itself) is logged and tried again a second later. The next batch is fetched only
+    when the caller asks for it, so a caller may wait for room before asking."""
+    while not stopping.is_set():
+        try:
+            msgs = await sub.fetch(batch, timeout=timeout)
+        except TimeoutError:  # nats' TimeoutError is one too: nothing to fetch
+            if on_idle is not None:
+                await on_idle()
+            continue
+        except Exception as exc:
+            log.warning("consumer.fetch_failed", error=repr(exc))
+            await asyncio.sleep(1.0)
+            continue
+        yield msgs
 
 
 async def ensure_kv(js: JetStreamContext, bucket: str, ttl: float, replicas: int = 1) -> KeyValue:
