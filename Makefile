@@ -12,12 +12,12 @@ PACKAGES := libs/common libs/devstack services/catalog services/search services/
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install system-deps protos protos-check lint typecheck test test-unit \
+.PHONY: help install system-deps protos protos-check lint fmt typecheck check test test-unit \
         test-integration test-e2e run import demo images bench bench-embed bench-search \
         bench-import bench-gateway bench-quality bench-rerank bench-fallback bench-soak clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(STAMP): $(PYPROJECTS) constraints.txt requirements-dev.txt $(wildcard gateway/web/package-lock.json)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,16 +49,23 @@ lint: $(STAMP) ## ruff (lint + format check)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+fmt: $(STAMP) ## fix what ruff can (imports, lint autofixes) and format the code
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
 typecheck: $(STAMP) ## mypy --strict on our code
 	$(VENV)/bin/mypy libs/common/src/photosearch/common libs/devstack services gateway tools
 
-test-unit: $(STAMP)
+check: $(STAMP) lint typecheck ## the quick loop before a commit: lint, types, unit tests without model builds
+	$(VENV)/bin/pytest -q tests/unit -m "not slow"
+
+test-unit: $(STAMP) ## unit tests (fakes, no network), model builds included
 	$(VENV)/bin/pytest -q tests/unit
 
-test-integration: $(STAMP) system-deps
+test-integration: $(STAMP) system-deps ## integration tests: real Postgres+pgvector, NATS, gRPC servers
 	$(VENV)/bin/pytest -q tests/integration
 
-test-e2e: $(STAMP) system-deps
+test-e2e: $(STAMP) system-deps ## end-to-end tests across the mesh and headless Chromium
 	$(VENV)/bin/pytest -q tests/e2e
 
 test: $(STAMP) system-deps protos-check lint typecheck ## everything CI runs
