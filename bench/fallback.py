@@ -19,7 +19,6 @@ from photosearch.common.images import decode_image
 from photosearch_fallback.config import FallbackSettings
 from photosearch_fallback.credentials import VisionCredentials
 from photosearch_fallback.photo import prepare_photo
-from photosearch_fallback.server import vision_options
 from photosearch_fallback.service import WebDetectService
 from photosearch_fallback.vision import VisionWebDetector
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
@@ -80,7 +79,7 @@ async def bench_web_detect(photos: dict[str, bytes]) -> None:
     with FakeVision() as fake:
         fake.set_default(Reply.web_detection(RICH_WEB_DETECTION))
         settings = FallbackSettings(vision_endpoint=fake.endpoint)
-        detector = VisionWebDetector(vision_options(settings))
+        detector = VisionWebDetector(settings.vision_options())
         service = WebDetectService(settings, BenchCredentials(), detector)
         await service.web_detect(photos["1 MP"], 10)  # warm-up: client construction
         for name, data in photos.items():

@@ -2,13 +2,14 @@
 
 import uvicorn
 
+from photosearch.common.entrypoint import load_settings
 from photosearch.common.logging import configure_logging
 from photosearch_gateway.app import create_app
 from photosearch_gateway.config import GatewaySettings
 from photosearch_gateway.http_protocol import bounded_httptools
 
 if __name__ == "__main__":
-    settings = GatewaySettings()
+    settings = load_settings(GatewaySettings, "gateway")
     configure_logging("gateway", settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),

@@ -6,6 +6,8 @@ from pydantic_settings import SettingsConfigDict
 
 from photosearch.common.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from photosearch.common.settings import DatabaseSettings, NatsSettings, ServiceSettings
+from photosearch_catalog.intake import ImageLimits
+from photosearch_catalog.relay import RelayOptions
 
 _KEY_HELP = (
     "CATALOG_SETTINGS_KEY must be a Fernet key: 32 random bytes in urlsafe base64 "
@@ -55,3 +57,14 @@ class CatalogSettings(NatsSettings, DatabaseSettings, ServiceSettings):
 
     def cipher(self) -> MultiFernet:
         return settings_cipher(self.settings_key.get_secret_value())
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(self.max_image_bytes, self.max_image_pixels, self.max_thumbnail_size)
+
+    def relay_options(self) -> RelayOptions:
+        return RelayOptions(
+            stream_replicas=self.nats_stream_replicas,
+            poll_seconds=self.outbox_poll_seconds,
+            standby_seconds=self.outbox_standby_seconds,
+            batch_size=self.outbox_batch_size,
+        )

@@ -7,11 +7,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from photosearch.catalog.v1 import catalog_pb2
 from photosearch.common.errors import InvalidArgument
 from photosearch_catalog.domain import (
+    AdminSettings,
     ExternalRef,
     Image,
+    ImageRef,
     ImageRole,
     ImportImage,
     ImportRecord,
+    ImportSummary,
     Item,
     ItemFields,
 )
@@ -101,4 +104,31 @@ def import_record_from_proto(record: catalog_pb2.ImportRecord) -> ImportRecord:
             for image in record.images
         ],
         update_existing=record.update_existing,
+    )
+
+
+def image_refs_to_proto(refs: list[ImageRef]) -> catalog_pb2.ImageRefBatch:
+    return catalog_pb2.ImageRefBatch(
+        refs=[catalog_pb2.ImageRef(image_id=r.image_id, item_id=r.item_id) for r in refs]
+    )
+
+
+def import_summary_to_proto(summary: ImportSummary) -> catalog_pb2.ImportSummary:
+    return catalog_pb2.ImportSummary(
+        items_created=summary.items_created,
+        items_existing=summary.items_existing,
+        images_added=summary.images_added,
+        images_existing=summary.images_existing,
+        errors=[
+            catalog_pb2.ImportError(import_key=e.import_key, filename=e.filename, message=e.message)
+            for e in summary.errors
+        ],
+    )
+
+
+def settings_to_proto(settings: AdminSettings) -> catalog_pb2.Settings:
+    return catalog_pb2.Settings(
+        photo_search_enabled=settings.photo_search_enabled,
+        web_fallback_enabled=settings.web_fallback_enabled,
+        vision_api_key_set=settings.vision_api_key_set,
     )

@@ -34,14 +34,21 @@ class _RawPayload:
         return self._payload
 
 
+@dataclass(frozen=True)
+class RelayOptions:
+    stream_replicas: int = 1
+    # How often the leader re-checks without a notification and a standby tries to
+    # take over, and the rows read per round.
+    poll_seconds: float = 1.0
+    standby_seconds: float = 2.0
+    batch_size: int = 200
+
+
 @dataclass
 class OutboxRelay:
     database_url: str
     nats_url: str
-    stream_replicas: int = 1
-    poll_seconds: float = 1.0
-    standby_seconds: float = 2.0
-    batch_size: int = 200
+    options: RelayOptions = field(default_factory=RelayOptions)
     published: int = field(default=0, init=False)
     leading: bool = field(default=False, init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -95,7 +102,7 @@ class OutboxRelay:
             row = await cur.fetchone()
             if row and row[0]:
                 break
-            await self._pause(self.standby_seconds)
+            await self._pause(self.options.standby_seconds)
         else:
             return
         self.leading = True
@@ -110,7 +117,7 @@ class OutboxRelay:
         while not self._stopping.is_set():
             cur = await conn.execute(
                 "SELECT id, subject, payload, request_id FROM outbox ORDER BY id LIMIT %s",
-                (self.batch_size,),
+                (self.options.batch_size,),
             )
             rows = await cur.fetchall()
             sent = await self._publish(conn, js, instance, rows)
@@ -120,9 +127,9 @@ class OutboxRelay:
                 await self._ensure_streams(js)
                 continue
             delay = 0.2
-            if len(rows) < self.batch_size:
+            if len(rows) < self.options.batch_size:
                 # Runs to its end (no break): it holds the connection's lock until then.
-                async for _ in conn.notifies(timeout=self.poll_seconds, stop_after=1):
+                async for _ in conn.notifies(timeout=self.options.poll_seconds, stop_after=1):
                     pass
 
     async def _publish(
@@ -174,7 +181,7 @@ class OutboxRelay:
         return None
 
     def _topology(self) -> nats_helpers.Topology:
-        return nats_helpers.Topology(self.stream_replicas)
+        return nats_helpers.Topology(self.options.stream_replicas)
 
     async def _ensure_streams(self, js: JetStreamContext) -> None:
         """A NATS that came back empty has no CATALOG stream: declare it again."""

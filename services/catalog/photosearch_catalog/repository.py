@@ -4,84 +4,18 @@ transaction) of its caller and returns domain objects."""
 from typing import Any
 
 from psycopg import AsyncConnection, errors
-from psycopg.types.json import Jsonb
 
 from photosearch.common.errors import AlreadyExists
-from photosearch_catalog.domain import (
-    ExternalRef,
-    Image,
-    ImageRef,
-    ImageRole,
-    Item,
-    ItemFields,
-    ItemFilter,
-    NewImage,
+from photosearch_catalog.domain import Image, ImageRef, Item, ItemFields, ItemFilter, NewImage
+from photosearch_catalog.rows import (
+    IMAGE_COLUMNS,
+    ITEM_COLUMNS,
+    image_from_row,
+    image_values,
+    item_from_row,
+    item_values,
+    like_pattern,
 )
-
-_ITEM_COLUMNS = """
-    i.id::text, i.name, i.series, i.maker, i.year, i.variant, i.tags, i.attributes,
-    i.external_refs, coalesce(i.import_key, ''), i.created_at, i.updated_at,
-    (SELECT count(*) FROM images m WHERE m.item_id = i.id),
-    coalesce((SELECT m.id::text FROM images m WHERE m.item_id = i.id
-              ORDER BY m.role, m.created_at, m.id LIMIT 1), '')
-"""
-_IMAGE_COLUMNS = (
-    "id::text, item_id::text, role, sha256, width, height, format, size_bytes, filename, created_at"
-)
-
-
-def _item(row: Any) -> Item:
-    refs = tuple(
-        ExternalRef(r.get("system", ""), r.get("ref", ""), r.get("url", "")) for r in row[8]
-    )
-    fields = ItemFields(
-        name=row[1],
-        series=row[2],
-        maker=row[3],
-        year=row[4],
-        variant=row[5],
-        tags=tuple(row[6]),
-        attributes=dict(row[7]),
-        external_refs=refs,
-    )
-    return Item(row[0], fields, row[9], row[10], row[11], int(row[12]), row[13])
-
-
-def _image(row: Any) -> Image:
-    return Image(row[0], row[1], ImageRole(row[2]), *row[3:])
-
-
-def _field_values(fields: ItemFields) -> tuple[Any, ...]:
-    refs = [{"system": r.system, "ref": r.ref, "url": r.url} for r in fields.external_refs]
-    return (
-        fields.name,
-        fields.series,
-        fields.maker,
-        fields.year,
-        fields.variant,
-        list(fields.tags),
-        Jsonb(fields.attributes),
-        Jsonb(refs),
-    )
-
-
-def _image_values(image_id: str, item_id: str, image: NewImage) -> tuple[Any, ...]:
-    return (
-        image_id,
-        item_id,
-        int(image.role),
-        image.sha256,
-        image.width,
-        image.height,
-        image.format,
-        len(image.data),
-        image.filename,
-    )
-
-
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 class CatalogRepository:
@@ -92,7 +26,7 @@ class CatalogRepository:
             await conn.execute(
                 "INSERT INTO items (id, name, series, maker, year, variant, tags, attributes,"
                 " external_refs, import_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (item_id, *_field_values(fields), import_key or None),
+                (item_id, *item_values(fields), import_key or None),
             )
         except errors.UniqueViolation:
             raise AlreadyExists(f"an item with import key {import_key!r} already exists") from None
@@ -102,13 +36,13 @@ class CatalogRepository:
     ) -> dict[str, tuple[str, ItemFields, set[str]]]:
         """For each key that has an item: (item id, its fields, the sha256 of its images)."""
         cur = await conn.execute(
-            f"SELECT {_ITEM_COLUMNS}, array(SELECT m.sha256 FROM images m WHERE m.item_id = i.id)"
+            f"SELECT {ITEM_COLUMNS}, array(SELECT m.sha256 FROM images m WHERE m.item_id = i.id)"
             " FROM items i WHERE i.import_key = ANY(%s)",
             (import_keys,),
         )
         state = {}
         for row in await cur.fetchall():
-            item = _item(row)
+            item = item_from_row(row)
             state[item.import_key] = (item.id, item.fields, set(row[14]))
         return state
 
@@ -121,7 +55,7 @@ class CatalogRepository:
                 "INSERT INTO items (id, name, series, maker, year, variant, tags, attributes,"
                 " external_refs, import_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (import_key) DO NOTHING RETURNING id::text",
-                [(item_id, *_field_values(fields), key) for item_id, fields, key in rows],
+                [(item_id, *item_values(fields), key) for item_id, fields, key in rows],
                 returning=True,
             )
             inserted: set[str] = set()
@@ -138,20 +72,20 @@ class CatalogRepository:
             await cur.executemany(
                 "INSERT INTO images (id, item_id, role, sha256, width, height, format,"
                 " size_bytes, filename) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                f" ON CONFLICT (item_id, sha256) DO NOTHING RETURNING {_IMAGE_COLUMNS}",
-                [_image_values(image_id, item_id, image) for image_id, item_id, image in rows],
+                f" ON CONFLICT (item_id, sha256) DO NOTHING RETURNING {IMAGE_COLUMNS}",
+                [image_values(image_id, item_id, image) for image_id, item_id, image in rows],
                 returning=True,
             )
             inserted: list[Image] = []
             async for result in cur.results():
-                inserted.extend(_image(row) for row in await result.fetchall())
+                inserted.extend(image_from_row(row) for row in await result.fetchall())
         return inserted
 
     async def update_item(self, conn: AsyncConnection, item_id: str, fields: ItemFields) -> None:
         await conn.execute(
             "UPDATE items SET name = %s, series = %s, maker = %s, year = %s, variant = %s,"
             " tags = %s, attributes = %s, external_refs = %s, updated_at = now() WHERE id = %s",
-            (*_field_values(fields), item_id),
+            (*item_values(fields), item_id),
         )
 
     async def get_item(
@@ -159,26 +93,16 @@ class CatalogRepository:
     ) -> Item | None:
         lock = " FOR UPDATE OF i" if for_update else ""
         cur = await conn.execute(
-            f"SELECT {_ITEM_COLUMNS} FROM items i WHERE i.id = %s{lock}", (item_id,)
+            f"SELECT {ITEM_COLUMNS} FROM items i WHERE i.id = %s{lock}", (item_id,)
         )
         row = await cur.fetchone()
-        return _item(row) if row else None
-
-    async def get_item_by_import_key(
-        self, conn: AsyncConnection, import_key: str, *, for_update: bool = False
-    ) -> Item | None:
-        lock = " FOR UPDATE OF i" if for_update else ""
-        cur = await conn.execute(
-            f"SELECT {_ITEM_COLUMNS} FROM items i WHERE i.import_key = %s{lock}", (import_key,)
-        )
-        row = await cur.fetchone()
-        return _item(row) if row else None
+        return item_from_row(row) if row else None
 
     async def get_items(self, conn: AsyncConnection, item_ids: list[str]) -> list[Item]:
         cur = await conn.execute(
-            f"SELECT {_ITEM_COLUMNS} FROM items i WHERE i.id = ANY(%s::uuid[])", (item_ids,)
+            f"SELECT {ITEM_COLUMNS} FROM items i WHERE i.id = ANY(%s::uuid[])", (item_ids,)
         )
-        return [_item(row) for row in await cur.fetchall()]
+        return [item_from_row(row) for row in await cur.fetchall()]
 
     async def item_exists(self, conn: AsyncConnection, item_id: str) -> bool:
         cur = await conn.execute("SELECT 1 FROM items WHERE id = %s", (item_id,))
@@ -209,7 +133,7 @@ class CatalogRepository:
         params: list[Any] = []
         if filters.query:
             where.append("i.name ILIKE %s")
-            params.append(_like_pattern(filters.query))
+            params.append(like_pattern(filters.query))
         if filters.series:
             where.append("lower(i.series) = lower(%s)")
             params.append(filters.series)
@@ -224,22 +148,18 @@ class CatalogRepository:
             params.extend(after)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         cur = await conn.execute(
-            f"SELECT {_ITEM_COLUMNS} FROM items i {clause} ORDER BY lower(i.name), i.id LIMIT %s",
+            f"SELECT {ITEM_COLUMNS} FROM items i {clause} ORDER BY lower(i.name), i.id LIMIT %s",
             (*params, limit),
         )
-        return [_item(row) for row in await cur.fetchall()]
+        return [item_from_row(row) for row in await cur.fetchall()]
 
     async def find_image(self, conn: AsyncConnection, item_id: str, sha256: str) -> Image | None:
         cur = await conn.execute(
-            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE item_id = %s AND sha256 = %s",
+            f"SELECT {IMAGE_COLUMNS} FROM images WHERE item_id = %s AND sha256 = %s",
             (item_id, sha256),
         )
         row = await cur.fetchone()
-        return _image(row) if row else None
-
-    async def image_hashes(self, conn: AsyncConnection, item_id: str) -> set[str]:
-        cur = await conn.execute("SELECT sha256 FROM images WHERE item_id = %s", (item_id,))
-        return {row[0] for row in await cur.fetchall()}
+        return image_from_row(row) if row else None
 
     async def insert_image(
         self, conn: AsyncConnection, image_id: str, item_id: str, image: NewImage
@@ -249,23 +169,23 @@ class CatalogRepository:
         return inserted[0] if inserted else None
 
     async def get_image(self, conn: AsyncConnection, image_id: str) -> Image | None:
-        cur = await conn.execute(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = %s", (image_id,))
+        cur = await conn.execute(f"SELECT {IMAGE_COLUMNS} FROM images WHERE id = %s", (image_id,))
         row = await cur.fetchone()
-        return _image(row) if row else None
+        return image_from_row(row) if row else None
 
     async def delete_image(self, conn: AsyncConnection, image_id: str) -> Image | None:
         cur = await conn.execute(
-            f"DELETE FROM images WHERE id = %s RETURNING {_IMAGE_COLUMNS}", (image_id,)
+            f"DELETE FROM images WHERE id = %s RETURNING {IMAGE_COLUMNS}", (image_id,)
         )
         row = await cur.fetchone()
-        return _image(row) if row else None
+        return image_from_row(row) if row else None
 
     async def list_images(self, conn: AsyncConnection, item_id: str) -> list[Image]:
         cur = await conn.execute(
-            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE item_id = %s ORDER BY role, created_at, id",
+            f"SELECT {IMAGE_COLUMNS} FROM images WHERE item_id = %s ORDER BY role, created_at, id",
             (item_id,),
         )
-        return [_image(row) for row in await cur.fetchall()]
+        return [image_from_row(row) for row in await cur.fetchall()]
 
     async def image_refs(
         self, conn: AsyncConnection, after_image_id: str | None, limit: int

@@ -1,40 +1,19 @@
 """Wiring only: build the gRPC server and the lifecycle of the catalog service."""
 
-from dataclasses import dataclass
-
 from photosearch.catalog.v1 import catalog_pb2_grpc
 from photosearch.common.grpc_server import GrpcServer, create_server
 from photosearch.common.infra import Infra
 from photosearch_catalog.admin_settings import AdminSettingsService
 from photosearch_catalog.config import CatalogSettings
 from photosearch_catalog.importing import ImportService
-from photosearch_catalog.intake import ImageLimits, ThumbnailCache
+from photosearch_catalog.intake import ThumbnailCache
+from photosearch_catalog.lifecycle import CatalogLifecycle
 from photosearch_catalog.relay import OutboxRelay
 from photosearch_catalog.service import CatalogService
 from photosearch_catalog.servicer import CatalogServicer
 from photosearch_catalog.storage import PostgresImageStore
 
 SERVICE_NAME = "photosearch.catalog.v1.CatalogService"
-
-
-@dataclass
-class CatalogLifecycle:
-    """Postgres (serving depends on it) and the outbox relay (NATS may come and go:
-    events wait in the outbox, so the catalog keeps serving without it)."""
-
-    infra: Infra
-    relay: OutboxRelay
-
-    async def start(self) -> None:
-        await self.infra.start()
-        self.relay.start()
-
-    async def ready(self) -> bool:
-        return await self.infra.database_ok()
-
-    async def stop(self) -> None:
-        await self.relay.stop()
-        await self.infra.stop()
 
 
 async def build_server(settings: CatalogSettings) -> tuple[GrpcServer, CatalogLifecycle]:
@@ -45,17 +24,8 @@ async def build_server(settings: CatalogSettings) -> tuple[GrpcServer, CatalogLi
         pool_min=settings.database_pool_min,
         pool_max=settings.database_pool_max,
     )
-    relay = OutboxRelay(
-        settings.database_url,
-        settings.nats_url,
-        stream_replicas=settings.nats_stream_replicas,
-        poll_seconds=settings.outbox_poll_seconds,
-        standby_seconds=settings.outbox_standby_seconds,
-        batch_size=settings.outbox_batch_size,
-    )
-    limits = ImageLimits(
-        settings.max_image_bytes, settings.max_image_pixels, settings.max_thumbnail_size
-    )
+    relay = OutboxRelay(settings.database_url, settings.nats_url, settings.relay_options())
+    limits = settings.image_limits()
     catalog = CatalogService(
         infra.require_pool,
         PostgresImageStore(infra.require_pool),

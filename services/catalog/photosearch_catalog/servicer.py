@@ -1,31 +1,28 @@
 """Protobuf <-> domain translation for the catalog service; the logic lives in
-service.py, importing.py and admin_settings.py."""
+service.py, importing.py and admin_settings.py, the conversions in convert.py."""
 
 from collections.abc import AsyncIterator
 from typing import Any
+
+import grpc
 
 from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from photosearch_catalog.admin_settings import AdminSettingsService
 from photosearch_catalog.convert import (
     fields_from_proto,
+    image_refs_to_proto,
     image_to_proto,
     import_record_from_proto,
+    import_summary_to_proto,
     item_to_proto,
     role_from_proto,
+    settings_to_proto,
 )
-from photosearch_catalog.domain import AdminSettings, ImageRole, ImportRecord, ItemFilter
+from photosearch_catalog.domain import ImageRole, ImportRecord, ItemFilter
 from photosearch_catalog.importing import ImportService
 from photosearch_catalog.service import CatalogService
 
-Context = Any  # grpc.aio.ServicerContext
-
-
-def _settings(settings: AdminSettings) -> catalog_pb2.Settings:
-    return catalog_pb2.Settings(
-        photo_search_enabled=settings.photo_search_enabled,
-        web_fallback_enabled=settings.web_fallback_enabled,
-        vision_api_key_set=settings.vision_api_key_set,
-    )
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
@@ -36,56 +33,74 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self.imports = imports
         self.settings = settings
 
-    async def CreateItem(self, request: catalog_pb2.CreateItemRequest, context: Context) -> Any:
+    async def CreateItem(
+        self, request: catalog_pb2.CreateItemRequest, context: Context
+    ) -> catalog_pb2.Item:
         item = await self.catalog.create_item(
             fields_from_proto(request.item), request.item.import_key
         )
         return item_to_proto(item)
 
-    async def GetItem(self, request: catalog_pb2.GetItemRequest, context: Context) -> Any:
+    async def GetItem(
+        self, request: catalog_pb2.GetItemRequest, context: Context
+    ) -> catalog_pb2.Item:
         return item_to_proto(await self.catalog.get_item(request.id))
 
     async def BatchGetItems(
         self, request: catalog_pb2.BatchGetItemsRequest, context: Context
-    ) -> Any:
+    ) -> catalog_pb2.BatchGetItemsResponse:
         items = await self.catalog.batch_get_items(list(request.ids))
         return catalog_pb2.BatchGetItemsResponse(items=[item_to_proto(i) for i in items])
 
-    async def UpdateItem(self, request: catalog_pb2.UpdateItemRequest, context: Context) -> Any:
+    async def UpdateItem(
+        self, request: catalog_pb2.UpdateItemRequest, context: Context
+    ) -> catalog_pb2.Item:
         item = await self.catalog.update_item(
             request.item.id, fields_from_proto(request.item), list(request.update_mask.paths)
         )
         return item_to_proto(item)
 
-    async def DeleteItem(self, request: catalog_pb2.DeleteItemRequest, context: Context) -> Any:
+    async def DeleteItem(
+        self, request: catalog_pb2.DeleteItemRequest, context: Context
+    ) -> catalog_pb2.DeleteItemResponse:
         await self.catalog.delete_item(request.id)
         return catalog_pb2.DeleteItemResponse()
 
-    async def ListItems(self, request: catalog_pb2.ListItemsRequest, context: Context) -> Any:
+    async def ListItems(
+        self, request: catalog_pb2.ListItemsRequest, context: Context
+    ) -> catalog_pb2.ListItemsResponse:
         filters = ItemFilter(request.query, request.series, request.maker, request.tag)
         page = await self.catalog.list_items(filters, request.page_size, request.page_token)
         return catalog_pb2.ListItemsResponse(
             items=[item_to_proto(i) for i in page.items], next_page_token=page.next_page_token
         )
 
-    async def AddImage(self, request: catalog_pb2.AddImageRequest, context: Context) -> Any:
+    async def AddImage(
+        self, request: catalog_pb2.AddImageRequest, context: Context
+    ) -> catalog_pb2.AddImageResponse:
         role = role_from_proto(request.role, ImageRole.UPLOADED)
         image, created = await self.catalog.add_image(
             request.item_id, role, request.data, request.filename
         )
         return catalog_pb2.AddImageResponse(image=image_to_proto(image), created=created)
 
-    async def GetImage(self, request: catalog_pb2.GetImageRequest, context: Context) -> Any:
+    async def GetImage(
+        self, request: catalog_pb2.GetImageRequest, context: Context
+    ) -> catalog_pb2.GetImageResponse:
         image, data, content_type = await self.catalog.get_image(request.id, request.thumbnail_size)
         return catalog_pb2.GetImageResponse(
             image=image_to_proto(image), data=data, content_type=content_type
         )
 
-    async def DeleteImage(self, request: catalog_pb2.DeleteImageRequest, context: Context) -> Any:
+    async def DeleteImage(
+        self, request: catalog_pb2.DeleteImageRequest, context: Context
+    ) -> catalog_pb2.DeleteImageResponse:
         await self.catalog.delete_image(request.id)
         return catalog_pb2.DeleteImageResponse()
 
-    async def ListImages(self, request: catalog_pb2.ListImagesRequest, context: Context) -> Any:
+    async def ListImages(
+        self, request: catalog_pb2.ListImagesRequest, context: Context
+    ) -> catalog_pb2.ListImagesResponse:
         images = await self.catalog.list_images(request.item_id)
         return catalog_pb2.ListImagesResponse(images=[image_to_proto(i) for i in images])
 
@@ -93,40 +108,30 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.StreamImageRefsRequest, context: Context
     ) -> AsyncIterator[catalog_pb2.ImageRefBatch]:
         async for refs in self.catalog.stream_image_refs(request.batch_size):
-            yield catalog_pb2.ImageRefBatch(
-                refs=[catalog_pb2.ImageRef(image_id=r.image_id, item_id=r.item_id) for r in refs]
-            )
+            yield image_refs_to_proto(refs)
 
-    async def CountImages(self, request: catalog_pb2.CountImagesRequest, context: Context) -> Any:
+    async def CountImages(
+        self, request: catalog_pb2.CountImagesRequest, context: Context
+    ) -> catalog_pb2.CountImagesResponse:
         return catalog_pb2.CountImagesResponse(count=await self.catalog.count_images())
 
     async def ImportItems(
         self, request_iterator: AsyncIterator[catalog_pb2.ImportRecord], context: Context
-    ) -> Any:
+    ) -> catalog_pb2.ImportSummary:
         async def records() -> AsyncIterator[ImportRecord]:
             async for record in request_iterator:
                 yield import_record_from_proto(record)
 
-        summary = await self.imports.import_records(records())
-        return catalog_pb2.ImportSummary(
-            items_created=summary.items_created,
-            items_existing=summary.items_existing,
-            images_added=summary.images_added,
-            images_existing=summary.images_existing,
-            errors=[
-                catalog_pb2.ImportError(
-                    import_key=e.import_key, filename=e.filename, message=e.message
-                )
-                for e in summary.errors
-            ],
-        )
+        return import_summary_to_proto(await self.imports.import_records(records()))
 
-    async def GetSettings(self, request: catalog_pb2.GetSettingsRequest, context: Context) -> Any:
-        return _settings(await self.settings.get())
+    async def GetSettings(
+        self, request: catalog_pb2.GetSettingsRequest, context: Context
+    ) -> catalog_pb2.Settings:
+        return settings_to_proto(await self.settings.get())
 
     async def UpdateSettings(
         self, request: catalog_pb2.UpdateSettingsRequest, context: Context
-    ) -> Any:
+    ) -> catalog_pb2.Settings:
         updated = await self.settings.update(
             photo_search_enabled=(
                 request.photo_search_enabled if request.HasField("photo_search_enabled") else None
@@ -137,10 +142,10 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             vision_api_key=(request.vision_api_key if request.HasField("vision_api_key") else None),
             clear_vision_api_key=request.clear_vision_api_key,
         )
-        return _settings(updated)
+        return settings_to_proto(updated)
 
     async def GetVisionCredentials(
         self, request: catalog_pb2.GetVisionCredentialsRequest, context: Context
-    ) -> Any:
+    ) -> catalog_pb2.VisionCredentials:
         enabled, key = await self.settings.vision_credentials()
         return catalog_pb2.VisionCredentials(web_fallback_enabled=enabled, api_key=key)

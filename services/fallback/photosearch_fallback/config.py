@@ -4,6 +4,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from photosearch.common.settings import ServiceSettings
+from photosearch_fallback.vision import VisionOptions
 
 
 class FallbackSettings(ServiceSettings):
@@ -44,3 +45,14 @@ class FallbackSettings(ServiceSettings):
     # Results per kind of lead when a request says 0, and the most a request may ask for.
     default_max_results: int = Field(default=10, ge=1)
     max_results_limit: int = Field(default=50, ge=1)
+
+    def vision_options(self) -> VisionOptions:
+        return VisionOptions(
+            endpoint=self.vision_endpoint,
+            deadline_seconds=self.vision_deadline_seconds,
+            attempt_timeout_seconds=self.vision_attempt_timeout_seconds,
+            max_attempts=self.vision_max_attempts,
+            backoff_seconds=self.vision_backoff_seconds,
+            backoff_max_seconds=self.vision_backoff_max_seconds,
+            concurrency=self.vision_concurrency,
+        )

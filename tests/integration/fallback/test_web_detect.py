@@ -13,7 +13,6 @@ from photosearch.common import errors
 from photosearch_fallback.config import FallbackSettings
 from photosearch_fallback.credentials import VisionCredentials
 from photosearch_fallback.leads import LeadType
-from photosearch_fallback.server import vision_options
 from photosearch_fallback.service import WebDetectService
 from photosearch_fallback.vision import VisionWebDetector
 from tests.integration.fallback.conftest import API_KEY, CapturedLogs
@@ -56,7 +55,7 @@ def credentials() -> StaticCredentials:
 @pytest.fixture
 def service(fake_vision: FakeVision, credentials: StaticCredentials) -> Iterator[WebDetectService]:
     settings = fast_settings(fake_vision.endpoint)
-    detector = VisionWebDetector(vision_options(settings))
+    detector = VisionWebDetector(settings.vision_options())
     yield WebDetectService(settings, credentials, detector)
     detector.close()
 
@@ -193,7 +192,7 @@ async def test_refused_unless_enabled_with_a_key(
     fake_vision: FakeVision, photo: bytes, enabled: bool, key: str, message: str
 ) -> None:
     settings = fast_settings(fake_vision.endpoint)
-    detector = VisionWebDetector(vision_options(settings))
+    detector = VisionWebDetector(settings.vision_options())
     service = WebDetectService(settings, StaticCredentials(enabled, key), detector)
     with pytest.raises(errors.FailedPrecondition, match=message):
         await service.web_detect(photo, max_results=5)
