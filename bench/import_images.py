@@ -25,8 +25,9 @@ from PIL import Image, ImageDraw
 
 from photosearch.catalog.v1 import catalog_pb2
 from photosearch.common import subjects
-from photosearch_catalog.import_sources import Exclusions, plan_source
-from photosearch_catalog.importer import open_stub, run_import
+from photosearch_catalog.cli.import_sources import plan_source
+from photosearch_catalog.cli.importer import open_stub, run_import
+from photosearch_catalog.cli.plan import Exclusions
 from photosearch_devstack.nats_server import NatsServer
 from photosearch_devstack.ports import free_port
 from photosearch_devstack.postgres import EmbeddedPostgres

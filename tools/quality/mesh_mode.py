@@ -24,8 +24,9 @@ from photosearch.common.channels import CHANNEL_OPTIONS
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from photosearch.events.v1 import events_pb2
 from photosearch.search.v1 import search_pb2, search_pb2_grpc
-from photosearch_catalog.import_sources import Exclusions, plan_manifest
-from photosearch_catalog.importer import run_import
+from photosearch_catalog.cli.import_sources import plan_manifest
+from photosearch_catalog.cli.importer import run_import
+from photosearch_catalog.cli.plan import Exclusions
 from photosearch_devstack.mesh import Mesh
 from tools.quality.datasets import Dataset, Photo
 from tools.quality.metrics import Ranking

@@ -45,7 +45,7 @@ def offer_demo(mesh: Mesh) -> None:
         [
             sys.executable,
             "-m",
-            "photosearch_catalog.demo",
+            "photosearch_catalog.cli.demo",
             "--catalog",
             mesh.address("catalog"),
             "--if-empty",

@@ -4,8 +4,8 @@ from photosearch.catalog.v1 import catalog_pb2_grpc
 from photosearch.common.grpc_server import GrpcServer, create_server
 from photosearch.common.infra import Infra
 from photosearch_catalog.admin_settings import AdminSettingsService
+from photosearch_catalog.bulk_import import ImportService
 from photosearch_catalog.config import CatalogSettings
-from photosearch_catalog.importing import ImportService
 from photosearch_catalog.intake import ThumbnailCache
 from photosearch_catalog.lifecycle import CatalogLifecycle
 from photosearch_catalog.relay import OutboxRelay

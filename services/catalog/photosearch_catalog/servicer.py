@@ -1,5 +1,5 @@
 """Protobuf <-> domain translation for the catalog service; the logic lives in
-service.py, importing.py and admin_settings.py, the conversions in convert.py."""
+service.py, bulk_import.py and admin_settings.py, the conversions in convert.py."""
 
 from collections.abc import AsyncIterator
 from typing import Any
@@ -8,6 +8,7 @@ import grpc
 
 from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from photosearch_catalog.admin_settings import AdminSettingsService
+from photosearch_catalog.bulk_import import ImportService
 from photosearch_catalog.convert import (
     fields_from_proto,
     image_refs_to_proto,
@@ -19,7 +20,6 @@ from photosearch_catalog.convert import (
     settings_to_proto,
 )
 from photosearch_catalog.domain import ImageRole, ImportRecord, ItemFilter
-from photosearch_catalog.importing import ImportService
 from photosearch_catalog.service import CatalogService
 
 Context = grpc.aio.ServicerContext[Any, Any]

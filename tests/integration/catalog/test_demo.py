@@ -3,7 +3,7 @@
 import asyncio
 
 from photosearch.catalog.v1 import catalog_pb2
-from photosearch_catalog import demo
+from photosearch_catalog.cli import demo
 
 
 async def test_demo_catalog_loads_once(catalog) -> None:

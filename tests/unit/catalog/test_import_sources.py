@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from photosearch.common.errors import InvalidArgument
+from photosearch_catalog.cli.import_sources import plan_source
+from photosearch_catalog.cli.plan import Exclusions
 from photosearch_catalog.domain import ExternalRef, ImageRole
-from photosearch_catalog.import_sources import Exclusions, plan_source
 
 DATASETS = Path("/work/shared/datasets")
 

@@ -1,20 +1,18 @@
 """What an import reads: a folder of photos named by label, a metadata CSV joined
 to image files, or a dataset manifest.csv, turned into a plan of items and the
-image files of each. Nothing is read from the images here (see importer.py).
-The formats are documented in docs/catalog.md."""
+image files of each (plan.py). Nothing is read from the images here (see
+importer.py). The formats are documented in docs/catalog.md."""
 
 import csv
-import fnmatch
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from photosearch.common.errors import InvalidArgument
+from photosearch_catalog.cli.naming import label_from_stem, title_case
+from photosearch_catalog.cli.plan import Exclusions, ImportPlan, PlannedImage, PlannedItem
 from photosearch_catalog.domain import ExternalRef, ImageRole, ItemFields
-from photosearch_catalog.naming import label_from_stem, title_case
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic", ".heif"}
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 CSV_FIELDS = {
     "file", "key", "name", "series", "maker", "year", "variant", "tags", "role",
     "ref_system", "ref", "url",
@@ -25,60 +23,6 @@ _MANIFEST_FILE_COLUMNS = {
     "source_path", "source_repo", "source_commit", "note", "orig_width", "orig_height",
     "nominal_view_deg",
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class PlannedImage:
-    path: Path
-    role: ImageRole = ImageRole.OFFICIAL
-
-
-@dataclass
-class PlannedItem:
-    import_key: str
-    fields: ItemFields
-    images: list[PlannedImage] = field(default_factory=list)
-
-
-@dataclass
-class ImportPlan:
-    items: list[PlannedItem] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
-
-    @property
-    def image_count(self) -> int:
-        return sum(len(item.images) for item in self.items)
-
-
-class Exclusions:
-    """Images to skip (placeholders): glob patterns matched against the path relative
-    to the source and against the bare file name, or sha256 hashes of the bytes."""
-
-    def __init__(self, patterns: list[str] | None = None, hashes: set[str] | None = None):
-        self.patterns = [p.lower() for p in patterns or []]
-        self.hashes = {h.lower() for h in hashes or set()}
-
-    @classmethod
-    def from_files(cls, files: list[Path]) -> "Exclusions":
-        patterns: list[str] = []
-        hashes: set[str] = set()
-        for path in files:
-            for raw in path.read_text(encoding="utf-8").splitlines():
-                line = raw.split("#", 1)[0].strip()
-                if not line:
-                    continue
-                (hashes.add if _HEX64.match(line) else patterns.append)(line)
-        return cls(patterns, hashes)
-
-    def excludes_path(self, relative: str) -> bool:
-        relative = relative.replace("\\", "/").lower()
-        name = relative.rsplit("/", 1)[-1]
-        return any(
-            fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in self.patterns
-        )
-
-    def excludes_hash(self, sha256: str) -> bool:
-        return sha256.lower() in self.hashes
 
 
 def _is_image(path: Path) -> bool:

@@ -2,7 +2,7 @@
 wheel (skimage/data; nothing is downloaded), so a new user can try recognition
 at once. Idempotent: every item has a stable import key.
 
-    python -m photosearch_catalog.demo --catalog 127.0.0.1:50051 [--if-empty]
+    python -m photosearch_catalog.cli.demo --catalog 127.0.0.1:50051 [--if-empty]
 """
 
 import argparse
@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from photosearch_catalog.cli.importer import Totals, import_and_report, run_import, say
+from photosearch_catalog.cli.plan import ImportPlan, PlannedImage, PlannedItem
 from photosearch_catalog.domain import ItemFields
-from photosearch_catalog.import_sources import ImportPlan, PlannedImage, PlannedItem
-from photosearch_catalog.importer import Totals, import_and_report, run_import, say
 
 # (files in skimage/data, name, series, year): photos of things, not textures or charts.
 DEMO_ITEMS: list[tuple[tuple[str, ...], str, str, int]] = [
@@ -76,7 +76,7 @@ def catalog_is_empty(stub: catalog_pb2_grpc.CatalogServiceStub) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m photosearch_catalog.demo")
+    parser = argparse.ArgumentParser(prog="python -m photosearch_catalog.cli.demo")
     parser.add_argument("--catalog", default="127.0.0.1:50051", help="catalog gRPC address")
     parser.add_argument(
         "--if-empty", action="store_true", help="only when the catalog has no items yet"

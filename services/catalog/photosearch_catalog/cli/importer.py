@@ -1,6 +1,6 @@
 """Import photos into a running catalog through its gRPC API.
 
-    python -m photosearch_catalog.importer --catalog 127.0.0.1:50051 SOURCE
+    python -m photosearch_catalog.cli.importer --catalog 127.0.0.1:50051 SOURCE
 
 SOURCE is a folder of photos named by label, a folder with a dataset manifest.csv,
 a manifest.csv, or a metadata CSV joined to image files (docs/catalog.md). The
@@ -17,18 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from tqdm import tqdm
 
 from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from photosearch.common.channels import CHANNEL_OPTIONS
 from photosearch.common.errors import InvalidArgument
+from photosearch_catalog.cli.import_sources import plan_source
+from photosearch_catalog.cli.plan import Exclusions, ImportPlan, PlannedItem
 from photosearch_catalog.convert import fields_to_proto
-from photosearch_catalog.import_sources import (
-    Exclusions,
-    ImportPlan,
-    PlannedItem,
-    plan_source,
-)
+
+try:
+    from tqdm import tqdm
+except ImportError:  # the server installs the catalog without its [cli] extra
+    raise SystemExit("the importer needs tqdm: pip install 'photosearch-catalog[cli]'") from None
 
 # One gRPC message stays well under the 64 MB limit: big items go in several records.
 RECORD_BYTES = 16 * 1024 * 1024
@@ -166,7 +166,7 @@ def report(totals: Totals, *, limit: int = 20) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m photosearch_catalog.importer",
+        prog="python -m photosearch_catalog.cli.importer",
         description="Import a folder, a metadata CSV or a dataset manifest into the catalog.",
     )
     parser.add_argument("source", type=Path, help="folder, manifest.csv or metadata CSV")
