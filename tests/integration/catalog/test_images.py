@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from photosearch.catalog.v1 import catalog_pb2
-from tests.integration.catalog.conftest import image_bytes
+from tests.support.catalog import image_bytes
 
 OFFICIAL = catalog_pb2.IMAGE_ROLE_OFFICIAL
 UPLOADED = catalog_pb2.IMAGE_ROLE_UPLOADED
@@ -133,7 +133,7 @@ async def test_bad_images_are_refused_and_nothing_is_written(catalog, data, mess
 
 
 async def test_too_many_bytes_is_refused_with_the_limit(database_url, nats_server) -> None:
-    from tests.integration.catalog.conftest import make_settings, start_catalog
+    from tests.support.catalog import make_settings, start_catalog
 
     service, small = await start_catalog(
         make_settings(database_url, nats_server.url, max_image_bytes=2048)

@@ -13,7 +13,7 @@ from photosearch.catalog.v1 import catalog_pb2
 from photosearch_catalog.cli import importer
 from photosearch_catalog.cli.import_sources import plan_source
 from photosearch_catalog.cli.plan import Exclusions
-from tests.integration.catalog.conftest import image_bytes
+from tests.support.catalog import image_bytes
 
 DATASETS = Path("/work/shared/datasets")
 

@@ -11,7 +11,7 @@ from nats.js.api import DeliverPolicy
 from photosearch.catalog.v1 import catalog_pb2
 from photosearch.common import subjects
 from photosearch_devstack.nats_server import NatsServer
-from tests.integration.catalog.conftest import (
+from tests.support.catalog import (
     EventReader,
     image_bytes,
     make_settings,

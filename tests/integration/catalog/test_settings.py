@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 
 from photosearch.catalog.v1 import catalog_pb2
 from photosearch.common.logging import configure_logging, get_logger
-from tests.integration.catalog.conftest import make_settings, start_catalog
+from tests.support.catalog import make_settings, start_catalog
 
 API_KEY = "AIzaSyTESTKEY-0123456789abcdefghijklmno"
 

@@ -1,20 +1,16 @@
 """Fixtures for the fallback tests: a fake Google Vision on a free port, a test photo,
-and a capture of every log line (structlog events and standard-library records, from
-all loggers at DEBUG) so tests can prove what never gets logged."""
+and a capture of every log line (tests/support/captured_logs.py) so tests can prove
+what never gets logged."""
 
 import io
-import logging
-from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-import structlog
 from PIL import Image
 
+from tests.support.captured_logs import CapturedLogs, capture_logs
 from tests.support.fake_vision import FakeVision
-
-API_KEY = "AIzaSyFAKE-test-key-0123456789abcdef"
+from tests.support.fallback import API_KEY
 
 
 @pytest.fixture(scope="module")
@@ -39,43 +35,7 @@ def photo() -> bytes:
     return buffer.getvalue()
 
 
-class _Records(logging.Handler):
-    def __init__(self, sink: list[str]) -> None:
-        super().__init__(logging.DEBUG)
-        self.sink = sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # The message and every extra (google's loggers put requests in extras).
-        self.sink.append(f"{record.name} {record.getMessage()} {record.__dict__!r}")
-
-
-@dataclass
-class CapturedLogs:
-    events: list[MutableMapping[str, Any]] = field(default_factory=list)
-    records: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        return "\n".join([*(repr(e) for e in self.events), *self.records])
-
-    def names(self) -> list[object]:
-        return [e.get("event") for e in self.events]
-
-
 @pytest.fixture
 def captured_logs() -> Iterator[CapturedLogs]:
-    captured = CapturedLogs()
-    handler = _Records(captured.records)
-    # "google" does not propagate to the root logger unless configured: watch it too.
-    loggers = [logging.getLogger(), logging.getLogger("google"), logging.getLogger("urllib3")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-    try:
-        with structlog.testing.capture_logs() as events:
-            captured.events = events
-            yield captured
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.removeHandler(handler)
-            logger.setLevel(level)
+    with capture_logs() as captured:
+        yield captured

@@ -19,8 +19,9 @@ from photosearch_devstack.nats_server import NatsServer
 from photosearch_devstack.postgres import EmbeddedPostgres
 from photosearch_fallback.config import FallbackSettings
 from photosearch_fallback.server import build_server as build_fallback
-from tests.integration.fallback.conftest import API_KEY, CapturedLogs
+from tests.support.captured_logs import CapturedLogs
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
+from tests.support.fallback import API_KEY
 from tests.support.services import RunningService, start_service
 
 Code = grpc.StatusCode

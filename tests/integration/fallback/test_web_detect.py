@@ -15,8 +15,9 @@ from photosearch_fallback.credentials import VisionCredentials
 from photosearch_fallback.leads import LeadType
 from photosearch_fallback.service import WebDetectService
 from photosearch_fallback.vision import VisionWebDetector
-from tests.integration.fallback.conftest import API_KEY, CapturedLogs
+from tests.support.captured_logs import CapturedLogs
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
+from tests.support.fallback import API_KEY
 
 
 class StaticCredentials:

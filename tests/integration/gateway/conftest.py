@@ -2,11 +2,7 @@
 EfficientNet-Lite0 export) and fallback (against the fake Google Vision), each on a free
 port in this test's loop, with their own databases and NATS server."""
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -27,37 +23,10 @@ from photosearch_search.config import SearchSettings
 from photosearch_search.server import build_server as build_search
 from tests.integration.gateway.models import exported_model
 from tests.support.fake_vision import FakeVision
+from tests.support.gateway_stack import ADMIN_TOKEN, VISION_KEY, Stack
 from tests.support.services import RunningService, start_service
 
-T = TypeVar("T")
-ADMIN_TOKEN = "integration-admin-token"
-VISION_KEY = "AIzaSy-integration-secret-key-77"
 _databases = iter(range(10_000))
-
-
-async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 60.0) -> T:
-    """Retry until `check` stops failing an assertion (events are asynchronous)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-        await asyncio.sleep(0.2)
-
-
-@dataclass
-class Stack:
-    services: dict[str, RunningService]
-    http: httpx.AsyncClient
-    settings: GatewaySettings
-    model: ModelFiles
-    vision: FakeVision
-    admin: dict[str, str]
-
-    async def stop(self, name: str) -> None:
-        await self.services.pop(name).stop()
 
 
 @pytest.fixture(scope="module")
@@ -156,12 +125,3 @@ async def stack(
             )
     for service in reversed(list(services.values())):
         await service.stop()
-
-
-def jpeg_of(path: Path) -> bytes:
-    return path.read_bytes()
-
-
-def first(items: list[Any]) -> Any:
-    assert items, "empty"
-    return items[0]

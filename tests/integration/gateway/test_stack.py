@@ -16,9 +16,9 @@ from photosearch.common.local import LocalGrid
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from tests.e2e.local_reference import LocalReference
 from tests.e2e.photos import COIL, dvd_reference
-from tests.integration.gateway.conftest import VISION_KEY, Stack, eventually
 from tests.integration.gateway.models import MODEL_ID
 from tests.support.fake_vision import RICH_WEB_DETECTION, Reply
+from tests.support.gateway_stack import VISION_KEY, Stack, eventually
 
 pytestmark = pytest.mark.slow
 COVERS = [dvd_reference(n) for n in range(1, 9)]

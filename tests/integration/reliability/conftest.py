@@ -6,11 +6,10 @@ from collections.abc import Iterator
 import pytest
 
 from photosearch_devstack.mesh import Mesh
-from tests.integration.reliability.support import Api, Seed, mesh_env, model, photo, running_mesh
 from tests.support.fake_vision import FakeVision
-
-SEED_ITEMS = 6
-VISION_KEY = "AIzaSy-reliability-key-5f0c1e"
+from tests.support.mesh import mesh_env, model, photo, running_mesh
+from tests.support.mesh_api import Api, Seed
+from tests.support.reliability import SEED_ITEMS, VISION_KEY
 
 
 @pytest.fixture(scope="package")

@@ -17,19 +17,18 @@ import pytest
 from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from photosearch.search.v1 import search_pb2, search_pb2_grpc
 from photosearch_devstack.mesh import Mesh
-from tests.integration.reliability.conftest import Seed
-from tests.integration.reliability.support import (
+from tests.support.mesh import assert_same_processes, eventually, photo, service_pids
+from tests.support.mesh_api import (
     Api,
+    Seed,
     assert_found_by_its_own_vector,
     assert_one_vector_per_image,
-    assert_same_processes,
+    settle,
+)
+from tests.support.mesh_state import (
     catalog_image_ids,
-    eventually,
     images_without_bytes,
     outbox_subjects,
-    photo,
-    service_pids,
-    settle,
     stored_vector,
 )
 

@@ -23,25 +23,26 @@ from photosearch.fallback.v1 import fallback_pb2, fallback_pb2_grpc
 from photosearch.search.v1 import search_pb2, search_pb2_grpc
 from photosearch_catalog.outbox import OUTBOX_WRITE_LOCK
 from photosearch_devstack.mesh import Mesh
-from tests.integration.reliability.conftest import VISION_KEY, Seed
-from tests.integration.reliability.support import (
+from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
+from tests.support.mesh import eventually, photo, restart
+from tests.support.mesh_api import (
     Api,
+    Seed,
     assert_found_by_its_own_vector,
     assert_one_vector_per_image,
+    settle,
+)
+from tests.support.mesh_state import (
     database_url,
     embed_queue,
     embed_results,
-    eventually,
     locked,
-    photo,
-    restart,
-    settle,
     stored_vector,
     vector_table,
     vectors_per_image,
     waiting_on_locks,
 )
-from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
+from tests.support.reliability import VISION_KEY
 
 pytestmark = pytest.mark.slow
 HOLD_ADDS = f"SELECT pg_advisory_xact_lock({OUTBOX_WRITE_LOCK})"  # every AddImage takes it

@@ -5,25 +5,15 @@ defaults behind a trusted proxy (each test names its own client with X-Forwarded
 every service logging at debug level so
 that the secret checks read as many lines as possible."""
 
-import itertools
 from collections.abc import Iterator
 
 import pytest
 
 from photosearch_devstack.mesh import Mesh
-from tests.integration.reliability.support import Api, Seed, mesh_env, model, photo, running_mesh
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
-
-VISION_KEY = "AIzaSy-security-secret-Q7w2Xk9pL4"
-USER_TOKEN = "security-user-token-3b9d"
-SEED_ITEMS = 4
-_clients = itertools.count(1)
-
-
-def new_client() -> dict[str, str]:
-    """Headers that make the next requests come from a client of their own."""
-    n = next(_clients)
-    return {"X-Forwarded-For": f"198.18.{n // 250}.{n % 250 + 1}"}
+from tests.support.mesh import mesh_env, model, photo, running_mesh
+from tests.support.mesh_api import Api, Seed
+from tests.support.security import SEED_ITEMS, USER_TOKEN, VISION_KEY, new_client
 
 
 @pytest.fixture(scope="package")

@@ -12,8 +12,9 @@ import pytest
 from photosearch_devstack.mesh import Mesh
 from photosearch_gateway.app import create_app
 from photosearch_gateway.config import GatewaySettings
-from tests.integration.reliability.support import Api, catalog_image_ids
-from tests.integration.security.conftest import Seed, new_client
+from tests.support.mesh_api import Api, Seed
+from tests.support.mesh_state import catalog_image_ids
+from tests.support.security import new_client
 
 pytestmark = pytest.mark.slow
 # Writes anyone may make (unless GATEWAY_USER_TOKEN is set): manual entry, adding a photo

@@ -15,16 +15,12 @@ import pytest
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from photosearch.fallback.v1 import fallback_pb2, fallback_pb2_grpc
 from photosearch_devstack.mesh import Mesh
-from tests.integration.reliability.support import (
-    Api,
-    assert_same_processes,
-    service_pids,
-    settle,
-    stored_vector,
-)
-from tests.integration.security.conftest import Seed, new_client
 from tests.integration.security.images import ACCEPTED, REFUSED
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
+from tests.support.mesh import assert_same_processes, service_pids
+from tests.support.mesh_api import Api, Seed, settle
+from tests.support.mesh_state import stored_vector
+from tests.support.security import new_client
 
 pytestmark = pytest.mark.slow
 Refused = dict[str, tuple[bytes, str]]

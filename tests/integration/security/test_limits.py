@@ -17,14 +17,10 @@ from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from photosearch.fallback.v1 import fallback_pb2, fallback_pb2_grpc
 from photosearch_devstack.mesh import Mesh
-from tests.integration.reliability.support import (
-    Api,
-    assert_same_processes,
-    catalog_image_ids,
-    service_pids,
-    stored_vector,
-)
-from tests.integration.security.conftest import Seed, new_client
+from tests.support.mesh import assert_same_processes, service_pids
+from tests.support.mesh_api import Api, Seed
+from tests.support.mesh_state import catalog_image_ids, stored_vector
+from tests.support.security import new_client
 
 pytestmark = pytest.mark.slow
 SEARCH_BURST, SEARCH_PER_SECOND = 30, 120 / 60  # the shipped defaults

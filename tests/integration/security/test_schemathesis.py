@@ -23,8 +23,8 @@ from photosearch_devstack.mesh import Mesh
 from photosearch_gateway.app import create_app
 from photosearch_gateway.config import GatewaySettings
 from photosearch_gateway.errors import ErrorBody
-from tests.integration.reliability.support import Api
-from tests.integration.security.conftest import VISION_KEY, Seed, new_client
+from tests.support.mesh_api import Api, Seed
+from tests.support.security import VISION_KEY, new_client
 
 pytestmark = pytest.mark.slow
 EXAMPLES = {GenerationMode.POSITIVE: 10, GenerationMode.NEGATIVE: 6}

@@ -22,8 +22,8 @@ from photosearch_devstack.mesh import Mesh
 from photosearch_devstack.nats_server import NatsServer
 from photosearch_fallback.config import FallbackSettings
 from photosearch_fallback.server import build_server as build_fallback
-from tests.integration.reliability.support import eventually
 from tests.support.certs import Authority
+from tests.support.mesh import eventually
 from tests.support.services import start_service
 
 pytestmark = pytest.mark.slow

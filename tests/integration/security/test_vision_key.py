@@ -14,9 +14,11 @@ import psutil
 import pytest
 
 from photosearch_devstack.mesh import Mesh
-from tests.integration.reliability.support import Api, catalog_image_ids, eventually, log_files
-from tests.integration.security.conftest import VISION_KEY, Seed, new_client
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
+from tests.support.mesh import eventually, log_files
+from tests.support.mesh_api import Api, Seed
+from tests.support.mesh_state import catalog_image_ids
+from tests.support.security import VISION_KEY, new_client
 
 pytestmark = pytest.mark.slow
 OTHER_KEY = "AIzaSy-security-second-key-Zr81Vb"

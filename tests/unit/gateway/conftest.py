@@ -8,9 +8,8 @@ import pytest
 
 from photosearch_gateway.app import create_app
 from photosearch_gateway.config import GatewaySettings
+from tests.support.gateway_app import ADMIN_TOKEN
 from tests.unit.gateway.fakes import World, start_fakes, write_model
-
-ADMIN_TOKEN = "admin-secret-token-123"
 
 
 @pytest.fixture

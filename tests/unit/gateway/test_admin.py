@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from photosearch.events.v1 import events_pb2
-from tests.unit.gateway.conftest import ADMIN_TOKEN
+from tests.support.gateway_app import ADMIN_TOKEN
 from tests.unit.gateway.fakes import MODEL, World
 
 
