@@ -8,23 +8,18 @@ import os
 # Set before numpy loads; an operator's own value wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import asyncio
-
-from photosearch.common.grpc_server import serve
-from photosearch.common.logging import configure_logging, get_logger
+from photosearch.common.entrypoint import main
+from photosearch.common.logging import get_logger
 from photosearch_search.allocator import keep_freed_memory
 from photosearch_search.config import SearchSettings
 from photosearch_search.server import build_server
 
 
-async def main(settings: SearchSettings) -> None:
-    server, lifecycle = await build_server(settings)
-    await serve(server, lifecycle, settings)
+def tune_allocator() -> None:
+    """The service process only: tests that build servers in-process keep glibc's defaults."""
+    if not keep_freed_memory():
+        get_logger(__name__).warning("allocator.not_tuned", reason="no glibc mallopt")
 
 
 if __name__ == "__main__":
-    settings = SearchSettings()
-    configure_logging("search", settings.log_level, settings.log_format)
-    if not keep_freed_memory():
-        get_logger(__name__).warning("allocator.not_tuned", reason="no glibc mallopt")
-    asyncio.run(main(settings))
+    main(build_server, SearchSettings, "search", process_setup=tune_allocator)

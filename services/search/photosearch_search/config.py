@@ -4,6 +4,12 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from photosearch.common.settings import DatabaseSettings, NatsSettings, ServiceSettings
+from photosearch_search.domain import SearchLimits
+from photosearch_search.duplicates import DuplicateSettings
+from photosearch_search.ef_search import EfSearchPolicy
+from photosearch_search.models import IndexParams
+from photosearch_search.nearest import ScanSettings
+from photosearch_search.rerank import RerankSettings
 
 # Photos matched per re-ranked search at most: the matcher holds views x 250 x photos x 250
 # float32 similarities (~60 MB per view at 240 photos).
@@ -80,3 +86,34 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     # Worker heartbeats: entries in the KV bucket expire after this many seconds.
     workers_ttl_seconds: float = Field(default=10.0, gt=0)
     workers_poll_seconds: float = Field(default=2.0, gt=0)
+
+    def index_params(self) -> IndexParams:
+        return IndexParams(
+            m=self.hnsw_m,
+            ef_construction=self.hnsw_ef_construction,
+            build_memory=self.index_build_memory,
+            parallel_workers=self.index_build_parallel_workers,
+        )
+
+    def scan(self) -> ScanSettings:
+        return ScanSettings(
+            EfSearchPolicy(self.hnsw_ef_search, self.hnsw_ef_search_per_million),
+            self.hnsw_max_scan_tuples,
+        )
+
+    def limits(self) -> SearchLimits:
+        return SearchLimits(
+            max_k=self.max_k,
+            exact_max_rows=self.exact_search_max_rows,
+            max_scan_rows=self.hnsw_max_scan_tuples,
+        )
+
+    def rerank(self) -> RerankSettings:
+        return RerankSettings(top_k=self.rerank_top_k)
+
+    def duplicates(self) -> DuplicateSettings:
+        return DuplicateSettings(
+            threshold=self.duplicate_threshold,
+            exact_max_images=self.duplicate_exact_max_images,
+            timeout=self.duplicate_report_timeout_seconds,
+        )

@@ -49,6 +49,15 @@ class SearchQuery:
 
 
 @dataclass(frozen=True)
+class SearchLimits:
+    max_k: int
+    # Filters that leave at most this many vectors are answered by comparing them all.
+    exact_max_rows: int
+    # The widest index scan a search asks for (rows), however few items it finds.
+    max_scan_rows: int
+
+
+@dataclass(frozen=True)
 class ImageHit:
     """One stored vector near the query."""
 

@@ -26,6 +26,13 @@ ANN_NEIGHBOURS = 10
 
 
 @dataclass(frozen=True)
+class DuplicateSettings:
+    threshold: float  # the default when a report asks for none
+    exact_max_images: int  # up to this many images every pair is compared; above, ANN
+    timeout: float  # seconds the approximate report may take
+
+
+@dataclass(frozen=True)
 class Fingerprints:
     image_ids: list[str]
     item_ids: list[str]

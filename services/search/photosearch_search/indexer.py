@@ -9,7 +9,7 @@ from photosearch.common.infra import Infra
 from photosearch.common.local import SALIENT_CELLS, LocalGrid, from_proto, keep_salient
 from photosearch.common.logging import get_logger
 from photosearch.events.v1 import events_pb2
-from photosearch_search import local_store
+from photosearch_search import coverage, local_store
 from photosearch_search import repository as repo
 from photosearch_search.domain import GLOBAL_VARIANT, EmbeddingIn, ImageRef, Model
 from photosearch_search.jobs import EmbedJobQueue
@@ -102,7 +102,7 @@ class Indexer:
         for model_id in await self.target_models():
             model = await self._registry.get(model_id)
             async with pool.connection() as conn:
-                state = (await repo.image_states(conn, model, model_id, [ref.image_id]))[
+                state = (await coverage.image_states(conn, model, model_id, [ref.image_id]))[
                     ref.image_id
                 ]
             if state.deleted:
@@ -111,7 +111,7 @@ class Indexer:
                 continue  # a redelivered event: the job exists already
             await self._queue.publish(model_id, [ref], attempt="added")
             async with pool.connection() as conn:
-                await repo.record_jobs(conn, model_id, [ref], rebuild_id=None)
+                await coverage.record_jobs(conn, model_id, [ref], rebuild_id=None)
 
     async def image_deleted(self, event: events_pb2.ImageDeleted) -> None:
         async with self._infra.require_pool().connection() as conn, conn.transaction():

@@ -11,7 +11,7 @@ from photosearch.common.infra import Infra
 from photosearch.common.logging import get_logger
 from photosearch_search.domain import WorkerHeartbeat
 from photosearch_search.models import ModelRegistry
-from photosearch_search.queries import VectorQueries
+from photosearch_search.nearest import VectorQueries
 from photosearch_search.rebuild import Rebuilder
 from photosearch_search.workers import WorkerDirectory
 

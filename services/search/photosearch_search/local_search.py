@@ -1,9 +1,9 @@
-"""Searches that send the query photo's local descriptors: the global search's top
-candidates re-ranked by verified local matches (rerank.py), in worker threads so the
-event loop keeps serving other searches meanwhile."""
+"""Searches that send the query photo's local descriptors: the nearest items' top
+candidates (nearest.py) re-scored by verified local matches (rerank.py, which owns the
+scoring), matched in worker threads so the event loop keeps serving other searches."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -15,7 +15,7 @@ from photosearch.common.local import LocalGrid, from_proto
 from photosearch.events.v1 import events_pb2
 from photosearch_search.domain import SearchQuery, SearchResult
 from photosearch_search.local_store import LocalDescriptorReader
-from photosearch_search.queries import VectorQueries
+from photosearch_search.nearest import NearestItems, VectorQueries
 from photosearch_search.rerank import (
     Evidence,
     RerankSettings,
@@ -28,8 +28,6 @@ from photosearch_search.rerank import (
     wants_turned_views,
 )
 from photosearch_search.vectors import check_min_score
-
-GlobalSearch = Callable[[AsyncConnection[Any], SearchQuery], Awaitable[SearchResult]]
 
 
 def parse_views(messages: Sequence[events_pb2.LocalDescriptors]) -> list[LocalGrid]:
@@ -46,11 +44,13 @@ class LocalSearch:
     def __init__(
         self,
         vectors: VectorQueries,
+        nearest: NearestItems,
         reader: LocalDescriptorReader,
         settings: RerankSettings,
         threads: int,
     ) -> None:
         self._vectors = vectors
+        self._nearest = nearest
         self._reader = reader
         self._settings = settings
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="rerank")
@@ -61,15 +61,10 @@ class LocalSearch:
     def check_min_score(self, min_score: float) -> float:
         return check_min_score(min_score, upper=self._settings.max_score)
 
-    async def search(
-        self,
-        query: SearchQuery,
-        local: Sequence[events_pb2.LocalDescriptors],
-        global_search: GlobalSearch,
-    ) -> SearchResult:
-        """`query.min_score` applies to the final score. A model without any stored
-        descriptors answers the global ranking (reranked=False)."""
-        views = parse_views(local)
+    async def search(self, query: SearchQuery, views: Sequence[LocalGrid]) -> SearchResult:
+        """`views` as `parse_views` returns them; `query.min_score` applies to the final
+        score. A model without any stored descriptors answers the global ranking
+        (reranked=False)."""
         model = query.model
         wide = replace(query, k=max(query.k, self._settings.top_k), min_score=-1.0)
 
@@ -78,14 +73,14 @@ class LocalSearch:
         ) -> tuple[SearchResult, dict[str, list[StoredPhoto]] | None]:
             dim = await self._reader.local_dim(conn, model)
             if dim == 0:
-                return await global_search(conn, wide), None
+                return await self._nearest.find(conn, wide), None
             for number, view in enumerate(views):
                 if view.dim != dim:
                     raise InvalidArgument(
                         f"local[{number}]: dim must be {dim} (the local descriptors of model "
                         f"{model.model_id!r}), got {view.dim}: compute them with the same model"
                     )
-            found = await global_search(conn, wide)
+            found = await self._nearest.find(conn, wide)
             best = {c.item_id: c.image_id for c in found.candidates[: self._settings.top_k]}
             return found, await self._reader.photos(conn, model, best)
 

@@ -140,6 +140,24 @@ class ModelRegistry:
             )
         return model
 
+    async def resolve(self, model_id: str) -> Model:
+        """The named model, or the active one when the name is empty."""
+        if not model_id:
+            model_id = await self.active_model_id()
+            if not model_id:
+                raise FailedPrecondition(
+                    "no model is active yet: start an embedder (its model becomes active) "
+                    "or set one with SetActiveModel"
+                )
+            model = await self.get(model_id)
+            if model is None:
+                raise FailedPrecondition(
+                    f"the index of the active model {model_id!r} is still empty: start an "
+                    "embedder for it and let it work through the queue"
+                )
+            return model
+        return await self.require(model_id)
+
     async def all(self) -> list[Model]:
         async with self._infra.require_pool().connection() as conn:
             return await self.all_seen_by(conn)

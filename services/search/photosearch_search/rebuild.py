@@ -6,11 +6,14 @@ heartbeat), and images whose job is still waiting are not queued again."""
 import asyncio
 import uuid
 from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
 
 from photosearch.common.errors import FailedPrecondition
 from photosearch.common.infra import Infra
 from photosearch.common.logging import get_logger
-from photosearch_search import repository as repo
+from photosearch_search import coverage
 from photosearch_search.catalog import CatalogReader
 from photosearch_search.domain import ImageRef, RebuildOutcome
 from photosearch_search.jobs import EmbedJobQueue
@@ -27,7 +30,7 @@ JOB_GRACE_SECONDS = 60.0
 
 def plan_batch(
     refs: list[ImageRef],
-    states: dict[str, repo.ImageState],
+    states: dict[str, coverage.ImageState],
     retry_failed: bool,
     queue_busy: bool,
 ) -> tuple[list[ImageRef], int]:
@@ -43,6 +46,17 @@ def plan_batch(
             continue
         todo.append(ref)
     return todo, waiting
+
+
+async def walk_running(conn: AsyncConnection[Any], model_id: str) -> bool:
+    """A replica is walking the catalog for this model (and has reported lately)."""
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM rebuilds WHERE model_id = %s AND finished_at IS NULL"
+        " AND heartbeat_at > now() - make_interval(secs => %s))",
+        (model_id, WALK_STALE_SECONDS),
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
 
 
 @dataclass
@@ -136,14 +150,14 @@ class Rebuilder:
             queue_busy = await self._queue.depth(model_id) > 0
             async for refs in self._catalog.image_refs(self._batch_size):
                 async with self._infra.require_pool().connection() as conn:
-                    states = await repo.image_states(
+                    states = await coverage.image_states(
                         conn, model, model_id, [r.image_id for r in refs]
                     )
                 todo, waiting = plan_batch(refs, states, retry_failed, queue_busy)
                 progress.already_queued += waiting
                 await self._queue.publish(model_id, todo, attempt=rebuild_id)
                 async with self._infra.require_pool().connection() as conn:
-                    await repo.record_jobs(conn, model_id, todo, rebuild_id)
+                    await coverage.record_jobs(conn, model_id, todo, rebuild_id)
                 progress.queued += len(todo)
                 await self._report(model_id, rebuild_id, progress.queued, done=False)
         except BaseException as exc:

@@ -18,7 +18,6 @@ from photosearch.common.logging import configure_logging, get_logger
 from photosearch_search.config import SearchSettings
 from photosearch_search.domain import Model
 from photosearch_search.models import IndexParams, ann_index_ddl
-from photosearch_search.server import index_params
 
 log = get_logger(__name__)
 
@@ -69,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = SearchSettings()
     configure_logging("search", settings.log_level, settings.log_format)
-    params = index_params(settings)
+    params = settings.index_params()
     asyncio.run(
         build_ann_index(
             settings.database_url, args.model_id, params, concurrently=args.concurrently

@@ -1,10 +1,9 @@
-"""SQL of the write side: vectors in, deletions, tombstones, failures, queued jobs.
+"""SQL of the write side: vectors in, item attributes, deletions, tombstones, failures.
 
 Every function takes the connection of the caller's transaction, so one event's
 effects commit together (and the event is acked only afterwards)."""
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from psycopg import AsyncConnection, sql
 
@@ -198,72 +197,3 @@ async def delete_item(
     await conn.execute("DELETE FROM embed_failures WHERE item_id = %s", (item_id,))
     await conn.execute("DELETE FROM embed_requests WHERE item_id = %s", (item_id,))
     await conn.execute("DELETE FROM items WHERE item_id = %s", (item_id,))
-
-
-@dataclass(frozen=True)
-class ImageState:
-    """What search knows of one image for one model."""
-
-    image_id: str
-    # Has its vectors, and its local descriptors if it was embedded before the model's
-    # first ones were stored.
-    embedded: bool
-    failed: bool
-    deleted: bool
-    # Seconds since a job for it was queued and not answered yet (None: no such job).
-    queued_age: float | None
-
-
-async def image_states(
-    conn: AsyncConnection, model: Model | None, model_id: str, image_ids: Sequence[str]
-) -> dict[str, ImageState]:
-    # Once a model stores local descriptors, an image lacking them whose vectors predate
-    # them (embedded before its embedders made them) is not done yet: a rebuild queues it
-    # again. One embedded since then without them (its local pass failed, or they were
-    # refused) is done: queueing it again would only repeat that.
-    embedded = (
-        sql.SQL(
-            "EXISTS (SELECT 1 FROM {t} v WHERE v.image_id = r.image_id)"
-            " AND NOT EXISTS (SELECT 1 FROM {t} v JOIN models m ON m.model_id = %(model)s"
-            "  WHERE v.image_id = r.image_id AND v.updated_at < m.local_since"
-            "  AND NOT EXISTS (SELECT 1 FROM local_descriptors l"
-            "   WHERE l.model_id = %(model)s AND l.image_id = r.image_id))"
-        ).format(t=sql.Identifier(model.table))
-        if model is not None
-        else sql.SQL("false")
-    )
-    query = sql.SQL(
-        "SELECT r.image_id, {embedded},"
-        " EXISTS (SELECT 1 FROM embed_failures f"
-        "         WHERE f.model_id = %(model)s AND f.image_id = r.image_id),"
-        " EXISTS (SELECT 1 FROM deleted_images d WHERE d.image_id = r.image_id),"
-        " (SELECT extract(epoch FROM now() - q.queued_at)::float8 FROM embed_requests q"
-        "  WHERE q.model_id = %(model)s AND q.image_id = r.image_id)"
-        " FROM unnest(%(ids)s::text[]) AS r(image_id)"
-    ).format(embedded=embedded)
-    cur = await conn.execute(query, {"model": model_id, "ids": list(image_ids)})
-    return {
-        str(row[0]): ImageState(
-            str(row[0]),
-            bool(row[1]),
-            bool(row[2]),
-            bool(row[3]),
-            None if row[4] is None else float(row[4]),
-        )
-        for row in await cur.fetchall()
-    }
-
-
-async def record_jobs(
-    conn: AsyncConnection, model_id: str, refs: Sequence[ImageRef], rebuild_id: str | None
-) -> None:
-    if not refs:
-        return
-    await conn.execute(
-        "INSERT INTO embed_requests (model_id, image_id, item_id, rebuild_id)"
-        " SELECT %s, i, t, %s FROM unnest(%s::text[], %s::text[]) AS u(i, t)"
-        " WHERE NOT EXISTS (SELECT 1 FROM deleted_images d WHERE d.image_id = u.i)"
-        " ON CONFLICT (model_id, image_id) DO UPDATE"
-        " SET queued_at = now(), rebuild_id = EXCLUDED.rebuild_id, item_id = EXCLUDED.item_id",
-        (model_id, rebuild_id, [r.image_id for r in refs], [r.item_id for r in refs]),
-    )

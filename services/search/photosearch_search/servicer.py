@@ -5,23 +5,30 @@ from typing import Any
 import grpc
 
 from photosearch.search.v1 import search_pb2, search_pb2_grpc
+from photosearch_search.index_admin import IndexAdmin
 from photosearch_search.service import SearchService
-from photosearch_search.vectors import make_filters
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
-    def __init__(self, service: SearchService) -> None:
-        self._service = service
+    def __init__(self, search: SearchService, admin: IndexAdmin) -> None:
+        self._search = search
+        self._admin = admin
 
     async def Search(
         self, request: search_pb2.SearchRequest, context: Context
     ) -> search_pb2.SearchResponse:
-        filters = make_filters(request.filters.series, request.filters.makers, request.filters.tags)
         # request.extra (extra query descriptors) is reserved for re-ranking.
-        result = await self._service.search(
-            request.model_id, request.vector, request.k, filters, request.min_score, request.local
+        result = await self._search.search(
+            request.model_id,
+            request.vector,
+            request.k,
+            request.min_score,
+            series=request.filters.series,
+            makers=request.filters.makers,
+            tags=request.filters.tags,
+            local=request.local,
         )
         return search_pb2.SearchResponse(
             model_id=result.model_id,
@@ -43,7 +50,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     async def IndexStatus(
         self, request: search_pb2.IndexStatusRequest, context: Context
     ) -> search_pb2.IndexStatusResponse:
-        status = await self._service.index_status(request.model_id)
+        status = await self._admin.index_status(request.model_id)
         return search_pb2.IndexStatusResponse(
             model_id=status.model_id,
             active_model_id=status.active_model_id,
@@ -64,7 +71,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     async def Rebuild(
         self, request: search_pb2.RebuildRequest, context: Context
     ) -> search_pb2.RebuildResponse:
-        outcome = await self._service.rebuild(request.model_id, request.retry_failed)
+        outcome = await self._admin.rebuild(request.model_id, request.retry_failed)
         return search_pb2.RebuildResponse(
             model_id=outcome.model_id,
             queued=outcome.queued,
@@ -75,7 +82,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     async def ListModels(
         self, request: search_pb2.ListModelsRequest, context: Context
     ) -> search_pb2.ListModelsResponse:
-        models = await self._service.list_models()
+        models = await self._admin.list_models()
         return search_pb2.ListModelsResponse(
             models=[
                 search_pb2.ModelInfo(
@@ -88,13 +95,13 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     async def SetActiveModel(
         self, request: search_pb2.SetActiveModelRequest, context: Context
     ) -> search_pb2.SetActiveModelResponse:
-        active = await self._service.set_active_model(request.model_id, request.force)
+        active = await self._admin.set_active_model(request.model_id, request.force)
         return search_pb2.SetActiveModelResponse(active_model_id=active)
 
     async def DuplicateReport(
         self, request: search_pb2.DuplicateReportRequest, context: Context
     ) -> search_pb2.DuplicateReportResponse:
-        report = await self._service.duplicate_report(
+        report = await self._admin.duplicate_report(
             request.model_id, request.threshold, request.limit
         )
         return search_pb2.DuplicateReportResponse(

@@ -9,7 +9,7 @@ from photosearch.common.db import apply_migrations
 from photosearch_search import ef_search
 from photosearch_search.domain import Filters, Model
 from photosearch_search.models import IndexParams, table_ddl
-from photosearch_search.queries import ScanSettings, VectorQueries
+from photosearch_search.nearest import ScanSettings, VectorQueries
 
 MODEL = Model("test/ef@1", 8, 1)
 

@@ -1,8 +1,8 @@
 """Which images a rebuild queues: missing ones, once, and lost jobs again."""
 
+from photosearch_search.coverage import ImageState
 from photosearch_search.domain import ImageRef
 from photosearch_search.rebuild import JOB_GRACE_SECONDS, plan_batch
-from photosearch_search.repository import ImageState
 
 
 def state(image_id: str, **kwargs: object) -> ImageState:

@@ -1,4 +1,6 @@
-"""SQL of the read side: nearest vectors (HNSW or exact), counts for the index status."""
+"""Nearest-neighbour lookup, all of it: the search pool (connections carrying the HNSW
+settings), the SQL of nearest vectors (HNSW or exact), and the rule that widens an index
+scan until it has found k items, or compares every vector when that loses nothing."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -10,11 +12,24 @@ from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 from photosearch.common.logging import get_logger
-from photosearch_search.domain import Failure, Filters, ImageHit, Model, Vector
+from photosearch_search.domain import (
+    Filters,
+    ImageHit,
+    Model,
+    SearchLimits,
+    SearchQuery,
+    SearchResult,
+    Vector,
+)
 from photosearch_search.ef_search import EfSearchPolicy, EfSearchTracker
+from photosearch_search.vectors import best_per_item
 
 log = get_logger(__name__)
 T = TypeVar("T")
+
+# Image rows fetched per wanted item at first: items may have several images/variants.
+ROWS_PER_ITEM = 4
+MIN_ROWS = 40
 
 
 @dataclass(frozen=True)
@@ -156,32 +171,39 @@ class VectorQueries:
         return int(row[0]) if row else 0
 
 
-async def embedded_images(conn: AsyncConnection, model: Model) -> int:
-    cur = await conn.execute(
-        sql.SQL("SELECT count(*) FROM (SELECT DISTINCT image_id FROM {t}) s").format(
-            t=sql.Identifier(model.table)
+class NearestItems:
+    """The k items nearest the query, each scored by its best image."""
+
+    def __init__(self, vectors: VectorQueries, limits: SearchLimits) -> None:
+        self._vectors = vectors
+        self._limits = limits
+
+    async def search(self, query: SearchQuery) -> SearchResult:
+        return await self._vectors.run(lambda conn: self.find(conn, query))
+
+    async def find(self, conn: AsyncConnection, query: SearchQuery) -> SearchResult:
+        """On the caller's search-pool connection (`VectorQueries.run`)."""
+        model, filters = query.model, query.filters
+        if filters:
+            cap = self._limits.exact_max_rows + 1
+            if await self._vectors.count_matching(conn, model, filters, cap) < cap:
+                return await self._exact(conn, query)
+        limit = max(query.k * ROWS_PER_ITEM, MIN_ROWS)
+        while True:
+            hits = await self._vectors.nearest(conn, model, query.vector, filters, limit)
+            if len(hits) < limit:
+                # The index ran out of candidates before LIMIT: either few vectors
+                # match at all, or the scan gave up. Comparing them all loses nothing.
+                return await self._exact(conn, query)
+            if len({h.item_id for h in hits}) >= query.k or limit >= self._limits.max_scan_rows:
+                break
+            limit = min(limit * 4, self._limits.max_scan_rows)
+        return SearchResult(model.model_id, best_per_item(hits, query.k, query.min_score))
+
+    async def _exact(self, conn: AsyncConnection, query: SearchQuery) -> SearchResult:
+        hits = await self._vectors.exact_best_per_item(
+            conn, query.model, query.vector, query.filters, query.k
         )
-    )
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
-
-
-async def failures(conn: AsyncConnection, model_id: str, limit: int) -> tuple[int, list[Failure]]:
-    cur = await conn.execute("SELECT count(*) FROM embed_failures WHERE model_id = %s", (model_id,))
-    row = await cur.fetchone()
-    total = int(row[0]) if row else 0
-    cur = await conn.execute(
-        "SELECT image_id, item_id, reason FROM embed_failures WHERE model_id = %s"
-        " ORDER BY failed_at DESC, image_id LIMIT %s",
-        (model_id, limit),
-    )
-    return total, [Failure(str(r[0]), str(r[1]), str(r[2])) for r in await cur.fetchall()]
-
-
-async def outstanding_jobs(conn: AsyncConnection, model_id: str, rebuild_only: bool) -> int:
-    query = "SELECT count(*) FROM embed_requests WHERE model_id = %s"
-    if rebuild_only:
-        query += " AND rebuild_id IS NOT NULL"
-    cur = await conn.execute(query, (model_id,))  # type: ignore[arg-type]
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
+        return SearchResult(
+            query.model.model_id, best_per_item(hits, query.k, query.min_score), exact=True
+        )

@@ -1,5 +1,6 @@
-"""NATS consumers: catalog events and embed results in, acked only after the
-database commit (a crash before the ack means a redelivery, which is idempotent)."""
+"""Search's two durable JetStream consumers: catalog events and embed results in, each
+handed to the indexer and acked only after the database commit (a crash before the ack
+means a redelivery, which is idempotent)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -11,7 +12,7 @@ from photosearch.common import subjects
 from photosearch.common.context import bind_request_id
 from photosearch.common.infra import Infra
 from photosearch.common.logging import get_logger
-from photosearch.common.nats import ensure_consumer
+from photosearch.common.nats import bind_pull, pull_batches
 from photosearch.events.v1 import events_pb2
 from photosearch_search.indexer import Indexer
 
@@ -59,20 +60,10 @@ class Consumer:
         self._batch = batch
 
     async def run(self, stopping: asyncio.Event) -> None:
-        js = self._infra.require_js()
-        await ensure_consumer(js, self._stream, self._durable, ack_wait=60.0)
-        sub = await js.pull_subscribe_bind(self._durable, self._stream)
+        sub = await bind_pull(self._infra.require_js(), self._stream, self._durable, ack_wait=60.0)
         log.info("consumer.started", stream=self._stream, durable=self._durable)
         try:
-            while not stopping.is_set():
-                try:
-                    msgs = await sub.fetch(self._batch, timeout=1.0)
-                except TimeoutError:  # nats' TimeoutError is one too: nothing to fetch
-                    continue
-                except Exception as exc:  # NATS away: the client reconnects by itself
-                    log.warning("consumer.fetch_failed", durable=self._durable, error=str(exc))
-                    await asyncio.sleep(1.0)
-                    continue
+            async for msgs in pull_batches(sub, self._batch, timeout=1.0, stopping=stopping):
                 await self._handle(msgs)
         finally:
             # Leave the durable consumer in place; only this subscription goes.
@@ -168,3 +159,13 @@ class EmbedResults:
         completed = [e for e in events if isinstance(e, events_pb2.EmbedCompleted)]
         failed = [e for e in events if isinstance(e, events_pb2.EmbedFailed)]
         await self._indexer.embed_results(completed, failed)
+
+
+def event_consumers(infra: Infra, indexer: Indexer) -> list[Consumer]:
+    """One consumer per stream search reads, both feeding the indexer."""
+    catalog = CatalogEvents(indexer).handle
+    results = EmbedResults(indexer).handle
+    return [
+        Consumer(infra, subjects.CATALOG_STREAM, CATALOG_CONSUMER, catalog, batch=100),
+        Consumer(infra, subjects.EMBED_RESULTS_STREAM, RESULTS_CONSUMER, results, batch=64),
+    ]
