@@ -11,7 +11,7 @@ from PIL import Image
 from photosearch.catalog.v1 import catalog_pb2
 from photosearch.common import subjects
 from photosearch.search.v1 import search_pb2
-from tests.integration.search.conftest import DIM, Harness, eventually, unit
+from tests.support.search import DIM, Harness, eventually, unit
 
 
 def png(seed: int) -> bytes:

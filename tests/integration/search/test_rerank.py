@@ -8,7 +8,7 @@ import pytest
 from photosearch.common import subjects
 from photosearch.common.local import LocalGrid, quantise, to_proto
 from photosearch.events.v1 import events_pb2
-from tests.integration.search.conftest import DIM, Harness, eventually, unit
+from tests.support.search import DIM, Harness, eventually, unit
 
 LOCAL_DIM = 64
 ROWS, COLS = 12, 14

@@ -7,7 +7,7 @@ import pytest
 from photosearch.common import subjects
 from photosearch.events.v1 import events_pb2
 from photosearch.search.v1 import search_pb2
-from tests.integration.search.conftest import DIM, eventually, unit
+from tests.support.search import DIM, eventually, unit
 
 
 def basis(i: int, noise: float = 0.0, seed: int = 0) -> np.ndarray:
