@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed
 PACKAGES := libs/common libs/devstack services/catalog services/search services/embedder \
             services/fallback gateway
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+# What the dev venv installs: catalog with its command-line and demo extras.
+comma := ,
+INSTALL_SPECS := $(patsubst services/catalog,'services/catalog[cli$(comma)demo]',$(PACKAGES))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install system-deps protos protos-check lint fmt typecheck check test test-unit \
@@ -23,7 +26,7 @@ $(STAMP): $(PYPROJECTS) constraints.txt requirements-dev.txt $(wildcard gateway/
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch is pinned to the CPU build in constraints.txt (any other spec pulls CUDA).
-	$(PIP) install -q -c constraints.txt -r requirements-dev.txt $(addprefix -e ,$(PACKAGES))
+	$(PIP) install -q -c constraints.txt -r requirements-dev.txt $(addprefix -e ,$(INSTALL_SPECS))
 	# geffnet declares torchvision, which it never imports and which breaks transformers.
 	$(PIP) install -q -c constraints.txt --no-deps geffnet
 	# Browser-side packages (onnxruntime-web) the gateway serves; no build step.
@@ -75,10 +78,10 @@ run: $(STAMP) ## start Postgres, NATS, every service and the gateway (Ctrl-C sto
 	$(PY) -m photosearch_devstack run
 
 import: $(STAMP) ## import a folder of images into the running mesh: make import DIR=path/to/photos
-	$(PY) -m photosearch_catalog.importer --catalog 127.0.0.1:50051 "$(DIR)"
+	$(PY) -m photosearch_catalog.cli.importer --catalog 127.0.0.1:50051 "$(DIR)"
 
 demo: $(STAMP) ## load the demo catalog into the running mesh
-	$(PY) -m photosearch_catalog.demo --catalog 127.0.0.1:50051
+	$(PY) -m photosearch_catalog.cli.demo --catalog 127.0.0.1:50051
 
 images: ## build one container image per service (needs a Docker engine)
 	@for svc in catalog search embedder fallback; do \
