@@ -91,7 +91,7 @@ def eager_encoder(model: str) -> Any:
     """The PyTorch model as transformers (or geffnet) runs it, fp32, eager mode."""
     import torch
 
-    from photosearch_embedder.torch_models import load_dinov2, load_efficientnet_lite0
+    from photosearch_embedder.export.weights import load_dinov2, load_efficientnet_lite0
 
     torch.set_num_threads(os.cpu_count() or 1)
     if model == "dinov2-small":

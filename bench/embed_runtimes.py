@@ -40,7 +40,7 @@ def rate(run: Callable[[np.ndarray], object], pixels: np.ndarray, seconds: float
 def torch_runner(bf16: bool) -> Callable[[np.ndarray], object]:
     import torch
 
-    from photosearch_embedder.torch_models import load_dinov2
+    from photosearch_embedder.export.weights import load_dinov2
 
     torch.set_num_threads(os.cpu_count() or 1)
     net = load_dinov2(str(dinov2_small_checkpoint()), eager_attention=False)

@@ -406,8 +406,8 @@ def duplicate_study(datasets: Path, model: str) -> list[str]:
 
     import torch
 
+    from photosearch_embedder.export.fingerprint_graph import fingerprint_module
     from photosearch_embedder.models import spec_for
-    from photosearch_embedder.torch_models import fingerprint_module
     from photosearch_embedder.variants import parse_variants
 
     spec, variants = spec_for(model), parse_variants(["global"])

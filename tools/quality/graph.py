@@ -50,7 +50,7 @@ class EfficientNetDescriptors(nn.Module):
 def descriptor_module(model: str) -> nn.Module:
     if model not in LOCAL_LAYERS:
         raise ValueError(f"no descriptor graph for {model!r}; known: {sorted(LOCAL_LAYERS)}")
-    from photosearch_embedder.torch_models import load_efficientnet_lite0
+    from photosearch_embedder.export.weights import load_efficientnet_lite0
 
     return EfficientNetDescriptors(load_efficientnet_lite0(), LOCAL_LAYERS[model]).eval()
 

@@ -1,4 +1,5 @@
-"""Settings of the embedder service (environment variables prefixed EMBED_)."""
+"""Settings of the embedder service (environment variables prefixed EMBED_), and their
+mapping onto the options of the parts they configure."""
 
 from pathlib import Path
 from typing import Annotated, Literal
@@ -8,7 +9,9 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from photosearch.common.errors import InvalidArgument
 from photosearch.common.settings import NatsSettings, ServiceSettings
+from photosearch_embedder.prepare import ModelRequest
 from photosearch_embedder.variants import parse_variants
+from photosearch_embedder.worker import WorkerOptions
 
 
 class EmbedderSettings(NatsSettings, ServiceSettings):
@@ -65,3 +68,22 @@ class EmbedderSettings(NatsSettings, ServiceSettings):
             except InvalidArgument as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+    def model_request(self) -> ModelRequest:
+        return ModelRequest(
+            self.model,
+            self.model_cache_dir,
+            model_name=self.model_name,
+            quantize=self.quantize,
+            probe_seconds=self.hub_probe_seconds,
+        )
+
+    def worker_options(self, worker_id: str) -> WorkerOptions:
+        return WorkerOptions(
+            worker_id=worker_id,
+            batch_size=self.batch_size,
+            variants=tuple(self.index_variants),
+            ack_wait=self.ack_wait_seconds,
+            fetch_timeout=self.fetch_timeout_seconds,
+            pipeline=self.pipeline_batches,
+        )

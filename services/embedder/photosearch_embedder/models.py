@@ -109,11 +109,6 @@ def is_exported_dir(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
-def exported_model_id(path: Path) -> str:
-    model_id: str = json.loads((path / MANIFEST).read_text())["model_id"]
-    return model_id
-
-
 def spec_for(model: str, model_name: str = "") -> ModelSpec:
     """Parse EMBED_MODEL / --model: a known name (optionally with @recipe) or a directory
     holding a transformers DINOv2 checkpoint. Exported directories are handled by callers."""

@@ -36,6 +36,15 @@ class Fingerprints:
     local_error: str = ""
 
 
+@dataclass(frozen=True)
+class EmbedAsk:
+    """One photo and what is asked of it: extra variants, local-descriptor turns."""
+
+    image: bytes
+    variants: tuple[str, ...] = ()
+    rotations: tuple[int, ...] = ()
+
+
 def parse_rotations(angles: Sequence[int]) -> tuple[int, ...]:
     """Clockwise turns for local descriptors: each 0, 90, 180 or 270, at most
     MAX_LOCAL_ROTATIONS of them."""
@@ -69,6 +78,15 @@ class Embedder:
     @property
     def local_dim(self) -> int:
         return self.manager.local_dim
+
+    @property
+    def device(self) -> str:
+        return self.manager.device
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory now (it loads on first work, leaves when idle)."""
+        return self.manager.loaded
 
     def check_rotations(self, angles: Sequence[int]) -> tuple[int, ...]:
         """Validated rotations; FailedPrecondition when the model has no local graph."""
@@ -153,6 +171,19 @@ class Embedder:
                 )
             )
         return results
+
+    async def embed_each(self, asks: Sequence[EmbedAsk]) -> list[Fingerprints]:
+        """One result per ask, in order (as `embed`), with one `embed` call for all the
+        asks that want the same variants and turns."""
+        groups: dict[tuple[tuple[str, ...], tuple[int, ...]], list[int]] = {}
+        for index, ask in enumerate(asks):
+            groups.setdefault((ask.variants, ask.rotations), []).append(index)
+        results: list[Fingerprints | None] = [None] * len(asks)
+        for (variants, rotations), indexes in groups.items():
+            found = await self.embed([asks[i].image for i in indexes], list(variants), rotations)
+            for i, result in zip(indexes, found, strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
 
     async def embed_photo(
         self, image: bytes, variant_names: list[str], local_rotations: Sequence[int] = ()

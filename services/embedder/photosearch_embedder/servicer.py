@@ -1,20 +1,24 @@
-"""Protobuf <-> domain translation for the embedder service."""
+"""Protobuf <-> domain translation for the embedder service: requests become Embedder
+calls, the status becomes Info."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import Any, TypeVar
 
 import grpc
 
-from photosearch.common.errors import Unavailable
 from photosearch.common.local import to_proto
-from photosearch.common.logging import get_logger
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from photosearch.events.v1 import events_pb2
-from photosearch_embedder.lifecycle import EmbedderLifecycle
-from photosearch_embedder.service import Embedder, Fingerprints
+from photosearch_embedder.service import EmbedAsk, Embedder, Fingerprints
+from photosearch_embedder.status import EmbedderStatus
 
-log = get_logger(__name__)
+T = TypeVar("T")
+
+
+def _ask(request: embedder_pb2.EmbedRequest) -> EmbedAsk:
+    return EmbedAsk(request.image, tuple(request.variants), tuple(request.local_rotations))
 
 
 def _response(embedder: Embedder, ref: str, result: Fingerprints) -> embedder_pb2.EmbedResponse:
@@ -33,19 +37,44 @@ def _response(embedder: Embedder, ref: str, result: Fingerprints) -> embedder_pb
     )
 
 
-class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
-    def __init__(self, lifecycle: EmbedderLifecycle) -> None:
-        self.lifecycle = lifecycle
+async def arrived_batches(requests: AsyncIterator[T], limit: int) -> AsyncGenerator[list[T], None]:
+    """The requests of a stream in batches of whatever has already arrived (at most
+    `limit`), so that one model call serves all of them."""
+    pending: asyncio.Queue[T | None] = asyncio.Queue(limit * 2)
 
-    def _embedder(self) -> Embedder:
-        if self.lifecycle.embedder is None:
-            raise Unavailable(f"no model is ready yet: {self.lifecycle.problem}")
-        return self.lifecycle.embedder
+    async def read() -> None:
+        async for request in requests:
+            await pending.put(request)
+        await pending.put(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        finished = False
+        while not finished:
+            first = await pending.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < limit and not pending.empty():
+                following = pending.get_nowait()
+                if following is None:
+                    finished = True
+                    break
+                batch.append(following)
+            yield batch
+        await reader
+    finally:
+        reader.cancel()
+
+
+class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
+    def __init__(self, status: EmbedderStatus) -> None:
+        self.status = status
 
     async def Embed(
         self, request: embedder_pb2.EmbedRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> embedder_pb2.EmbedResponse:
-        embedder = self._embedder()
+        embedder = self.status.ready_embedder()
         result = await embedder.embed_photo(
             request.image, list(request.variants), list(request.local_rotations)
         )
@@ -56,74 +85,33 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
         request_iterator: AsyncIterator[embedder_pb2.EmbedRequest],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[embedder_pb2.EmbedResponse]:
-        embedder = self._embedder()
-        limit = self.lifecycle.settings.batch_size
-        pending: asyncio.Queue[embedder_pb2.EmbedRequest | None] = asyncio.Queue(limit * 2)
-
-        async def read() -> None:
-            async for request in request_iterator:
-                await pending.put(request)
-            await pending.put(None)
-
-        reader = asyncio.create_task(read())
-        try:
-            finished = False
-            while not finished:
-                first = await pending.get()
-                if first is None:
-                    break
-                batch = [first]
-                # Whatever has already arrived joins this batch: one model call for all.
-                while len(batch) < limit and not pending.empty():
-                    following = pending.get_nowait()
-                    if following is None:
-                        finished = True
-                        break
-                    batch.append(following)
-                for response in await self._embed_batch(embedder, batch):
-                    yield response
-            await reader
-        finally:
-            reader.cancel()
-
-    async def _embed_batch(
-        self, embedder: Embedder, batch: list[embedder_pb2.EmbedRequest]
-    ) -> list[embedder_pb2.EmbedResponse]:
-        groups: dict[tuple[tuple[str, ...], tuple[int, ...]], list[int]] = {}
-        for index, request in enumerate(batch):
-            key = (tuple(request.variants), tuple(request.local_rotations))
-            groups.setdefault(key, []).append(index)
-        responses: list[embedder_pb2.EmbedResponse | None] = [None] * len(batch)
-        for (variants, rotations), indexes in groups.items():
-            images = [batch[i].image for i in indexes]
-            results = await embedder.embed(images, list(variants), rotations)
-            for i, result in zip(indexes, results, strict=True):
-                responses[i] = _response(embedder, batch[i].ref, result)
-        return [r for r in responses if r is not None]
+        embedder = self.status.ready_embedder()
+        async with aclosing(arrived_batches(request_iterator, self.status.batch_size)) as batches:
+            async for batch in batches:
+                results = await embedder.embed_each([_ask(r) for r in batch])
+                for request, result in zip(batch, results, strict=True):
+                    yield _response(embedder, request.ref, result)
 
     async def Info(
         self, request: embedder_pb2.InfoRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> embedder_pb2.InfoResponse:
-        lc = self.lifecycle
+        status = self.status
+        model = status.model_state()
         reply = embedder_pb2.InfoResponse(
-            worker_id=lc.worker_id,
-            batch_size=lc.settings.batch_size,
-            version=lc.version,
-            index_variants=lc.settings.index_variants,
-            available=lc.embedder is not None,
-            model_note=lc.model.note if lc.model else lc.problem,
-            quantization=lc.quantization,
+            worker_id=status.identity.worker_id,
+            batch_size=status.batch_size,
+            version=status.identity.version,
+            index_variants=status.index_variants,
+            available=model.available,
+            model_note=model.note,
+            quantization=model.quantization,
         )
-        if lc.embedder is not None:
-            manager = lc.embedder.manager
-            reply.model_id = manager.model_id
-            reply.dim = manager.dim
-            reply.device = manager.device
-            reply.loaded = manager.loaded
-            reply.local_dim = manager.local_dim
-        if lc.worker is not None:
-            try:
-                reply.queue_pending, reply.queue_in_flight = await lc.worker.queue_depth()
-            except Exception as exc:  # NATS away: the rest of the answer still helps
-                log.warning("info.queue_depth_failed", error=str(exc))
+        if model.available:
+            reply.model_id = model.model_id
+            reply.dim = model.dim
+            reply.device = model.device
+            reply.loaded = model.loaded
+            reply.local_dim = model.local_dim
+        if (depth := await status.queue_depth()) is not None:
+            reply.queue_pending, reply.queue_in_flight = depth
         return reply

@@ -21,7 +21,6 @@ from photosearch_embedder.config import EmbedderSettings
 from photosearch_embedder.manager import ModelManager
 from photosearch_embedder.server import build_server
 from photosearch_embedder.service import Embedder
-from photosearch_embedder.source import MemoryImageSource
 from tests.integration.embedder.support import (
     eventually,
     export_for_this_test,
@@ -29,8 +28,9 @@ from tests.integration.embedder.support import (
     read_results,
     settings_for,
 )
+from tests.support.embedder import MemoryImageSource
+from tests.support.embedder_models import cosine, photo
 from tests.support.services import start_service, wait_serving
-from tests.unit.embedder.models_for_tests import cosine, photo
 
 
 @pytest.fixture

@@ -1,16 +1,17 @@
+"""The tiny test models as session fixtures (made by tests/support/embedder_models.py;
+tests/integration/embedder defines the same fixtures the same way)."""
+
 from pathlib import Path
 
 import pytest
 
 from photosearch.common.model_files import ModelFiles
-from tests.unit.embedder.models_for_tests import exported_tiny, save_tiny_dinov2
+from tests.support.embedder_models import exported_tiny, models_root, save_tiny_dinov2
 
 
 @pytest.fixture(scope="session")
 def embedder_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.getbasetemp() / "embedder-models"
-    root.mkdir(exist_ok=True)
-    return root
+    return models_root(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

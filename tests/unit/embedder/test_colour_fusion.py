@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
+from photosearch_embedder.export.fingerprint_graph import ColourFused, ColourHistogram, Fingerprint
 from photosearch_embedder.models import COLOUR_FUSION, spec_for
 from photosearch_embedder.preprocess import INPUT_NAME, OUTPUT_NAME
-from photosearch_embedder.torch_models import ColourFused, ColourHistogram, Fingerprint
 from photosearch_embedder.variants import parse_variants
-from tests.unit.embedder.models_for_tests import photo
+from tests.support.embedder_models import photo
 
 SPEC = spec_for("efficientnet-lite0-colour")
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket")

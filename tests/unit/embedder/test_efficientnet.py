@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from photosearch_embedder.export.fingerprint_graph import fingerprint_module
+from photosearch_embedder.export.weights import load_efficientnet_lite0
 from photosearch_embedder.models import spec_for
-from photosearch_embedder.torch_models import fingerprint_module, load_efficientnet_lite0
 from photosearch_embedder.variants import parse_variants
-from tests.unit.embedder.models_for_tests import photo
+from tests.support.embedder_models import photo
 
 pytestmark = pytest.mark.slow
 

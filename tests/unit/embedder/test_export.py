@@ -14,12 +14,14 @@ import torch
 
 from photosearch.common.model_files import ModelFiles, sha256_file
 from photosearch_embedder import export
+from photosearch_embedder.export import fingerprint_onnx
+from photosearch_embedder.export.fingerprint_graph import reference_fingerprints
+from photosearch_embedder.export.weights import load_dinov2
 from photosearch_embedder.models import spec_for
 from photosearch_embedder.preprocess import LocalSpec, PreprocessSpec
 from photosearch_embedder.resolve import damaged_files, find_export, resolve
-from photosearch_embedder.torch_models import load_dinov2, reference_fingerprints
 from photosearch_embedder.variants import parse_variants
-from tests.unit.embedder.models_for_tests import TINY_NAME, cosine, photo, save_tiny_dinov2
+from tests.support.embedder_models import TINY_NAME, cosine, photo, save_tiny_dinov2
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +114,8 @@ def test_a_damaged_export_is_redone_and_int8_stays_close_to_fp32(
 def test_by_default_int8_is_kept_only_if_it_agrees_with_fp32_on_photos(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(export, "INT8_MIN_COSINE", 1.01)  # no int8 graph can be this faithful
+    # No int8 graph can be this faithful.
+    monkeypatch.setattr(fingerprint_onnx, "INT8_MIN_COSINE", 1.01)
     spec = spec_for(str(tiny_checkpoint), TINY_NAME)
     assert spec.default_quantization == "int8"
     files = export.export_model(spec, tmp_path, "auto")

@@ -13,20 +13,20 @@ import torch
 from PIL import Image
 
 from photosearch.common.model_files import ModelFiles
-from photosearch_embedder.export import calibration_photos
-from photosearch_embedder.local_export import export_local
-from photosearch_embedder.local_graph import (
+from photosearch_embedder.export.calibration import calibration_photos
+from photosearch_embedder.export.local_graph import (
     Projection,
     calibration_views,
     cells_of,
     fit_pca,
     local_features,
 )
+from photosearch_embedder.export.local_onnx import export_local
+from photosearch_embedder.export.weights import load_dinov2, load_efficientnet_lite0
 from photosearch_embedder.models import ModelSpec, spec_for
 from photosearch_embedder.preprocess import LocalSpec, PreprocessSpec
-from photosearch_embedder.torch_models import load_dinov2, load_efficientnet_lite0
 from photosearch_embedder.variants import parse_variants
-from tests.unit.embedder.models_for_tests import TINY_NAME, photo
+from tests.support.embedder_models import TINY_NAME, photo
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from photosearch.common.model_files import ModelFiles
 from photosearch_embedder.manager import ModelManager
 from photosearch_embedder.preprocess import PreprocessSpec
 from photosearch_embedder.service import Embedder
-from tests.unit.embedder.models_for_tests import cosine, photo
+from tests.support.embedder_models import cosine, photo
 
 
 def pixels(files: ModelFiles, n: int = 2) -> np.ndarray:

@@ -9,7 +9,7 @@ from photosearch.common.images import InvalidImage
 from photosearch_embedder.models import PREPROCESS
 from photosearch_embedder.preprocess import LocalSpec, PreprocessSpec, rotate_clockwise
 from photosearch_embedder.variants import parse_variants
-from tests.unit.embedder.models_for_tests import photo
+from tests.support.embedder_models import photo
 
 SPEC = PREPROCESS["dinov2"]
 GLOBAL = parse_variants([])

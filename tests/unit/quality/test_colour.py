@@ -4,10 +4,10 @@ for the product's settings, so the measured table describes the product."""
 import numpy as np
 import torch
 
+from photosearch_embedder.export.fingerprint_graph import ColourHistogram
 from photosearch_embedder.models import COLOUR_FUSION, spec_for
-from photosearch_embedder.torch_models import ColourHistogram
 from photosearch_embedder.variants import parse_variants
-from tests.unit.embedder.models_for_tests import photo
+from tests.support.embedder_models import photo
 from tools.quality.colour import ColourSpec, fuse, histogram
 
 PRODUCT = ColourSpec(

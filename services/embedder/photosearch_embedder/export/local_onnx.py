@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from photosearch.common.logging import get_logger
-from photosearch_embedder.local_graph import (
+from photosearch_embedder.export.local_graph import (
     ProjectedLocal,
     calibration_views,
     cells_of,

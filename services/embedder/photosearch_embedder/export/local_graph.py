@@ -1,4 +1,4 @@
-"""The local-descriptor graph (local.onnx), PyTorch side: only the export imports it.
+"""The local-descriptor graph (local.onnx), PyTorch side.
 
     pixel_values (1, 3, H, W) float32, H and W dynamic (or fixed square, see below)
       -> local (1, dim, h, w): one unit vector per cell of a feature grid
@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from photosearch_embedder.export.weights import load_dinov2, load_efficientnet_lite0
 from photosearch_embedder.models import ModelSpec
 from photosearch_embedder.preprocess import LocalSpec, PreprocessSpec
 from photosearch_embedder.variants import parse_variants
@@ -168,8 +169,6 @@ class ProjectedLocal(nn.Module):
 
 def local_features(spec: ModelSpec) -> nn.Module:
     """The backbone part of the local graph for `spec` (unit cells, before the PCA)."""
-    from photosearch_embedder.torch_models import load_dinov2, load_efficientnet_lite0
-
     if spec.family == "efficientnet-lite0":
         return EfficientNetLocal(load_efficientnet_lite0()).eval()
     return Dinov2Local(load_dinov2(str(spec.checkpoint_dir or spec.name))).eval()

@@ -1,5 +1,7 @@
-"""Small real models for tests: a random tiny DINOv2 saved as a transformers checkpoint
-and exported through the real export path, once per test session. No hub is touched."""
+"""Small real models and photos for the embedder's tests: a random tiny DINOv2 saved as
+a transformers checkpoint and exported through the real export path, once per test
+session. No hub is touched. The conftests of tests/unit/embedder and
+tests/integration/embedder define their model fixtures with these."""
 
 import io
 import os
@@ -7,6 +9,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from photosearch.common.model_files import ModelFiles
@@ -16,6 +19,14 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 TINY_NAME = "test/tiny-dinov2"
 _lock = threading.Lock()
 _exports: dict[tuple[Path, str], ModelFiles] = {}
+
+
+def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's one directory for checkpoints and exports (shared by every
+    conftest that asks, so the tiny model is exported once per session)."""
+    root = tmp_path_factory.getbasetemp() / "embedder-models"
+    root.mkdir(exist_ok=True)
+    return root
 
 
 def save_tiny_dinov2(directory: Path, *, registers: bool = False, seed: int = 0) -> Path:

