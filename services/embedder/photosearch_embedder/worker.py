@@ -104,6 +104,7 @@ class EmbedWorker:
             self.options.batch_size,
             timeout=self.options.fetch_timeout,
             stopping=self._stopping,
+            consumer=self.consumer,
             on_idle=unload_when_drained,
         )
         async for msgs in batches:

@@ -63,7 +63,10 @@ class Consumer:
         sub = await bind_pull(self._infra.require_js(), self._stream, self._durable, ack_wait=60.0)
         log.info("consumer.started", stream=self._stream, durable=self._durable)
         try:
-            async for msgs in pull_batches(sub, self._batch, timeout=1.0, stopping=stopping):
+            batches = pull_batches(
+                sub, self._batch, timeout=1.0, stopping=stopping, consumer=self._durable
+            )
+            async for msgs in batches:
                 await self._handle(msgs)
         finally:
             # Leave the durable consumer in place; only this subscription goes.

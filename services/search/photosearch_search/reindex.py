@@ -13,6 +13,7 @@ import time
 import psycopg
 from psycopg import sql
 
+from photosearch.common.entrypoint import load_settings
 from photosearch.common.errors import NotFound
 from photosearch.common.logging import configure_logging, get_logger
 from photosearch_search.config import SearchSettings
@@ -66,7 +67,7 @@ def main() -> None:
     parser.add_argument("model_id")
     parser.add_argument("--no-concurrently", dest="concurrently", action="store_false")
     args = parser.parse_args()
-    settings = SearchSettings()
+    settings = load_settings(SearchSettings, "search reindex")
     configure_logging("search", settings.log_level, settings.log_format)
     params = settings.index_params()
     asyncio.run(

@@ -3,7 +3,7 @@ consumers and KV buckets idempotently, pull batches from a durable consumer, pub
 protobuf with request ids."""
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 import nats
@@ -141,12 +141,14 @@ async def pull_batches(
     *,
     timeout: float,
     stopping: asyncio.Event,
+    consumer: str,
     on_idle: Callable[[], Awaitable[None]] | None = None,
-) -> AsyncIterator[list[Msg]]:
+) -> AsyncGenerator[list[Msg], None]:
     """Batches of up to `batch` messages until `stopping` is set. A fetch that finds
     nothing calls `on_idle`; one that fails (NATS away: the client reconnects by
-    itself) is logged and tried again a second later. The next batch is fetched only
-    when the caller asks for it, so a caller may wait for room before asking."""
+    itself) is logged with the `consumer`'s name and tried again a second later. The
+    next batch is fetched only when the caller asks for it, so a caller may wait for
+    room before asking."""
     while not stopping.is_set():
         try:
             msgs = await sub.fetch(batch, timeout=timeout)
@@ -155,7 +157,7 @@ async def pull_batches(
                 await on_idle()
             continue
         except Exception as exc:
-            log.warning("consumer.fetch_failed", error=repr(exc))
+            log.warning("consumer.fetch_failed", consumer=consumer, error=str(exc) or repr(exc))
             await asyncio.sleep(1.0)
             continue
         yield msgs
