@@ -1,5 +1,6 @@
 """Fixtures shared by every test: real PostgreSQL+pgvector and real NATS
-JetStream on free ports in temp dirs, started once per session."""
+JetStream on free ports in temp dirs, started once per session; the embedder's tiny
+test models (tests/support/embedder_models.py), made once per session when asked for."""
 
 import itertools
 from collections.abc import Iterator
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from photosearch.common.model_files import ModelFiles
 from photosearch_devstack.nats_server import NatsServer
 from photosearch_devstack.postgres import EmbeddedPostgres
+from tests.support.embedder_models import exported_tiny, models_root, save_tiny_dinov2
 
 _database_numbers = itertools.count()
 
@@ -37,3 +40,18 @@ def database_url(postgres: EmbeddedPostgres) -> str:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def embedder_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return models_root(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(embedder_models: Path) -> Path:
+    return save_tiny_dinov2(embedder_models / "tiny-dinov2")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(embedder_models: Path) -> ModelFiles:
+    return exported_tiny(embedder_models)

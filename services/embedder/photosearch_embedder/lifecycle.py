@@ -9,7 +9,7 @@ provide it, and is looked for again periodically."""
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nats.js import JetStreamContext
 
@@ -38,22 +38,15 @@ class EmbedderParts:
     heartbeat: Callable[[JetStreamContext], Heartbeat]
 
 
+@dataclass
 class EmbedderLifecycle:
-    def __init__(
-        self,
-        infra: Infra,
-        source: ImageSource,
-        status: EmbedderStatus,
-        request: ModelRequest,
-        parts: EmbedderParts,
-    ) -> None:
-        self.infra = infra
-        self.source = source
-        self.status = status
-        self.request = request
-        self.parts = parts
-        self._heartbeat: Heartbeat | None = None
-        self._bring_up: asyncio.Task[None] | None = None
+    infra: Infra
+    source: ImageSource
+    status: EmbedderStatus
+    request: ModelRequest
+    parts: EmbedderParts
+    _heartbeat: Heartbeat | None = field(default=None, init=False)
+    _bring_up: asyncio.Task[None] | None = field(default=None, init=False)
 
     @property
     def worker_id(self) -> str:

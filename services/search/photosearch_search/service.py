@@ -5,6 +5,7 @@ nearest items answer it (nearest.py), re-ranked by local matches when the query 
 its own local descriptors (local_search.py). The admin's use cases: index_admin.py."""
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from photosearch.events.v1 import events_pb2
 from photosearch_search.domain import SearchLimits, SearchQuery, SearchResult
@@ -14,18 +15,12 @@ from photosearch_search.nearest import NearestItems
 from photosearch_search.vectors import check_k, check_min_score, make_filters, query_vector
 
 
+@dataclass(frozen=True)
 class SearchService:
-    def __init__(
-        self,
-        registry: ModelRegistry,
-        nearest: NearestItems,
-        local_search: LocalSearch,
-        limits: SearchLimits,
-    ) -> None:
-        self._registry = registry
-        self._nearest = nearest
-        self._local_search = local_search
-        self._limits = limits
+    registry: ModelRegistry
+    nearest: NearestItems
+    local_search: LocalSearch
+    limits: SearchLimits
 
     async def search(
         self,
@@ -41,14 +36,14 @@ class SearchService:
     ) -> SearchResult:
         """With `local` (the query photo's local descriptors: as taken, then turned
         views) the top candidates are re-ranked by verified local matches."""
-        model = await self._registry.resolve(model_id)
+        model = await self.registry.resolve(model_id)
         query = SearchQuery(
             model,
             query_vector(values, model),
-            check_k(k, self._limits.max_k),
+            check_k(k, self.limits.max_k),
             make_filters(series, makers, tags),
-            self._local_search.check_min_score(min_score) if local else check_min_score(min_score),
+            self.local_search.check_min_score(min_score) if local else check_min_score(min_score),
         )
         if local:
-            return await self._local_search.search(query, parse_views(local))
-        return await self._nearest.search(query)
+            return await self.local_search.search(query, parse_views(local))
+        return await self.nearest.search(query)
