@@ -12,7 +12,7 @@ as a duplicate by JetStream."""
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
@@ -46,27 +46,22 @@ class Job:
         return f"{kind}:{subjects.model_key(self.job.model_id)}:{self.job.image_id}:{self.sequence}"
 
 
+@dataclass
 class JobHandler:
     """Settles every job of a batch it is given; raises only on a bug."""
 
-    def __init__(
-        self,
-        js: JetStreamContext,
-        embedder: Embedder,
-        source: ImageSource,
-        *,
-        worker_id: str,
-        variants: tuple[str, ...],
-        ack_wait: float,
-    ) -> None:
-        self.js = js
-        self.embedder = embedder
-        self.source = source
-        self.worker_id = worker_id
-        self.variants = variants
-        self.ack_wait = ack_wait
-        self.model_id = embedder.model_id
-        self.processed = 0  # jobs completed (their EmbedCompleted stored)
+    js: JetStreamContext
+    embedder: Embedder
+    source: ImageSource
+    _: KW_ONLY
+    worker_id: str
+    variants: tuple[str, ...]
+    ack_wait: float
+    processed: int = field(default=0, init=False)  # jobs completed (EmbedCompleted stored)
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
 
     async def process(self, msgs: list[Msg]) -> None:
         jobs = [job for msg in msgs if (job := await self._parse(msg)) is not None]

@@ -4,6 +4,7 @@ means a redelivery, which is idempotent)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
@@ -42,32 +43,25 @@ def _bind_request_id(msg: Msg) -> None:
     bind_request_id((msg.headers or {}).get(subjects.REQUEST_ID_HEADER))
 
 
+@dataclass(frozen=True)
 class Consumer:
     """One durable pull consumer, fetching batches until stopped."""
 
-    def __init__(
-        self,
-        infra: Infra,
-        stream: str,
-        durable: str,
-        handle: Callable[[list[Msg]], Awaitable[None]],
-        batch: int,
-    ) -> None:
-        self._infra = infra
-        self._stream = stream
-        self._durable = durable
-        self._handle = handle
-        self._batch = batch
+    infra: Infra
+    stream: str
+    durable: str
+    handle: Callable[[list[Msg]], Awaitable[None]]
+    batch: int
 
     async def run(self, stopping: asyncio.Event) -> None:
-        sub = await bind_pull(self._infra.require_js(), self._stream, self._durable, ack_wait=60.0)
-        log.info("consumer.started", stream=self._stream, durable=self._durable)
+        sub = await bind_pull(self.infra.require_js(), self.stream, self.durable, ack_wait=60.0)
+        log.info("consumer.started", stream=self.stream, durable=self.durable)
         try:
             batches = pull_batches(
-                sub, self._batch, timeout=1.0, stopping=stopping, consumer=self._durable
+                sub, self.batch, timeout=1.0, stopping=stopping, consumer=self.durable
             )
             async for msgs in batches:
-                await self._handle(msgs)
+                await self.handle(msgs)
         finally:
             # Leave the durable consumer in place; only this subscription goes.
             await sub.unsubscribe()
