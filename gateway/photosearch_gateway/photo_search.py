@@ -21,9 +21,12 @@ from photosearch_gateway.schemas import (
 from photosearch_gateway.state import NO_ACTIVE_MODEL, Gateway
 
 ORT_BASE_URL = "/vendor/ort/"
-# A re-ranked score above the fingerprint's by more than float noise: search's bonus for
-# verified regions (it adds none for a few chance matches).
-VERIFIED_MARGIN = 1e-6
+# search's answer bands, as the HTTP API names them.
+BANDS = {
+    search_pb.MATCH_BAND_MATCH: "match",
+    search_pb.MATCH_BAND_POSSIBLE: "possible",
+    search_pb.MATCH_BAND_NO_MATCH: "no_match",
+}
 
 
 def model_file_url(files: ModelFiles, name: str) -> str:
@@ -167,6 +170,7 @@ async def find_candidates(gw: Gateway, query: SearchQuery) -> SearchResult:
         exact=reply.exact,
         reranked=reply.reranked,
         turned_views_wanted=reply.turned_views_wanted,
+        band=BANDS.get(reply.band, "no_match"),
         candidates=[
             Candidate(
                 item=ItemSummary.from_proto(items[c.item_id]),
@@ -175,7 +179,9 @@ async def find_candidates(gw: Gateway, query: SearchQuery) -> SearchResult:
                 # Without re-ranking the score is the fingerprint similarity.
                 global_score=round(c.global_score if reply.reranked else c.score, 6),
                 inliers=c.inliers,
-                verified=reply.reranked and c.score > c.global_score + VERIFIED_MARGIN,
+                verification=round(c.verification, 6),
+                verified=c.verified,
+                from_regions=c.from_regions,
                 thumbnail_url=thumbnail_url(c.image_id),
             )
             for c in reply.candidates

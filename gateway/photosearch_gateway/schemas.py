@@ -215,16 +215,27 @@ class Candidate(BaseModel):
     item: ItemSummary
     image_id: str = Field(description="The item's best-matching image.")
     score: float = Field(
-        description="What candidates are ranked by: the fingerprint similarity, plus search's "
-        "bonus for enough regions verified by matching (when re-ranked)."
+        description="What candidates are ranked by, best first: the fingerprint similarity, "
+        "plus weight x verification when re-ranked (above 1 for a verified candidate)."
     )
     global_score: float = Field(description="Cosine similarity of the fingerprint alone.")
     inliers: int = Field(
         description="Regions of the photo that match this image under one geometric mapping "
         "(0 when not re-ranked or nothing matched; a few can match by chance)."
     )
+    verification: float = Field(
+        default=0.0,
+        description="How far this candidate's matched regions stand above the query's chance "
+        "level (the best other candidate's), on a log scale; 0 = not at all.",
+    )
     verified: bool = Field(
-        description="Matched regions raised this candidate's score (score > global_score)."
+        description="Geometric verification separates this candidate from the rest at the match "
+        "band's precision: the badge to show."
+    )
+    from_regions: bool = Field(
+        default=False,
+        description="Found by the region index (shared visual words), not among the fingerprint's "
+        "nearest items.",
     )
     thumbnail_url: str
 
@@ -239,6 +250,12 @@ class SearchResult(BaseModel):
         description="Only the photo as taken was sent (one local view) and it verified no "
         "candidate well: search would match turned views too, so send them now (the same view "
         "first) and use that answer instead.",
+    )
+    band: Literal["match", "possible", "no_match"] = Field(
+        default="no_match",
+        description="How much the answer can be trusted: `match` (the top candidate is the item; "
+        "precision >= 0.98 on held-out items), `possible` (look through the candidates), "
+        "`no_match` (nothing in the catalog is close: offer to add the item by hand).",
     )
 
 

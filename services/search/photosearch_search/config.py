@@ -4,11 +4,14 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from photosearch.common.settings import DatabaseSettings, NatsSettings, ServiceSettings
+from photosearch_search.bands import BandSettings
+from photosearch_search.codebook import CodebookRule
 from photosearch_search.domain import SearchLimits
 from photosearch_search.duplicates import DuplicateSettings
 from photosearch_search.ef_search import EfSearchPolicy
 from photosearch_search.models import IndexParams
 from photosearch_search.nearest import ScanSettings
+from photosearch_search.region_index import RegionSettings
 from photosearch_search.rerank import RerankSettings
 
 # Photos matched per re-ranked search at most: the matcher holds views x 250 x photos x 250
@@ -60,21 +63,39 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     duplicate_exact_max_images: int = Field(default=10000, ge=0)
     duplicate_report_timeout_seconds: float = Field(default=300.0, gt=0)
 
-    # Re-ranking by local descriptors (searches that send the query's own): the global
-    # search's top items that are re-ranked (20: recall@1 0.36 -> 0.875 on smvs_dvd_covers,
-    # docs/quality.md), at most this many photos of each, in this many worker threads
-    # (one search each; one BLAS thread each, see __main__); top_k x photos_per_item is
-    # at most MAX_RERANK_PHOTOS.
-    rerank_top_k: int = Field(default=20, ge=1, le=100)
+    # Re-ranking by local descriptors (searches that send the query's own): the
+    # fingerprint's nearest items that are matched, at most this many photos of each,
+    # in this many worker threads (one search each; one BLAS thread each, see
+    # __main__); (top_k + region_candidates) x photos_per_item is at most
+    # MAX_RERANK_PHOTOS. The scoring rule's numbers (rerank.py) and the bands'
+    # (bands.py) were chosen on held-out items of every dataset (docs/quality.md).
+    rerank_top_k: int = Field(default=RerankSettings.top_k, ge=1, le=100)
     rerank_photos_per_item: int = Field(default=3, ge=1, le=10)
     rerank_threads: int = Field(default=2, ge=1, le=32)
+    rerank_weight: float = Field(default=RerankSettings.weight, ge=0, le=10)
+    rerank_margin: float = Field(default=RerankSettings.margin, ge=0, le=10)
+    rerank_min_inliers: int = Field(default=RerankSettings.min_inliers, ge=0, le=250)
+    band_verified_above: float = Field(default=BandSettings.verified_above, ge=0)
+    band_match_margin: float = Field(default=BandSettings.match_margin, ge=0)
+    band_possible_above: float = Field(default=BandSettings.possible_above, ge=-1)
+
+    # The region index (region_index.py): items it adds to the fingerprint's per search
+    # (0: off), photos a model needs before its first codebook, growth that trains a
+    # new one, the codebook's size rule, and how often it is kept up to date.
+    region_candidates: int = Field(default=RegionSettings.candidates, ge=0, le=100)
+    region_min_photos: int = Field(default=RegionSettings.min_photos, ge=1)
+    region_retrain_growth: float = Field(default=RegionSettings.retrain_growth, gt=1)
+    region_cells_per_word: float = Field(default=CodebookRule.cells_per_word, gt=0)
+    region_max_words: int = Field(default=CodebookRule.max_words, ge=16, le=65536)
+    region_poll_seconds: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _rerank_photos_bounded(self) -> "SearchSettings":
-        photos = self.rerank_top_k * self.rerank_photos_per_item
+        photos = (self.rerank_top_k + self.region_candidates) * self.rerank_photos_per_item
         if photos > MAX_RERANK_PHOTOS:
             raise ValueError(
-                f"SEARCH_RERANK_TOP_K x SEARCH_RERANK_PHOTOS_PER_ITEM is {photos}; at most "
+                "(SEARCH_RERANK_TOP_K + SEARCH_REGION_CANDIDATES) x "
+                f"SEARCH_RERANK_PHOTOS_PER_ITEM is {photos}; at most "
                 f"{MAX_RERANK_PHOTOS} photos are matched per search (memory grows with it)"
             )
         return self
@@ -109,7 +130,29 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
         )
 
     def rerank(self) -> RerankSettings:
-        return RerankSettings(top_k=self.rerank_top_k)
+        return RerankSettings(
+            top_k=self.rerank_top_k,
+            weight=self.rerank_weight,
+            margin=self.rerank_margin,
+            min_inliers=self.rerank_min_inliers,
+        )
+
+    def bands(self) -> BandSettings:
+        return BandSettings(
+            verified_above=self.band_verified_above,
+            match_margin=self.band_match_margin,
+            possible_above=self.band_possible_above,
+        )
+
+    def regions(self) -> RegionSettings:
+        return RegionSettings(
+            candidates=self.region_candidates,
+            min_photos=self.region_min_photos,
+            retrain_growth=self.region_retrain_growth,
+            rule=CodebookRule(
+                cells_per_word=self.region_cells_per_word, max_words=self.region_max_words
+            ),
+        )
 
     def duplicates(self) -> DuplicateSettings:
         return DuplicateSettings(

@@ -1,6 +1,7 @@
 """What the search service talks about, free of gRPC and SQL."""
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 import numpy.typing as npt
@@ -75,6 +76,20 @@ class Candidate:
     global_score: float | None = None
     # Verified local matches (re-ranked candidates only).
     inliers: int = 0
+    # How far the inliers stand above the query's chance level (rerank.py).
+    verification: float = 0.0
+    # Verification that separates right from wrong at the match band's precision.
+    verified: bool = False
+    # Found by the region index, not among the fingerprint's nearest items.
+    from_regions: bool = False
+
+
+class Band(Enum):
+    """How much an answer can be trusted (bands.py)."""
+
+    MATCH = "match"
+    POSSIBLE = "possible"
+    NO_MATCH = "no_match"
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,9 @@ class SearchResult:
     reranked: bool = False
     # Only the upright view came, and it verified nothing well: turned views would count.
     turned_views_wanted: bool = False
+    band: Band = Band.NO_MATCH
+    # Candidates the region index added beyond the fingerprint's nearest items.
+    region_candidates: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +146,8 @@ class IndexStatus:
     workers: list[WorkerHeartbeat] = field(default_factory=list)
     queue_depth: int = 0
     rebuild_in_progress: bool = False
+    region_indexed: int = 0  # photos the region index serves
+    region_words: int = 0
 
 
 @dataclass(frozen=True)

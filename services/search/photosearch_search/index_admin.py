@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from photosearch.common.errors import FailedPrecondition, InvalidArgument
 from photosearch.common.infra import Infra
-from photosearch_search import coverage, duplicates
+from photosearch_search import coverage, duplicates, region_store
 from photosearch_search.catalog import CatalogReader
 from photosearch_search.domain import DuplicateReport, IndexStatus, ModelCoverage, RebuildOutcome
 from photosearch_search.duplicates import DuplicateSettings
@@ -42,6 +42,9 @@ class IndexAdmin:
             if model is not None:
                 status.dim = model.dim
                 status.embedded = await coverage.embedded_images(conn, model)
+                status.region_indexed, status.region_words = await region_store.ready_coverage(
+                    conn, model_id
+                )
             status.failed, status.failures = await coverage.failures(conn, model_id, FAILURES_SHOWN)
             walking = await walk_running(conn, model_id)
             waiting = await coverage.outstanding_jobs(conn, model_id, rebuild_only=True)

@@ -1,11 +1,14 @@
-"""Searches that send the query photo's local descriptors: the nearest items' top
-candidates (nearest.py) re-scored by verified local matches (rerank.py, which owns the
-scoring), matched in worker threads so the event loop keeps serving other searches."""
+"""Searches that send the query photo's local descriptors. The candidates are the
+fingerprint's nearest items (nearest.py) and the items whose photos share the most
+visual words with the query (region_index.py); their stored descriptors are matched
+with the query's in worker threads, so the event loop keeps serving other searches, and
+re-scored by verified local matches (rerank.py, which owns the scoring). The answer
+gets its band (bands.py)."""
 
 import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -13,21 +16,23 @@ from psycopg import AsyncConnection
 from photosearch.common.errors import InvalidArgument
 from photosearch.common.local import LocalGrid, from_proto
 from photosearch.events.v1 import events_pb2
-from photosearch_search.domain import SearchQuery, SearchResult
+from photosearch_search.bands import BandSettings, band_of, mark_verified
+from photosearch_search.domain import Candidate, SearchQuery, SearchResult
 from photosearch_search.local_store import LocalDescriptorReader
 from photosearch_search.nearest import NearestItems, VectorQueries
+from photosearch_search.region_index import RegionIndex
 from photosearch_search.rerank import (
     Evidence,
     RerankSettings,
     StoredPhoto,
     check_view_count,
+    matched_photos,
     query_views,
     rescore,
     staged_evidence,
-    top_photos,
     wants_turned_views,
 )
-from photosearch_search.vectors import check_min_score
+from photosearch_search.vectors import best_per_item, check_min_score
 
 
 def parse_views(messages: Sequence[events_pb2.LocalDescriptors]) -> list[LocalGrid]:
@@ -40,19 +45,34 @@ def parse_views(messages: Sequence[events_pb2.LocalDescriptors]) -> list[LocalGr
     return query_views(grids)
 
 
+@dataclass(frozen=True)
+class Found:
+    """What one connection gathered: the fingerprint's nearest items, the region
+    index's extra items, and the stored photos of every candidate to match (None: the
+    model has no descriptors yet)."""
+
+    nearest: SearchResult
+    matched: list[Candidate]
+    photos: dict[str, list[StoredPhoto]] | None
+
+
 class LocalSearch:
     def __init__(
         self,
         vectors: VectorQueries,
         nearest: NearestItems,
         reader: LocalDescriptorReader,
+        regions: RegionIndex,
         settings: RerankSettings,
+        bands: BandSettings,
         threads: int,
     ) -> None:
         self._vectors = vectors
         self._nearest = nearest
         self._reader = reader
+        self._regions = regions
         self._settings = settings
+        self._bands = bands
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="rerank")
 
     def close(self) -> None:
@@ -65,42 +85,83 @@ class LocalSearch:
         """`views` as `parse_views` returns them; `query.min_score` applies to the final
         score. A model without any stored descriptors answers the global ranking
         (reranked=False)."""
-        model = query.model
-        wide = replace(query, k=max(query.k, self._settings.top_k), min_score=-1.0)
-
-        async def work(
-            conn: AsyncConnection[Any],
-        ) -> tuple[SearchResult, dict[str, list[StoredPhoto]] | None]:
-            dim = await self._reader.local_dim(conn, model)
-            if dim == 0:
-                return await self._nearest.find(conn, wide), None
-            for number, view in enumerate(views):
-                if view.dim != dim:
-                    raise InvalidArgument(
-                        f"local[{number}]: dim must be {dim} (the local descriptors of model "
-                        f"{model.model_id!r}), got {view.dim}: compute them with the same model"
-                    )
-            found = await self._nearest.find(conn, wide)
-            best = {c.item_id: c.image_id for c in found.candidates[: self._settings.top_k]}
-            return found, await self._reader.photos(conn, model, best)
-
-        found, photos = await self._vectors.run(work)
-        candidates = found.candidates
+        # Two at least, so that the band can see the top candidate's lead.
+        wide = replace(query, k=max(query.k, self._settings.top_k, 2), min_score=-1.0)
+        found = await self._vectors.run(lambda conn: self._gather(conn, wide, views))
+        candidates = found.nearest.candidates
         turned_wanted = False
-        if photos is not None:
-            top = top_photos(candidates, photos, self._settings)
-            evidence = await self._evidence(views, top)
-            candidates = rescore(candidates, evidence, self._settings)
+        if found.photos is not None:
+            wanted = matched_photos(found.matched, found.photos)
+            evidence = await self._evidence(views, wanted)
+            # The region index's items: added, or marked where the fingerprint's wider list
+            # has them too (below the part that is matched).
+            regions = {c.item_id: c for c in found.matched if c.from_regions}
+            known = {c.item_id for c in candidates}
+            merged = [regions.get(c.item_id, c) for c in candidates]
+            merged += [c for item, c in regions.items() if item not in known]
+            candidates = rescore(merged, evidence, self._settings)
             # Nothing to match (no candidate has descriptors yet): turns would not help.
-            turned_wanted = bool(top) and wants_turned_views(views, evidence, self._settings)
+            turned_wanted = bool(wanted) and wants_turned_views(views, evidence, self._settings)
+        candidates = mark_verified(candidates, self._bands)
+        band = band_of(candidates, self._bands)
         kept = [c for c in candidates if c.score >= query.min_score][: query.k]
         return SearchResult(
-            found.model_id,
+            found.nearest.model_id,
             kept,
-            found.exact,
-            reranked=photos is not None,
+            found.nearest.exact,
+            reranked=found.photos is not None,
             turned_views_wanted=turned_wanted,
+            band=band,
+            region_candidates=sum(c.from_regions for c in found.matched),
         )
+
+    async def _gather(
+        self, conn: AsyncConnection[Any], query: SearchQuery, views: Sequence[LocalGrid]
+    ) -> Found:
+        model = query.model
+        dim = await self._reader.local_dim(conn, model)
+        nearest = await self._nearest.find(conn, query)
+        if dim == 0:
+            return Found(nearest, [], None)
+        for number, view in enumerate(views):
+            if view.dim != dim:
+                raise InvalidArgument(
+                    f"local[{number}]: dim must be {dim} (the local descriptors of model "
+                    f"{model.model_id!r}), got {view.dim}: compute them with the same model"
+                )
+        top = nearest.candidates[: self._settings.top_k]
+        matched = [*top, *await self._region_candidates(conn, query, views, top)]
+        photos = await self._reader.photos(conn, model, {c.item_id: c.image_id for c in matched})
+        return Found(nearest, matched, photos)
+
+    async def _region_candidates(
+        self,
+        conn: AsyncConnection[Any],
+        query: SearchQuery,
+        views: Sequence[LocalGrid],
+        top: Sequence[Candidate],
+    ) -> list[Candidate]:
+        """The region index's best items that are not among `top`, scored by their
+        fingerprint like any candidate (and kept only where they pass the filters)."""
+        if not self._regions.enabled:
+            return []
+        loop = asyncio.get_running_loop()
+        known = {c.item_id for c in top}
+        hits = await self._regions.items(
+            conn,
+            query.model,
+            views,
+            query.filters,
+            lambda work: loop.run_in_executor(self._executor, work),
+            self._regions.limit + len(known),
+        )
+        new = [h.item_id for h in hits if h.item_id not in known][: self._regions.limit]
+        if not new:
+            return []
+        scored = await self._vectors.best_of_items(
+            conn, query.model, query.vector, query.filters, new
+        )
+        return [replace(c, from_regions=True) for c in best_per_item(scored, len(new), -1.0)]
 
     async def _evidence(
         self, views: Sequence[LocalGrid], photos: dict[str, Sequence[StoredPhoto]]

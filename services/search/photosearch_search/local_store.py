@@ -45,6 +45,12 @@ async def store_local(conn: AsyncConnection, model: Model, ref: ImageRef, grid: 
     if row is None or int(row[0]) != grid.dim:
         known = "none" if row is None else f"{int(row[0])}-d"
         return f"{grid.dim}-d local descriptors, but model {model.model_id!r} stores {known}"
+    # Postings of the descriptors replaced, if any (the region index gives the new ones
+    # theirs on its next pass).
+    await conn.execute(
+        "DELETE FROM region_postings WHERE model_id = %s AND image_id = %s",
+        (model.model_id, ref.image_id),
+    )
     await conn.execute(
         "INSERT INTO local_descriptors"
         " (model_id, image_id, item_id, grid_rows, grid_cols, dim, cells, codes)"

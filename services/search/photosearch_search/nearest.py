@@ -2,7 +2,7 @@
 settings), the SQL of nearest vectors (HNSW or exact), and the rule that widens an index
 scan until it has found k items, or compares every vector when that loses nothing."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -30,6 +30,30 @@ T = TypeVar("T")
 # Image rows fetched per wanted item at first: items may have several images/variants.
 ROWS_PER_ITEM = 4
 MIN_ROWS = 40
+
+
+def filter_clause(
+    filters: Filters, items: Sequence[str] | None = None
+) -> tuple[sql.Composable, dict[str, object]]:
+    """The WHERE clause (or nothing) of a model's vector table for these filters, and
+    for these items only when `items` is given; with its parameters."""
+    clauses: list[sql.Composable] = []
+    params: dict[str, object] = {}
+    if items is not None:
+        clauses.append(sql.SQL("item_id = ANY(%(items)s::text[])"))
+        params["items"] = list(items)
+    if filters.series:
+        clauses.append(sql.SQL("series = ANY(%(series)s::text[])"))
+        params["series"] = list(filters.series)
+    if filters.makers:
+        clauses.append(sql.SQL("maker = ANY(%(makers)s::text[])"))
+        params["makers"] = list(filters.makers)
+    if filters.tags:
+        clauses.append(sql.SQL("tags @> %(tags)s::text[]"))
+        params["tags"] = list(filters.tags)
+    if not clauses:
+        return sql.SQL(""), params
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses), params
 
 
 @dataclass(frozen=True)
@@ -113,29 +137,12 @@ class VectorQueries:
         async with pool.connection() as conn:
             return await work(conn)
 
-    @staticmethod
-    def _where(filters: Filters) -> tuple[sql.Composable, dict[str, object]]:
-        clauses: list[sql.Composable] = []
-        params: dict[str, object] = {}
-        if filters.series:
-            clauses.append(sql.SQL("series = ANY(%(series)s::text[])"))
-            params["series"] = list(filters.series)
-        if filters.makers:
-            clauses.append(sql.SQL("maker = ANY(%(makers)s::text[])"))
-            params["makers"] = list(filters.makers)
-        if filters.tags:
-            clauses.append(sql.SQL("tags @> %(tags)s::text[]"))
-            params["tags"] = list(filters.tags)
-        if not clauses:
-            return sql.SQL(""), params
-        return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses), params
-
     async def nearest(
         self, conn: AsyncConnection, model: Model, vector: Vector, filters: Filters, limit: int
     ) -> list[ImageHit]:
         """Approximate nearest vectors through the model's HNSW index."""
         await self._ef_search.apply(conn, model.table)
-        where, params = self._where(filters)
+        where, params = filter_clause(filters)
         query = sql.SQL(
             "SELECT item_id, image_id, embedding <=> %(q)b AS distance FROM {t}{where}"
             " ORDER BY distance LIMIT %(limit)s"
@@ -148,7 +155,7 @@ class VectorQueries:
     ) -> list[ImageHit]:
         """Every matching vector compared; each item's best image, best k items first.
         (Its own SQL text: a plan prepared for the index query can never be reused here.)"""
-        where, params = self._where(filters)
+        where, params = filter_clause(filters)
         query = sql.SQL(
             "SELECT item_id, image_id, distance FROM ("
             " SELECT DISTINCT ON (item_id) item_id, image_id, embedding <=> %(q)b AS distance"
@@ -158,11 +165,29 @@ class VectorQueries:
         cur = await conn.execute(query, {**params, "q": vector, "k": k})
         return [ImageHit(str(r[0]), str(r[1]), float(r[2])) for r in await cur.fetchall()]
 
+    async def best_of_items(
+        self,
+        conn: AsyncConnection,
+        model: Model,
+        vector: Vector,
+        filters: Filters,
+        items: Sequence[str],
+    ) -> list[ImageHit]:
+        """Each named item's best image, for the items that pass the filters (the
+        region index's candidates, which the fingerprint did not rank near)."""
+        where, params = filter_clause(filters, items)
+        query = sql.SQL(
+            "SELECT DISTINCT ON (item_id) item_id, image_id, embedding <=> %(q)b AS distance"
+            " FROM {t}{where} ORDER BY item_id, distance, image_id"
+        ).format(t=sql.Identifier(model.table), where=where)
+        cur = await conn.execute(query, {**params, "q": vector})
+        return [ImageHit(str(r[0]), str(r[1]), float(r[2])) for r in await cur.fetchall()]
+
     async def count_matching(
         self, conn: AsyncConnection, model: Model, filters: Filters, cap: int
     ) -> int:
         """Vectors passing the filters, counted up to `cap` (cheap on a broad filter)."""
-        where, params = self._where(filters)
+        where, params = filter_clause(filters)
         query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {t}{where} LIMIT %(cap)s) s").format(
             t=sql.Identifier(model.table), where=where
         )

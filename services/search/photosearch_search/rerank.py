@@ -1,18 +1,26 @@
-"""Re-ranking of the global search's top candidates by verified local matches.
+"""Re-ranking of a query's candidates by verified local matches, and their scoring.
 
 An item's evidence is its best (inliers, matches) over the query's views (the photo as
-taken, then turned views) and its photos; with at least `min_inliers` its new score is
-the global score plus weight * min(inliers, saturate) / saturate. Candidates beyond the
-top k keep their global score. The turned views are matched only when the photo as taken
+taken, then turned views) and its photos. How many inliers mean "this is the item"
+depends on the pair: flat, textured covers gather a handful by chance, while figures,
+toys and turntable objects gather dozens, because their regions look alike and lie
+close together. So an item's inliers are compared with this query's chance level, the
+best inliers among the *other* candidates (nearly all of them are wrong):
+
+    verification = max(0, ln(1 + inliers) - ln(1 + best other inliers) - margin)
+    score        = global score + weight * verification
+
+counting only items with at least `min_inliers`. A cover whose 60 inliers stand over
+the others' 10 is verified; a figure with 40 where the next has 35 is not, and keeps
+its fingerprint order. The turned views are matched only when the photo as taken
 verifies no candidate well (fewer than `turned_views_below` inliers): most photos are
 upright, and that saves two thirds of the work for them. Plain numpy, no I/O: search
 runs it in a worker thread.
 
-The rule and its numbers were chosen on three real datasets side by side
-(tools/quality/rerank_sweep.py; docs/quality.md): a small weight lets verified matches
-settle close calls without overruling a clear fingerprint answer, and the floor keeps
-chance alignments (RANSAC finds a few inliers between unrelated photos) from counting."""
+The rule's numbers are chosen on held-out items of every dataset at once
+(bench/quality.py --folds; docs/quality.md)."""
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -28,10 +36,11 @@ MAX_QUERY_VIEWS = 4
 
 @dataclass(frozen=True)
 class RerankSettings:
-    top_k: int = 20  # candidates of the global search that get re-ranked
-    saturate: int = 30  # inliers that count as full evidence
-    weight: float = 0.15  # score added for full evidence
-    min_inliers: int = 10  # fewer verified matches count as none
+    # Chosen on held-out items of every dataset (docs/quality.md, "Cross-validated").
+    top_k: int = 10  # the fingerprint's nearest items that get re-ranked
+    weight: float = 0.3  # score added per unit of verification
+    margin: float = 0.0  # log-ratio over the chance level that still counts as none
+    min_inliers: int = 4  # fewer verified matches count as none
     # Turned query views are matched only when the first view's best candidate has fewer
     # inliers than this (0 = always).
     turned_views_below: int = 15
@@ -39,7 +48,8 @@ class RerankSettings:
 
     @property
     def max_score(self) -> float:
-        return 1.0 + self.weight
+        """A cosine of 1 plus the largest verification 250 cells can give."""
+        return 1.0 + self.weight * math.log1p(SALIENT_CELLS)
 
 
 @dataclass(frozen=True)
@@ -128,36 +138,56 @@ def wants_turned_views(
     return len(views) == 1 and below > 0 and best < below
 
 
-def top_photos(
-    candidates: Sequence[Candidate],
-    photos: Mapping[str, Sequence[StoredPhoto]],
-    settings: RerankSettings,
+def matched_photos(
+    candidates: Sequence[Candidate], photos: Mapping[str, Sequence[StoredPhoto]]
 ) -> dict[str, Sequence[StoredPhoto]]:
-    """The stored photos of the top k candidates that have any, in candidate order."""
-    top = candidates[: settings.top_k]
-    return {c.item_id: photos[c.item_id] for c in top if photos.get(c.item_id)}
+    """The stored photos of the candidates that have any, in candidate order."""
+    return {c.item_id: photos[c.item_id] for c in candidates if photos.get(c.item_id)}
+
+
+def verifications(evidence: Mapping[str, Evidence], settings: RerankSettings) -> dict[str, float]:
+    """Each item's verification: its counted inliers over the best other item's, on a
+    log scale, less the margin (0 at least)."""
+    levels = {
+        item: math.log1p(e.inliers if e.inliers >= settings.min_inliers else 0)
+        for item, e in evidence.items()
+    }
+    ranked = sorted(levels.values(), reverse=True)
+    out = {}
+    for item, level in levels.items():
+        # The chance level: the best of the others (the second best, for the best one).
+        if len(ranked) == 1:
+            chance = 0.0
+        elif level == ranked[0]:
+            chance = ranked[1]
+        else:
+            chance = ranked[0]
+        out[item] = max(0.0, level - chance - settings.margin)
+    return out
 
 
 def rescore(
     candidates: Sequence[Candidate], evidence: Mapping[str, Evidence], settings: RerankSettings
 ) -> list[Candidate]:
-    """All candidates (global order, best first) with the top k re-scored by their
-    evidence (items without any keep their global score); best first."""
+    """Every candidate, its evidence turned into a score (items without any keep their
+    global score); best first, ties by item id."""
+    verified = verifications(evidence, settings)
     out = []
-    for number, candidate in enumerate(candidates):
+    for candidate in candidates:
         found = evidence.get(candidate.item_id)
-        if number >= settings.top_k or found is None:
+        if found is None:
             out.append(replace(candidate, global_score=candidate.score))
             continue
-        counted = found.inliers if found.inliers >= settings.min_inliers else 0
-        bonus = settings.weight * min(counted, settings.saturate) / settings.saturate
+        verification = verified[candidate.item_id]
+        counted = found.inliers >= max(settings.min_inliers, 1)
         out.append(
-            Candidate(
-                candidate.item_id,
-                found.image_id if counted > 0 else candidate.image_id,
-                candidate.score + bonus,
+            replace(
+                candidate,
+                image_id=found.image_id if counted else candidate.image_id,
+                score=candidate.score + settings.weight * verification,
                 global_score=candidate.score,
                 inliers=found.inliers,
+                verification=verification,
             )
         )
     return sorted(out, key=lambda c: (-c.score, c.item_id))
@@ -169,7 +199,7 @@ def rerank(
     photos: Mapping[str, Sequence[StoredPhoto]],
     settings: RerankSettings,
 ) -> list[Candidate]:
-    """`rescore` with the evidence of the top candidates' stored photos, in one go."""
-    wanted = top_photos(candidates, photos, settings)
+    """`rescore` with the evidence of the top k candidates' stored photos, in one go."""
+    wanted = matched_photos(candidates[: settings.top_k], photos)
     evidence = staged_evidence(views, wanted, settings) if views and wanted else {}
     return rescore(candidates, evidence, settings)

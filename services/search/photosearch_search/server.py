@@ -16,6 +16,7 @@ from photosearch_search.local_store import LocalDescriptorReader
 from photosearch_search.models import ModelRegistry
 from photosearch_search.nearest import NearestItems, VectorQueries
 from photosearch_search.rebuild import Rebuilder
+from photosearch_search.region_index import Codebooks, RegionIndex, RegionMaintainer
 from photosearch_search.service import SearchService
 from photosearch_search.servicer import SearchServicer
 from photosearch_search.workers import WorkerDirectory
@@ -51,8 +52,19 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
     vectors = VectorQueries(settings.scan(), settings.search_pool_size)
     nearest = NearestItems(vectors, settings.limits())
     reader = LocalDescriptorReader(settings.rerank_photos_per_item)
-    local = LocalSearch(vectors, nearest, reader, settings.rerank(), settings.rerank_threads)
-    search = SearchService(registry, nearest, local, settings.limits())
+    codebooks = Codebooks()
+    regions = RegionIndex(codebooks, settings.regions())
+    maintainer = RegionMaintainer(infra.require_pool, codebooks, settings.regions())
+    local = LocalSearch(
+        vectors,
+        nearest,
+        reader,
+        regions,
+        settings.rerank(),
+        settings.bands(),
+        settings.rerank_threads,
+    )
+    search = SearchService(registry, nearest, local, settings.limits(), settings.bands())
     admin = IndexAdmin(infra, registry, catalog, queue, workers, rebuilder, settings.duplicates())
     consumers = event_consumers(infra, Indexer(infra, registry, queue, workers))
     lifecycle = SearchLifecycle(
@@ -61,7 +73,10 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
         workers,
         rebuilder,
         vectors,
-        [consumer.run for consumer in consumers],
+        [
+            *(consumer.run for consumer in consumers),
+            maintainer.every(registry, settings.region_poll_seconds),
+        ],
         catalog_channel,
         default_model_id=settings.default_model_id,
         poll_seconds=settings.workers_poll_seconds,

@@ -5,9 +5,10 @@ nearest items answer it (nearest.py), re-ranked by local matches when the query 
 its own local descriptors (local_search.py). The admin's use cases: index_admin.py."""
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from photosearch.events.v1 import events_pb2
+from photosearch_search.bands import BandSettings, band_of
 from photosearch_search.domain import SearchLimits, SearchQuery, SearchResult
 from photosearch_search.local_search import LocalSearch, parse_views
 from photosearch_search.models import ModelRegistry
@@ -21,6 +22,7 @@ class SearchService:
     nearest: NearestItems
     local_search: LocalSearch
     limits: SearchLimits
+    bands: BandSettings
 
     async def search(
         self,
@@ -46,4 +48,7 @@ class SearchService:
         )
         if local:
             return await self.local_search.search(query, parse_views(local))
-        return await self.nearest.search(query)
+        # Two at least, so that the band can see the top candidate's lead.
+        found = await self.nearest.search(replace(query, k=max(query.k, 2), min_score=-1.0))
+        kept = [c for c in found.candidates if c.score >= query.min_score][: query.k]
+        return replace(found, candidates=kept, band=band_of(found.candidates, self.bands))

@@ -5,10 +5,16 @@ from typing import Any
 import grpc
 
 from photosearch.search.v1 import search_pb2, search_pb2_grpc
+from photosearch_search.domain import Band
 from photosearch_search.index_admin import IndexAdmin
 from photosearch_search.service import SearchService
 
 Context = grpc.aio.ServicerContext[Any, Any]
+BANDS = {
+    Band.MATCH: search_pb2.MATCH_BAND_MATCH,
+    Band.POSSIBLE: search_pb2.MATCH_BAND_POSSIBLE,
+    Band.NO_MATCH: search_pb2.MATCH_BAND_NO_MATCH,
+}
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
@@ -35,6 +41,8 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             exact=result.exact,
             reranked=result.reranked,
             turned_views_wanted=result.turned_views_wanted,
+            band=BANDS[result.band],
+            region_candidates=result.region_candidates,
             candidates=[
                 search_pb2.Candidate(
                     item_id=c.item_id,
@@ -42,6 +50,9 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
                     score=c.score,
                     global_score=c.score if c.global_score is None else c.global_score,
                     inliers=c.inliers,
+                    verification=c.verification,
+                    verified=c.verified,
+                    from_regions=c.from_regions,
                 )
                 for c in result.candidates
             ],
@@ -66,6 +77,8 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             workers=status.workers,
             queue_depth=status.queue_depth,
             rebuild_in_progress=status.rebuild_in_progress,
+            region_indexed=status.region_indexed,
+            region_words=status.region_words,
         )
 
     async def Rebuild(

@@ -1,5 +1,7 @@
 """Local descriptors in (with the embed results), re-ranked searches out."""
 
+import math
+
 import grpc
 import numpy as np
 import psycopg
@@ -8,6 +10,8 @@ import pytest
 from photosearch.common import subjects
 from photosearch.common.local import LocalGrid, quantise, to_proto
 from photosearch.events.v1 import events_pb2
+from photosearch.search.v1 import search_pb2
+from photosearch_search.rerank import RerankSettings
 from tests.support.search import DIM, Harness, eventually, unit
 
 LOCAL_DIM = 64
@@ -92,8 +96,14 @@ async def test_a_verified_candidate_outranks_a_closer_fingerprint(start_harness)
     assert cover.image_id == "img-cover"  # the photo that verified
     assert cover.inliers >= 30
     assert cover.global_score == pytest.approx(0.8, abs=1e-5)
-    assert cover.score == pytest.approx(0.8 + 0.15, abs=1e-5)  # full evidence: weight 0.15
-    assert near.inliers <= 3 and near.score == near.global_score  # chance inliers count 0
+    # Its inliers over the best other candidate's (chance inliers, under the floor: 0).
+    rule = RerankSettings()
+    assert near.inliers < rule.min_inliers and near.score == near.global_score
+    verification = math.log1p(cover.inliers) - rule.margin
+    assert cover.verification == pytest.approx(verification, abs=1e-5)
+    assert cover.score == pytest.approx(0.8 + rule.weight * verification, abs=1e-5)
+    assert cover.verified and not near.verified and not no_local.verified
+    assert reply.band == search_pb2.MATCH_BAND_MATCH
     assert no_local.score == no_local.global_score == pytest.approx(0.6, abs=1e-5)
 
     # min_score applies to the final score.
@@ -198,7 +208,9 @@ async def test_bad_local_descriptors_get_clear_errors(start_harness):
         rows=ROWS, cols=COLS, dim=LOCAL_DIM, codes=b"\x01" * LOCAL_DIM * 2, cells=[5, 3]
     )
     assert "ascending" in await _invalid(h, local=[selection])
-    assert "re-ranked score in [-1, 1.15]" in await _invalid(h, local=[turned_90()], min_score=2.5)
+    upper = RerankSettings().max_score  # a cosine of 1 plus the largest verification
+    too_high = await _invalid(h, local=[turned_90()], min_score=upper + 0.5)
+    assert f"re-ranked score in [-1, {upper:g}]" in too_high
     # Without local, min_score stays a cosine similarity.
     assert "cosine similarity" in await _invalid(h, min_score=1.5)
 

@@ -23,6 +23,10 @@ from photosearch.fallback.v1 import fallback_pb2_grpc
 from photosearch.search.v1 import search_pb2 as spb
 from photosearch.search.v1 import search_pb2_grpc
 from photosearch_gateway.config import GatewaySettings
+from photosearch_search.bands import BandSettings, band_of, mark_verified
+from photosearch_search.domain import Candidate
+from photosearch_search.rerank import Evidence, RerankSettings, rescore, wants_turned_views
+from photosearch_search.servicer import BANDS
 
 MODEL = "test/model@p1"
 DIM = 4
@@ -180,27 +184,35 @@ class FakeSearch(search_pb2_grpc.SearchServiceServicer):
             if item_id not in best or score > best[item_id][0]:
                 best[item_id] = (score, image_id)
         reranked = bool(request.local)
-        candidates = []
-        for item_id, (score, image_id) in best.items():
-            inliers = self.w.inliers.get(image_id, 0) if reranked else 0
-            counted = inliers if inliers >= 10 else 0  # a few chance matches count as none
-            candidates.append(
-                spb.Candidate(
-                    item_id=item_id,
-                    image_id=image_id,
-                    score=score + 0.15 * min(counted, 30) / 30,
-                    global_score=score,
-                    inliers=inliers,
-                )
-            )
-        candidates.sort(key=lambda c: -c.score)
-        # Search's rule: one view that verified no candidate with 15 inliers wants the turns.
-        best_inliers = max((c.inliers for c in candidates), default=0)
+        ranked = sorted(
+            (Candidate(item_id, image_id, score) for item_id, (score, image_id) in best.items()),
+            key=lambda c: (-c.score, c.item_id),
+        )
+        evidence = {
+            c.item_id: Evidence(0, self.w.inliers.get(c.image_id, 0), c.image_id)
+            for c in ranked
+            if reranked
+        }
+        # Search's own rule: verification over the query's chance level, then the bands.
+        rule, bands = RerankSettings(), BandSettings()
+        ranked = mark_verified(rescore(ranked, evidence, rule) if reranked else ranked, bands)
         return spb.SearchResponse(
             model_id=request.model_id,
-            candidates=candidates[: request.k],
+            candidates=[
+                spb.Candidate(
+                    item_id=c.item_id,
+                    image_id=c.image_id,
+                    score=c.score,
+                    global_score=c.score if c.global_score is None else c.global_score,
+                    inliers=c.inliers,
+                    verification=c.verification,
+                    verified=c.verified,
+                )
+                for c in ranked[: request.k]
+            ],
             reranked=reranked,
-            turned_views_wanted=len(request.local) == 1 and best_inliers < 15,
+            turned_views_wanted=wants_turned_views(request.local, evidence, rule),
+            band=BANDS[band_of(ranked, bands)],
         )
 
     async def IndexStatus(self, request, context):

@@ -2,6 +2,7 @@
 search as they came, re-ranking reported back; the model's local graph in /config."""
 
 import base64
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from photosearch.common.model_files import sri_sha256
 from photosearch_gateway.app import create_app
 from photosearch_gateway.config import GatewaySettings
 from photosearch_gateway.local_query import LOCAL_BODY_BYTES
+from photosearch_search.rerank import RerankSettings
 from tests.unit.gateway.fakes import MODEL, World, write_model
 
 VECTOR = [0.5, 0.5, 0.5, 0.5]
@@ -85,7 +87,8 @@ async def test_local_views_reach_search_as_sent_and_reranking_comes_back(
     image = world.add_image(verified.id, b"\x89PNG2", [0.5, 0.5, 0.5, 0.4])
     world.inliers[image] = 12
     chance = world.add_item("Chance")
-    world.inliers[world.add_image(chance.id, b"\x89PNG3", [0.5, 0.5, 0.4, 0.4])] = 4
+    chance_inliers = RerankSettings().min_inliers - 1  # a few, by chance: under the floor
+    world.inliers[world.add_image(chance.id, b"\x89PNG3", [0.5, 0.5, 0.4, 0.4])] = chance_inliers
     views = [view(20, 28, seed=1), view(28, 20, seed=2), view(28, 20, seed=3, cells=[0, 5, 559])]
     views[2]["codes"] = base64.b64encode(bytes(3 * LOCAL_DIM)).decode()
     reply = await client.post("/api/v1/search", json=query(local=views))
@@ -94,10 +97,17 @@ async def test_local_views_reach_search_as_sent_and_reranking_comes_back(
     assert body["reranked"] is True
     first, second, third = body["candidates"]
     assert first["item"]["name"] == "Verified" and first["inliers"] == 12
-    assert first["score"] == pytest.approx(first["global_score"] + 0.15 * 12 / 30, abs=1e-5)
-    assert first["verified"] is True
+    # Search's verification (its inliers over the others', which are under the floor)
+    # and its badge come through as they are.
+    rule = RerankSettings()
+    assert first["verification"] == pytest.approx(math.log1p(12) - rule.margin, abs=1e-5)
+    assert first["score"] == pytest.approx(
+        first["global_score"] + rule.weight * first["verification"], abs=1e-5
+    )
+    assert first["verified"] is True and body["band"] == "match"
+    assert all(c["from_regions"] is False for c in body["candidates"])
     assert second["inliers"] == 0 and second["score"] == second["global_score"]
-    assert third["item"]["name"] == "Chance" and third["inliers"] == 4
+    assert third["item"]["name"] == "Chance" and third["inliers"] == chance_inliers
     assert third["score"] == third["global_score"] and third["verified"] is False
     assert second["verified"] is False
     sent = world.last_search

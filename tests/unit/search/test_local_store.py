@@ -55,6 +55,17 @@ def test_an_embed_result_keeps_usable_descriptors_only():
 
 
 def test_rerank_settings_keep_the_matcher_within_a_few_hundred_photos():
-    SearchSettings(database_url="", rerank_top_k=MAX_RERANK_PHOTOS // 10, rerank_photos_per_item=10)
+    SearchSettings(
+        database_url="",
+        rerank_top_k=MAX_RERANK_PHOTOS // 10,
+        rerank_photos_per_item=10,
+        region_candidates=0,
+    )
     with pytest.raises(ValidationError, match="at most 240 photos are matched per search"):
         SearchSettings(database_url="", rerank_top_k=100, rerank_photos_per_item=3)
+    # The region index's candidates are matched too, and count.
+    SearchSettings(database_url="", rerank_top_k=60, region_candidates=20, rerank_photos_per_item=3)
+    with pytest.raises(ValidationError, match="SEARCH_REGION_CANDIDATES"):
+        SearchSettings(
+            database_url="", rerank_top_k=60, region_candidates=21, rerank_photos_per_item=3
+        )

@@ -1,5 +1,7 @@
 """The batched local matcher on synthetic grids, and against the per-pair reference."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,7 @@ from photosearch_search.rerank import (
     rerank,
     rescore,
     staged_evidence,
+    verifications,
 )
 from tools.quality.extract import LocalFeatures
 from tools.quality.matching import local_score
@@ -101,12 +104,18 @@ def test_rerank_promotes_the_verified_candidate_and_keeps_the_rest_global():
         "right": [StoredPhoto("img-r1", other), StoredPhoto("img-r2", CATALOG)],
         "beyond-top-k": [StoredPhoto("img-b", CATALOG)],
     }
-    result = rerank(candidates, views, photos, RerankSettings(top_k=2))
+    settings = RerankSettings(top_k=2)
+    result = rerank(candidates, views, photos, settings)
     assert [c.item_id for c in result] == ["right", "wrong", "beyond-top-k"]
-    right = result[0]
-    assert right.score == pytest.approx(0.85)  # full evidence: 30 or more inliers
-    assert right.global_score == pytest.approx(0.7)
+    right, wrong = result[0], result[1]
     assert right.inliers >= 30 and right.image_id == "img-r2"
+    counted_wrong = wrong.inliers if wrong.inliers >= settings.min_inliers else 0
+    # Its inliers over the only other candidate's, on a log scale.
+    expected = math.log1p(right.inliers) - math.log1p(counted_wrong) - settings.margin
+    assert right.verification == pytest.approx(expected)
+    assert right.score == pytest.approx(0.7 + settings.weight * expected)
+    assert right.global_score == pytest.approx(0.7)
+    assert wrong.verification == 0 and wrong.score == pytest.approx(0.8)
     assert result[2].score == 0.65 and result[2].inliers == 0  # not re-ranked
     assert result[2].global_score == 0.65
 
@@ -120,10 +129,35 @@ def test_a_few_chance_inliers_count_as_none():
     assert [c.item_id for c in unchanged] == ["a", "b"]
     assert unchanged[1].score == 0.78 and unchanged[1].image_id == "img-b"
     assert unchanged[1].inliers == settings.min_inliers - 1  # reported, not counted
+    assert unchanged[1].verification == 0
     counted = rescore(candidates, at, settings)
     assert [c.item_id for c in counted] == ["b", "a"]
-    assert counted[0].score == pytest.approx(0.78 + settings.weight * settings.min_inliers / 30)
+    # The only item with evidence: its chance level is 0.
+    verification = math.log1p(settings.min_inliers) - settings.margin
+    assert counted[0].score == pytest.approx(0.78 + settings.weight * verification)
     assert counted[0].image_id == "img-b2"
+
+
+def test_inliers_count_only_as_far_as_they_stand_above_the_other_candidates():
+    """A textured cover: 60 inliers where the rest gather 8 is verified far above
+    chance; a figure: 40 where the next has 35 is barely above its query's chance
+    level, and the fingerprint's order stands."""
+    settings = RerankSettings(weight=0.3, margin=0.0, min_inliers=6)
+    cover = {"right": Evidence(90, 60, "r"), "x": Evidence(40, 8, "x"), "y": Evidence(30, 5, "y")}
+    found = verifications(cover, settings)
+    assert found["right"] == pytest.approx(math.log1p(60) - math.log1p(8))
+    assert found["x"] == 0 and found["y"] == 0
+    figure = [Candidate("globally-first", "g", 0.80), Candidate("more-inliers", "m", 0.70)]
+    evidence = {"globally-first": Evidence(80, 35, "g"), "more-inliers": Evidence(80, 40, "m")}
+    ranked = rescore(figure, evidence, settings)
+    assert [c.item_id for c in ranked] == ["globally-first", "more-inliers"]
+    assert ranked[1].verification == pytest.approx(math.log1p(40) - math.log1p(35))
+    # Two items with the same inliers: neither stands above the other.
+    tied = verifications({"a": Evidence(50, 30, "a"), "b": Evidence(50, 30, "b")}, settings)
+    assert tied == {"a": 0.0, "b": 0.0}
+    # The margin is taken off every verification.
+    margin = verifications(cover, RerankSettings(margin=0.5, min_inliers=6))
+    assert margin["right"] == pytest.approx(math.log1p(60) - math.log1p(8) - 0.5)
 
 
 def test_turned_views_are_matched_only_when_the_photo_as_taken_verifies_nothing():

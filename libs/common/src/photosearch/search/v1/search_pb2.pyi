@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from photosearch.events.v1 import events_pb2 as _events_pb2
 import builtins as _builtins
 import sys
@@ -18,6 +19,32 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _MatchBand:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MatchBandEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MatchBand.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MATCH_BAND_UNSPECIFIED: _MatchBand.ValueType  # 0
+    MATCH_BAND_MATCH: _MatchBand.ValueType  # 1
+    """The top candidate is the item (precision >= 0.98 where it was measured)."""
+    MATCH_BAND_POSSIBLE: _MatchBand.ValueType  # 2
+    """The item is likely among the candidates; the user should look."""
+    MATCH_BAND_NO_MATCH: _MatchBand.ValueType  # 3
+    """Nothing in the catalog is close: adding the item by hand is the likely next step."""
+
+class MatchBand(_MatchBand, metaclass=_MatchBandEnumTypeWrapper):
+    """How much an answer can be trusted, chosen on held-out items (docs/quality.md)."""
+
+MATCH_BAND_UNSPECIFIED: MatchBand.ValueType  # 0
+MATCH_BAND_MATCH: MatchBand.ValueType  # 1
+"""The top candidate is the item (precision >= 0.98 where it was measured)."""
+MATCH_BAND_POSSIBLE: MatchBand.ValueType  # 2
+"""The item is likely among the candidates; the user should look."""
+MATCH_BAND_NO_MATCH: MatchBand.ValueType  # 3
+"""Nothing in the catalog is close: adding the item by hand is the likely next step."""
+Global___MatchBand: _TypeAlias = MatchBand  # noqa: Y015
 
 @_typing.final
 class Filters(_message.Message):
@@ -75,10 +102,13 @@ class SearchRequest(_message.Message):
     @_builtins.property
     def local(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.LocalDescriptors]:
         """Local descriptors of the query photo (as taken first, then turned views). When
-        given, the top candidates are re-ranked by matched regions that agree on one
-        geometric mapping: score = global score + 0.15 * min(inliers, 30) / 30, counting
-        10 inliers or more. The turned views are matched only when the photo as taken
-        verifies no candidate with 15 (see SearchResponse.turned_views_wanted).
+        given, the candidates (the fingerprint's nearest items, and the items whose stored
+        regions share the most visual words with the query's) are re-ranked by matched
+        regions that agree on one geometric mapping: score = global score + weight *
+        verification, where verification = max(0, ln(1 + inliers) - ln(1 + the best other
+        candidate's inliers) - margin) measures how far an item's inliers stand above this
+        query's chance level (docs/quality.md). The turned views are matched only when the
+        photo as taken verifies no candidate well (see SearchResponse.turned_views_wanted).
         """
 
     def __init__(
@@ -109,6 +139,9 @@ class Candidate(_message.Message):
     SCORE_FIELD_NUMBER: _builtins.int
     GLOBAL_SCORE_FIELD_NUMBER: _builtins.int
     INLIERS_FIELD_NUMBER: _builtins.int
+    VERIFICATION_FIELD_NUMBER: _builtins.int
+    VERIFIED_FIELD_NUMBER: _builtins.int
+    FROM_REGIONS_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
     image_id: _builtins.str
     """The item's best-matching image."""
@@ -117,6 +150,18 @@ class Candidate(_message.Message):
     """The fingerprint similarity alone (equals score unless re-ranked)."""
     inliers: _builtins.int
     """Matched regions that agree on one geometric mapping (re-ranked candidates only)."""
+    verification: _builtins.float
+    """How far the inliers stand above this query's chance level (0 = not at all; see
+    SearchRequest.local).
+    """
+    verified: _builtins.bool
+    """Verification separates this candidate from the others at the match band's
+    precision (docs/quality.md): the badge a page may show.
+    """
+    from_regions: _builtins.bool
+    """Found by the region index (shared visual words), not among the fingerprint's
+    nearest items.
+    """
     def __init__(
         self,
         *,
@@ -125,10 +170,13 @@ class Candidate(_message.Message):
         score: _builtins.float = ...,
         global_score: _builtins.float = ...,
         inliers: _builtins.int = ...,
+        verification: _builtins.float = ...,
+        verified: _builtins.bool = ...,
+        from_regions: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["global_score", b"global_score", "image_id", b"image_id", "inliers", b"inliers", "item_id", b"item_id", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_regions", b"from_regions", "global_score", b"global_score", "image_id", b"image_id", "inliers", b"inliers", "item_id", b"item_id", "score", b"score", "verification", b"verification", "verified", b"verified"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -143,6 +191,8 @@ class SearchResponse(_message.Message):
     EXACT_FIELD_NUMBER: _builtins.int
     RERANKED_FIELD_NUMBER: _builtins.int
     TURNED_VIEWS_WANTED_FIELD_NUMBER: _builtins.int
+    BAND_FIELD_NUMBER: _builtins.int
+    REGION_CANDIDATES_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     exact: _builtins.bool
     """True when the filters were so selective that every matching vector was compared
@@ -155,6 +205,9 @@ class SearchResponse(_message.Message):
     would be matched, so a client that saved their cost should send them now (with
     the same view first) and use that answer instead.
     """
+    band: Global___MatchBand.ValueType
+    region_candidates: _builtins.int
+    """Candidates the region index added beyond the fingerprint's nearest items."""
     @_builtins.property
     def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Candidate]: ...
     def __init__(
@@ -165,10 +218,12 @@ class SearchResponse(_message.Message):
         exact: _builtins.bool = ...,
         reranked: _builtins.bool = ...,
         turned_views_wanted: _builtins.bool = ...,
+        band: Global___MatchBand.ValueType = ...,
+        region_candidates: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "exact", b"exact", "model_id", b"model_id", "reranked", b"reranked", "turned_views_wanted", b"turned_views_wanted"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["band", b"band", "candidates", b"candidates", "exact", b"exact", "model_id", b"model_id", "region_candidates", b"region_candidates", "reranked", b"reranked", "turned_views_wanted", b"turned_views_wanted"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -234,6 +289,8 @@ class IndexStatusResponse(_message.Message):
     REBUILD_IN_PROGRESS_FIELD_NUMBER: _builtins.int
     ACTIVE_MODEL_ID_FIELD_NUMBER: _builtins.int
     DIM_FIELD_NUMBER: _builtins.int
+    REGION_INDEXED_FIELD_NUMBER: _builtins.int
+    REGION_WORDS_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     catalog_images: _builtins.int
     embedded: _builtins.int
@@ -245,6 +302,11 @@ class IndexStatusResponse(_message.Message):
     active_model_id: _builtins.str
     dim: _builtins.int
     """Dimension of the model's fingerprints (0 while unknown)."""
+    region_indexed: _builtins.int
+    """Photos the region index serves (those of its ready codebook), and that codebook's
+    visual words (0: no codebook ready yet).
+    """
+    region_words: _builtins.int
     @_builtins.property
     def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___Failure]:
         """The most recent failures (at most 100; `failed` counts them all)."""
@@ -267,10 +329,12 @@ class IndexStatusResponse(_message.Message):
         rebuild_in_progress: _builtins.bool = ...,
         active_model_id: _builtins.str = ...,
         dim: _builtins.int = ...,
+        region_indexed: _builtins.int = ...,
+        region_words: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_model_id", b"active_model_id", "catalog_images", b"catalog_images", "dim", b"dim", "embedded", b"embedded", "failed", b"failed", "failures", b"failures", "model_id", b"model_id", "pending", b"pending", "queue_depth", b"queue_depth", "rebuild_in_progress", b"rebuild_in_progress", "workers", b"workers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_model_id", b"active_model_id", "catalog_images", b"catalog_images", "dim", b"dim", "embedded", b"embedded", "failed", b"failed", "failures", b"failures", "model_id", b"model_id", "pending", b"pending", "queue_depth", b"queue_depth", "rebuild_in_progress", b"rebuild_in_progress", "region_indexed", b"region_indexed", "region_words", b"region_words", "workers", b"workers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,216 @@
+"""SQL of the region index (tables codebooks and region_postings): codebooks stored and
+read back, the photos a codebook has no postings for yet and their postings, and the
+query that ranks photos by the words they share with a query's views."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from psycopg import AsyncConnection, sql
+
+from photosearch.common.local import LocalGrid
+from photosearch_search.codebook import Bag, Codebook
+from photosearch_search.domain import Filters, ImageRef, Model
+from photosearch_search.local_store import decode
+from photosearch_search.nearest import filter_clause
+
+FLOAT32 = np.dtype("<f4")
+
+
+@dataclass(frozen=True)
+class CodebookVersion:
+    version: int
+    trained_photos: int
+    ready: bool
+
+
+async def versions(conn: AsyncConnection, model_id: str) -> list[CodebookVersion]:
+    """The model's codebooks, newest first."""
+    cur = await conn.execute(
+        "SELECT version, trained_photos, ready_at IS NOT NULL FROM codebooks"
+        " WHERE model_id = %s ORDER BY version DESC",
+        (model_id,),
+    )
+    return [CodebookVersion(int(v), int(p), bool(r)) for v, p, r in await cur.fetchall()]
+
+
+async def load(conn: AsyncConnection, model_id: str, version: int) -> Codebook | None:
+    cur = await conn.execute(
+        "SELECT dim, centroids, idf, trained_photos FROM codebooks"
+        " WHERE model_id = %s AND version = %s",
+        (model_id, version),
+        binary=True,
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    dim, centroids, idf, photos = row
+    matrix = np.frombuffer(centroids, dtype=FLOAT32).astype(np.float32).reshape(-1, int(dim))
+    return Codebook(version, matrix, np.frombuffer(idf, dtype=FLOAT32).astype(np.float32), photos)
+
+
+async def save(conn: AsyncConnection, model_id: str, codebook: Codebook) -> None:
+    await conn.execute(
+        "INSERT INTO codebooks (model_id, version, dim, centroids, idf, trained_photos)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (
+            model_id,
+            codebook.version,
+            codebook.dim,
+            codebook.centroids.astype(FLOAT32).tobytes(),
+            codebook.idf.astype(FLOAT32).tobytes(),
+            codebook.photos,
+        ),
+    )
+
+
+async def stored_photos(conn: AsyncConnection, model_id: str) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) FROM local_descriptors WHERE model_id = %s", (model_id,)
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def indexed_photos(conn: AsyncConnection, model_id: str, version: int) -> int:
+    cur = await conn.execute(
+        "SELECT count(DISTINCT image_id) FROM region_postings WHERE model_id = %s AND version = %s",
+        (model_id, version),
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def ready_coverage(conn: AsyncConnection, model_id: str) -> tuple[int, int]:
+    """(photos with postings, words) of the codebook searches use; (0, 0) without one."""
+    cur = await conn.execute(
+        "SELECT c.version, length(c.idf) / 4 FROM codebooks c"
+        " WHERE c.model_id = %s AND c.ready_at IS NOT NULL ORDER BY c.version DESC LIMIT 1",
+        (model_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return 0, 0
+    return await indexed_photos(conn, model_id, int(row[0])), int(row[1])
+
+
+async def training_grids(conn: AsyncConnection, model_id: str, limit: int) -> list[LocalGrid]:
+    """What a codebook is trained on: up to `limit` stored photos, the first by the hash
+    of their codes (the same photos whatever their ids; codebook.train orders alike)."""
+    cur = await conn.execute(
+        "SELECT grid_rows, grid_cols, dim, cells, codes FROM local_descriptors"
+        " WHERE model_id = %s ORDER BY sha256(codes) LIMIT %s",
+        (model_id, limit),
+        binary=True,
+    )
+    return [
+        decode(int(r), int(c), int(d), cells, codes)
+        for r, c, d, cells, codes in await cur.fetchall()
+    ]
+
+
+async def photos_lacking(
+    conn: AsyncConnection, model_id: str, version: int, limit: int
+) -> list[tuple[ImageRef, LocalGrid]]:
+    """Stored photos with no postings under this codebook yet."""
+    cur = await conn.execute(
+        "SELECT d.image_id, d.item_id, d.grid_rows, d.grid_cols, d.dim, d.cells, d.codes"
+        " FROM local_descriptors d WHERE d.model_id = %s AND NOT EXISTS ("
+        "  SELECT 1 FROM region_postings p WHERE p.model_id = d.model_id"
+        "  AND p.image_id = d.image_id AND p.version = %s)"
+        " ORDER BY d.image_id LIMIT %s",
+        (model_id, version, limit),
+        binary=True,
+    )
+    return [
+        (ImageRef(str(image), str(item)), decode(int(r), int(c), int(d), cells, codes))
+        for image, item, r, c, d, cells, codes in await cur.fetchall()
+    ]
+
+
+async def add_postings(
+    conn: AsyncConnection,
+    model_id: str,
+    version: int,
+    photos: Sequence[tuple[ImageRef, Bag]],
+) -> None:
+    """Postings of photos that had none under this codebook; a photo deleted meanwhile
+    gets none."""
+    for ref, bag in photos:
+        await conn.execute(
+            "INSERT INTO region_postings (model_id, version, word, image_id, item_id, weight)"
+            " SELECT %s, %s, w, %s, %s, x FROM unnest(%s::int4[], %s::float4[]) AS b(w, x)"
+            " WHERE EXISTS (SELECT 1 FROM local_descriptors"
+            "  WHERE model_id = %s AND image_id = %s) ON CONFLICT DO NOTHING",
+            (
+                model_id,
+                version,
+                ref.image_id,
+                ref.item_id,
+                bag.words.tolist(),
+                bag.weights.tolist(),
+                model_id,
+                ref.image_id,
+            ),
+        )
+
+
+async def mark_ready(conn: AsyncConnection, model_id: str, version: int) -> None:
+    """The version serves searches from now on; older ones and their postings go."""
+    await conn.execute(
+        "UPDATE codebooks SET ready_at = now() WHERE model_id = %s AND version = %s"
+        " AND ready_at IS NULL",
+        (model_id, version),
+    )
+    await conn.execute(
+        "DELETE FROM codebooks WHERE model_id = %s AND version < %s", (model_id, version)
+    )
+
+
+async def top_photos(
+    conn: AsyncConnection,
+    model: Model,
+    version: int,
+    views: Sequence[Bag],
+    filters: Filters,
+    limit: int,
+) -> list[tuple[str, str, float]]:
+    """(item id, image id, score) of the photos sharing the most weight with any view:
+    the cosine of the tf-idf bags (codebook.similarity), best view per photo; only items
+    that pass the filters (their attributes live with the model's vectors)."""
+    view_of, words, weights = [], [], []
+    for number, bag in enumerate(views):
+        view_of += [number] * len(bag.words)
+        words += bag.words.tolist()
+        weights += bag.weights.tolist()
+    where, params = filter_clause(filters)
+    allowed = (
+        sql.SQL(" WHERE p.item_id IN (SELECT item_id FROM {t}{where})").format(
+            t=sql.Identifier(model.table), where=where
+        )
+        if filters
+        else sql.SQL("")
+    )
+    query = sql.SQL(
+        "SELECT item_id, image_id, max(score) AS best FROM ("
+        " SELECT q.view, p.item_id, p.image_id, sum(p.weight::float8 * q.weight) AS score"
+        " FROM unnest(%(views)s::int2[], %(words)s::int4[], %(weights)s::float4[])"
+        "  AS q(view, word, weight)"
+        " JOIN region_postings p ON p.model_id = %(model)s AND p.version = %(version)s"
+        "  AND p.word = q.word{allowed}"
+        " GROUP BY q.view, p.item_id, p.image_id) s"
+        " GROUP BY item_id, image_id ORDER BY best DESC, image_id LIMIT %(limit)s"
+    ).format(allowed=allowed)
+    cur = await conn.execute(
+        query,
+        {
+            **params,
+            "views": view_of,
+            "words": words,
+            "weights": weights,
+            "model": model.model_id,
+            "version": version,
+            "limit": limit,
+        },
+    )
+    return [(str(i), str(m), float(s)) for i, m, s in await cur.fetchall()]

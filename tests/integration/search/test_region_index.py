@@ -1,0 +1,167 @@
+"""The region index: items found by shared visual words when the fingerprint ranks them
+far down, and an index that follows photos added and deleted, growth (a new codebook
+version) and a second model."""
+
+import numpy as np
+import psycopg
+
+from photosearch.common import subjects
+from photosearch.common.local import LocalGrid, quantise, to_proto
+from photosearch.events.v1 import events_pb2
+from photosearch.search.v1 import search_pb2
+from tests.support.search import DIM, Harness, eventually, unit
+
+LOCAL_DIM = 64
+ROWS, COLS = 12, 14
+# Fingerprint similarity to the query of each item, best first: the item the photo
+# shows is the last one, far below the two that re-ranking takes from the fingerprint.
+SIMILARITY = {"item-a": 0.9, "item-b": 0.85, "item-c": 0.8, "item-d": 0.7, "item-e": 0.6}
+TARGET, TARGET_SIMILARITY = "item-shown", 0.5
+FAST = {
+    "rerank_top_k": 2,
+    "region_candidates": 3,
+    "region_min_photos": 4,
+    "region_poll_seconds": 0.2,
+}
+
+
+def cells(seed: int) -> np.ndarray:
+    out = np.random.default_rng(seed).normal(size=(ROWS * COLS, LOCAL_DIM)).astype(np.float32)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def grid(values: np.ndarray) -> events_pb2.LocalDescriptors:
+    index = np.arange(ROWS * COLS, dtype=np.int32)
+    return to_proto(LocalGrid(ROWS, COLS, index, quantise(values)))
+
+
+def vector(similarity: float) -> np.ndarray:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[0], v[1] = similarity, np.sqrt(1 - similarity**2)
+    return v
+
+
+QUERY = unit(np.eye(DIM, dtype=np.float32)[0])
+SHOWN = cells(seed=100)  # what the query photo and the target's catalog photo show
+
+
+def photo_of_the_target() -> events_pb2.LocalDescriptors:
+    """The query: the target's regions, each a little different (another photo)."""
+    noise = np.random.default_rng(7).normal(size=SHOWN.shape).astype(np.float32) * 0.05
+    values = SHOWN + noise
+    return grid(values / np.linalg.norm(values, axis=1, keepdims=True))
+
+
+async def catalog(h: Harness, model_id: str | None = None) -> None:
+    for number, (item, similarity) in enumerate(SIMILARITY.items()):
+        await h.completed(
+            f"img-{item}", item, vector(similarity), model_id, local=grid(cells(number))
+        )
+    await h.completed(
+        f"img-{TARGET}", TARGET, vector(TARGET_SIMILARITY), model_id, local=grid(SHOWN)
+    )
+
+
+async def status(h: Harness, model_id: str = "") -> search_pb2.IndexStatusResponse:
+    return await h.stub.IndexStatus(search_pb2.IndexStatusRequest(model_id=model_id), timeout=10)
+
+
+async def serves(h: Harness, photos: int, model_id: str = "") -> None:
+    found = await status(h, model_id)
+    assert found.region_indexed == photos and found.region_words > 0, found
+
+
+async def postings(h: Harness, image_id: str) -> int:
+    async with await psycopg.AsyncConnection.connect(h.search.lifecycle.infra.database_url) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM region_postings WHERE image_id = %s", (image_id,)
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+async def versions(h: Harness, model_id: str) -> list[tuple[int, bool]]:
+    async with await psycopg.AsyncConnection.connect(h.search.lifecycle.infra.database_url) as conn:
+        cur = await conn.execute(
+            "SELECT version, ready_at IS NOT NULL FROM codebooks WHERE model_id = %s"
+            " ORDER BY version",
+            (model_id,),
+        )
+        return [(int(v), bool(r)) for v, r in await cur.fetchall()]
+
+
+async def test_an_item_the_fingerprint_ranks_last_is_found_by_its_regions(start_harness):
+    h = await start_harness(**FAST)
+    await catalog(h)
+    await eventually(lambda: serves(h, 6))
+    plain = await h.search_items(QUERY, k=10)
+    assert [c.item_id for c in plain.candidates][-1] == TARGET  # the fingerprint's last
+
+    reply = await h.search_items(QUERY, k=10, local=[photo_of_the_target()])
+    assert reply.reranked and reply.region_candidates >= 1
+    top = reply.candidates[0]
+    assert top.item_id == TARGET and top.from_regions and top.verified
+    assert abs(top.global_score - TARGET_SIMILARITY) < 1e-5
+    assert reply.band == search_pb2.MATCH_BAND_MATCH
+    # The items the fingerprint found are not marked as the region index's.
+    assert not any(c.from_regions for c in reply.candidates if c.item_id in ("item-a", "item-b"))
+    # Filters hold for the region index's candidates too.
+    filtered = await h.search_items(
+        QUERY, k=10, local=[photo_of_the_target()], filters=search_pb2.Filters(tags=["absent"])
+    )
+    assert list(filtered.candidates) == []
+
+    # Its photo deleted: its postings go with its descriptors, and it is found no more.
+    await h.catalog_event(
+        subjects.IMAGE_DELETED, events_pb2.ImageDeleted(image_id=f"img-{TARGET}", item_id=TARGET)
+    )
+
+    async def forgotten() -> None:
+        assert await postings(h, f"img-{TARGET}") == 0
+        again = await h.search_items(QUERY, k=10, local=[photo_of_the_target()])
+        assert TARGET not in [c.item_id for c in again.candidates]
+
+    await eventually(forgotten)
+
+    # A new photo showing it is indexed within a pass and found again.
+    await h.completed("img-new", "item-new", vector(0.4), local=grid(SHOWN))
+
+    async def found_again() -> None:
+        assert await postings(h, "img-new") > 0
+        again = await h.search_items(QUERY, k=10, local=[photo_of_the_target()])
+        assert again.candidates[0].item_id == "item-new" and again.candidates[0].from_regions
+
+    await eventually(found_again)
+
+
+async def test_growth_trains_a_new_version_and_each_model_has_its_own(start_harness):
+    h = await start_harness(**FAST)
+    await catalog(h)
+    await eventually(lambda: serves(h, 6))
+    assert await versions(h, h.model_id) == [(1, True)]
+    # Twice the photos: a new codebook, ready once it covers them all; the old one goes.
+    for number in range(6):
+        await h.completed(
+            f"img-more-{number}",
+            f"item-more-{number}",
+            vector(0.3),
+            local=grid(cells(200 + number)),
+        )
+
+    async def retrained() -> None:
+        assert await versions(h, h.model_id) == [(2, True)]
+        await serves(h, 12)
+
+    await eventually(retrained, timeout=30)
+    reply = await h.search_items(QUERY, k=10, local=[photo_of_the_target()])
+    assert reply.candidates[0].item_id == TARGET
+
+    # A second model's vectors and descriptors: its own codebook, its own postings.
+    other = f"{h.model_id}-next"
+    await h.heartbeat(other)
+    await catalog(h, other)
+    await eventually(lambda: serves(h, 6, other), timeout=30)
+    assert await versions(h, other) == [(1, True)]
+    assert await versions(h, h.model_id) == [(2, True)]
+    answer = await h.search_items(QUERY, model_id=other, k=10, local=[photo_of_the_target()])
+    assert answer.candidates[0].item_id == TARGET and answer.candidates[0].from_regions
