@@ -26,6 +26,7 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,13 @@ def parse_args() -> argparse.Namespace:
         help="offline technique(s) also run on the robustness suite (global always is; "
         "re-ranking ~2,000 copies is slow on 2 cores)",
     )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=2,
+        help="item-disjoint folds of the cross-validated figures (0: in-sample only)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="of the folds")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "quality" / "report")
     parser.add_argument("--cache", type=Path, default=ROOT / "results" / "quality")
     return parser.parse_args()
@@ -99,16 +107,19 @@ def near_duplicate_transforms(pairs: list[tuple[str, Photo]]) -> list[str]:
 
 
 def run_mesh(
-    args: argparse.Namespace, datasets: list[Dataset], suite: Dataset | None
+    args: argparse.Namespace, datasets: list[Dataset], suite: Dataset | None, cv: "CrossValidation"
 ) -> tuple[list[DatasetResult], dict[str, Any]]:
+    from tools.quality.mesh_folds import run_folds
     from tools.quality.mesh_mode import MeshClient, start_mesh
     from tools.quality.robustness import Copy
+    from tools.quality.tuning import summary
 
     results: list[DatasetResult] = []
     info: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="quality-mesh-") as tmp:
         started = time.monotonic()
-        mesh = start_mesh(Path(tmp), args.model, args.cache / "models")
+        images = sum(len(d.catalog) for d in datasets)
+        mesh = start_mesh(Path(tmp), args.model, args.cache / "models", images)
         client = MeshClient(mesh)
         try:
             info["mesh_start_seconds"] = round(time.monotonic() - started, 1)
@@ -116,6 +127,8 @@ def run_mesh(
             expected = sum(client.import_dataset(d) for d in datasets)
             model_id = client.wait_indexed(expected)
             info["import_and_index_seconds"] = round(time.monotonic() - started, 1)
+            client.wait_regions(expected)
+            info["region_index_seconds"] = round(time.monotonic() - started, 1)
             info["model_id"] = model_id
             client.load_index()
             latencies: dict[str, list[float]] = {}
@@ -125,7 +138,7 @@ def run_mesh(
                 by_technique: dict[str, list[Any]] = {}
                 k = min(100, len(d.catalog_items))
                 for q in d.queries:
-                    answers = client.rank(q, q.path.read_bytes(), [d.name], k)
+                    answers = client.rank(q, q.path.read_bytes(), [d.name], k, top_k=cv.top_k)
                     for name, answer in answers.items():
                         by_technique.setdefault(name, []).append(answer.ranking)
                         latencies.setdefault(name, []).append(answer.seconds)
@@ -141,6 +154,11 @@ def run_mesh(
             info["search_ms"] = {name: _latency(v) for name, v in latencies.items()}
             info["reranked_queries"] = reranked
             info["queries_with_turned_views"] = turned
+            if cv.folds:
+                started = time.monotonic()
+                held = run_folds(mesh, client, cv.datasets(datasets), cv.fold_of, cv.chosen)
+                info["cross_validated"] = summary([h.scored() for h in held])
+                info["cross_validation_seconds"] = round(time.monotonic() - started, 1)
             if suite is not None:
                 started = time.monotonic()
                 suite_rankings: dict[str, list[Any]] = {}
@@ -224,7 +242,11 @@ def _latency(values: list[float]) -> dict[str, float]:
 
 
 def run_offline(
-    args: argparse.Namespace, datasets: list[Dataset], suite: Dataset | None, names: list[str]
+    args: argparse.Namespace,
+    datasets: list[Dataset],
+    suite: Dataset | None,
+    names: list[str],
+    cv: "CrossValidation",
 ) -> tuple[list[DatasetResult], dict[str, Any]]:
     local = any(n in techniques.CATALOG and techniques.CATALOG[n].rerank for n in names)
     extractor = make_extractor(args.model, args.cache / "models", local=local)
@@ -233,7 +255,7 @@ def run_offline(
     costs: dict[str, dict[str, Any]] = {}
     for name in names:
         if name == SERVICE_RERANK:
-            results += run_service_rerank(args, datasets, extractor, cache)
+            results += run_service_rerank(datasets, cv)
             continue
         technique = techniques.CATALOG[name]
         on_suite = suite is not None and (name == "global" or name in args.suite_technique)
@@ -255,19 +277,20 @@ def run_offline(
     return results, info
 
 
-def run_service_rerank(
-    args: argparse.Namespace, datasets: list[Dataset], extractor: Any, cache: Path
-) -> list[DatasetResult]:
-    """The services' own re-ranking (embedder's local graph, search's code), offline."""
-    from tools.quality.service_rerank import ServiceDescriptors, evaluate_service
+def run_service_rerank(datasets: list[Dataset], cv: "CrossValidation") -> list[DatasetResult]:
+    """The services' own answers (embedder's local graph, search's code and its shipped
+    parameters), offline, from the evidence the cross-validation uses."""
+    from tools.quality.evidence import answer
+    from tools.quality.metrics import rank_items
 
-    service = ServiceDescriptors(exported_model(args.model, args.cache / "models"), cache)
     results = []
     for d in datasets:
-        started = time.monotonic()
-        rankings = evaluate_service(extractor, service, d, cache)
-        seconds = {"total": time.monotonic() - started}
-        results.append(DatasetResult(d.name, "offline", SERVICE_RERANK, rankings, seconds))
+        rankings = []
+        for q in (q for q in cv.queries if q.dataset == d.name):
+            ranked = answer(q, cv.shipped).ranking
+            scores = {c.item_id: c.score for c in ranked}
+            rankings.append(rank_items(q.key, q.view, q.truth, scores))
+        results.append(DatasetResult(d.name, "offline", SERVICE_RERANK, rankings, {}))
         print(f"offline {SERVICE_RERANK} {d.name}: {summarise(rankings).to_json()}", flush=True)
     return results
 
@@ -307,6 +330,62 @@ def offline_duplicates(
     )
     out["catalog_photos"] = len(sources)
     return out
+
+
+# --- cross-validation ---------------------------------------------------------------------
+
+
+@dataclass
+class CrossValidation:
+    """The evidence of every query (services' code, offline), the folds, what each fold
+    chose on the others, and search's shipped parameters."""
+
+    folds: int
+    seed: int
+    queries: list[Any]
+    shipped: Any
+    fold_of: dict[tuple[str, str], int] = field(default_factory=dict)
+    chosen: list[Any] = field(default_factory=list)
+    offline: dict[str, Any] = field(default_factory=dict)
+    on_every_item: Any = None  # what search should ship
+
+    @property
+    def top_k(self) -> int:
+        return int(self.shipped.rerank.top_k)
+
+    def datasets(self, datasets: list[Dataset]) -> list[Dataset]:
+        return [d for d in datasets if any(name == d.name for name, _ in self.fold_of)]
+
+
+def cross_validation(args: argparse.Namespace, datasets: list[Dataset]) -> CrossValidation:
+    from photosearch_search.config import SearchSettings
+    from tools.quality.evidence import Params, gather
+    from tools.quality.service_rerank import ServiceDescriptors
+    from tools.quality.tuning import choose, cross_validate, folds, in_sample, summary
+
+    settings = SearchSettings(database_url="")
+    shipped = Params(settings.rerank(), settings.region_candidates, settings.bands())
+    extractor = make_extractor(args.model, args.cache / "models", local=False)
+    service = ServiceDescriptors(
+        exported_model(args.model, args.cache / "models"), args.cache / "cache"
+    )
+    started = time.monotonic()
+    queries = gather(extractor, service, datasets, args.cache / "cache", settings.regions().rule)
+    cv = CrossValidation(args.folds, args.seed, queries, shipped)
+    cv.offline["evidence_seconds"] = round(time.monotonic() - started, 1)
+    # Copies of one photo are no catalog of items to choose settings on.
+    tuned = [q for q in queries if q.dataset != NEAR_DUPLICATES_DATASET]
+    # Photos "not in the catalog" leave out their fold's items (2 folds when none asked).
+    cv.fold_of = folds(tuned, args.folds or 2, args.seed)
+    in_catalog = in_sample(tuned, shipped, cv.fold_of)
+    cv.offline["shipped"] = summary([h.scored() for h in in_catalog])
+    if args.folds:
+        started = time.monotonic()
+        held, cv.chosen = cross_validate(tuned, args.folds, args.seed)
+        cv.offline["cross_validated"] = summary([h.scored() for h in held])
+        cv.on_every_item = choose(tuned)
+        cv.offline["tuning_seconds"] = round(time.monotonic() - started, 1)
+    return cv
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -369,12 +448,14 @@ def main() -> int:
         names = [n for n in names if n not in dropped]
     results: list[DatasetResult] = []
     extra: dict[str, Any] = {"model": args.model}
+    cv = cross_validation(args, datasets)
+    extra["cross_validation"] = cv_json(cv)
     if args.mode in ("mesh", "both"):
-        mesh_results, extra["mesh"] = run_mesh(args, datasets, suite)
+        mesh_results, extra["mesh"] = run_mesh(args, datasets, suite, cv)
         results += mesh_results
         write(args.out, results, extra)  # kept even if the offline part fails
     if args.mode in ("offline", "both"):
-        offline_results, extra["offline"] = run_offline(args, datasets, suite, names)
+        offline_results, extra["offline"] = run_offline(args, datasets, suite, names, cv)
         results += offline_results
     extra["mesh_vs_offline"] = compare(results)
     extra["seconds"] = round(time.monotonic() - started, 1)
@@ -385,10 +466,37 @@ def main() -> int:
     return 0
 
 
+def cv_json(cv: CrossValidation) -> dict[str, Any]:
+    from tools.quality.cv_report import describe
+
+    return {
+        "folds": cv.folds,
+        "seed": cv.seed,
+        "chosen": [describe(p) for p in cv.chosen],
+        "shipped": describe(cv.shipped),
+        "chosen_on_every_item": describe(cv.on_every_item) if cv.on_every_item else None,
+        "offline": cv.offline,
+    }
+
+
 def _extra_markdown(extra: dict[str, Any]) -> str:
     import json
 
+    from tools.quality.cv_report import markdown
+
     parts = []
+    cv = extra.get("cross_validation") or {}
+    rows = {}
+    if "cross_validated" in cv.get("offline", {}):
+        rows["offline, held out"] = cv["offline"]["cross_validated"]
+    if "cross_validated" in (extra.get("mesh") or {}):
+        rows["mesh, held out"] = extra["mesh"]["cross_validated"]
+    if "shipped" in cv.get("offline", {}):
+        rows["offline, shipped (in-sample)"] = cv["offline"]["shipped"]
+    if rows:
+        chosen, shipped = cv.get("chosen", []), cv.get("shipped", {})
+        every = cv.get("chosen_on_every_item")
+        parts.append(markdown(rows, chosen, shipped, cv["folds"], cv["seed"], every))
     for key in ("mesh_vs_offline",):
         parts.append(f"## {key}\n\n```json\n{json.dumps(extra.get(key), indent=1)}\n```\n")
     for mode in ("mesh", "offline"):

@@ -59,6 +59,9 @@ class Answer:
     seconds: float
     reranked: bool
     turned_views: bool = False  # a second search with the turned views was needed
+    band: str = ""  # "match", "possible" or "no_match"
+    # Items re-ranking saw: the fingerprint's top k, and the region index's.
+    matched: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -206,23 +209,41 @@ class MeshClient:
         tags: list[str],
         k: int,
         qualified: bool = False,
+        top_k: int = 20,
     ) -> dict[str, Answer]:
         """One query as a client makes it. Items are named by the datasets' ids
         ("dataset/item" when `qualified`). Returns the answer of the fingerprint alone
         ("global") and, when the model has local descriptors, the page's answer
         (SERVICE_RERANK): the photo as taken first; when search says turned views would
         count, their descriptors too, in a second search. Its time is that of both
-        Search calls."""
+        Search calls. `top_k`: search's SEARCH_RERANK_TOP_K, to tell which candidates
+        re-ranking saw."""
         query = self.query(data)
 
         def answer(replies: list[search_pb2.SearchResponse], seconds: float) -> Answer:
+            last = replies[-1]
             names = []
-            for c in replies[-1].candidates:
+            for c in last.candidates:
                 dataset, item = self.index.item_of[c.item_id]
                 names.append(f"{dataset}/{item}" if qualified else item)
-            scores = tuple(float(c.score) for c in replies[-1].candidates)
+            scores = tuple(float(c.score) for c in last.candidates)
             ranking = Ranking(photo.key, photo.view, photo.item, tuple(names), scores)
-            return Answer(ranking, seconds, bool(replies[-1].reranked), len(replies) > 1)
+            by_global = sorted(
+                zip(last.candidates, names, strict=True),
+                key=lambda cn: (-cn[0].global_score, cn[0].item_id),
+            )
+            matched = {n for _, n in by_global[:top_k]} | {
+                n for c, n in zip(last.candidates, names, strict=True) if c.from_regions
+            }
+            band = search_pb2.MatchBand.Name(last.band).removeprefix("MATCH_BAND_").lower()
+            return Answer(
+                ranking,
+                seconds,
+                bool(last.reranked),
+                len(replies) > 1,
+                band,
+                frozenset(matched) if last.reranked else frozenset(),
+            )
 
         started = time.perf_counter()
         plain = self.search_items(query, tags, k, [])
@@ -240,13 +261,45 @@ class MeshClient:
         answers[SERVICE_RERANK] = answer(replies, seconds)
         return answers
 
+    def count_items(self, tags: list[str]) -> int:
+        """Items search returns for a filter (a fingerprint-only search, MAX_K at most)."""
+        status = self.search.IndexStatus(search_pb2.IndexStatusRequest(), timeout=10)
+        request = search_pb2.SearchRequest(
+            model_id=status.model_id,
+            vector=[1.0] * status.dim,
+            k=MAX_K,
+            filters=search_pb2.Filters(tags=tags),
+        )
+        return len(self.search.Search(request, timeout=30).candidates)
+
+    def wait_regions(self, expected_images: int, timeout: float = 600.0) -> None:
+        """Until the region index serves every catalog image."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.search.IndexStatus(search_pb2.IndexStatusRequest(), timeout=10)
+            if status.region_indexed >= expected_images:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"region index serves {status.region_indexed} of {expected_images} images"
+                )
+            time.sleep(0.5)
+
     def duplicate_pairs(self, model_id: str, limit: int) -> search_pb2.DuplicateReportResponse:
         return self.search.DuplicateReport(
             search_pb2.DuplicateReportRequest(model_id=model_id, limit=limit), timeout=120
         )
 
 
-def start_mesh(data_dir: Path, model: str, model_cache: Path, timeout: float = 300) -> Mesh:
+def start_mesh(
+    data_dir: Path,
+    model: str,
+    model_cache: Path,
+    catalog_images: int,
+    timeout: float = 300,
+) -> Mesh:
+    """`catalog_images`: what the run imports first; search trains its region index's
+    codebook once they are all in (as the offline replica trains it on all of them)."""
     mesh = Mesh(
         data_dir,
         services=list(SERVICES),
@@ -255,6 +308,8 @@ def start_mesh(data_dir: Path, model: str, model_cache: Path, timeout: float = 3
             "EMBED_MODEL_CACHE_DIR": str(model_cache.resolve()),
             "EMBED_MODEL_IDLE_GRACE": "600",
             "LOG_LEVEL": "warning",
+            "SEARCH_REGION_MIN_PHOTOS": str(max(catalog_images, 1)),
+            "SEARCH_REGION_POLL_SECONDS": "1",
         },
     )
     try:
