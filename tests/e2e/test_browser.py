@@ -26,7 +26,7 @@ from photosearch.events.v1 import events_pb2
 from photosearch_devstack.mesh import Mesh
 from tests.e2e import browser
 from tests.e2e.local_reference import LocalReference, local_size
-from tests.e2e.photos import COIL, dvd_reference, varied_photos
+from tests.e2e.photos import COIL, LEGO, dvd_reference, varied_photos
 from tests.integration.gateway.models import MODEL_ID, exported_model
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
 
@@ -131,6 +131,14 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
         assert first.get_attribute("data-item-id") == catalog[5]
         assert "Cover 005" in first.text
         assert driver.find_element(By.ID, "add-manually").is_displayed()
+        # The answer's band is shown; the list is in the order of the one score it shows.
+        band = driver.find_element(By.ID, "band")
+        shown_band = driver.execute_script("return window.photosearch.lastResult.band")
+        assert band.get_attribute("data-band") == shown_band
+        scores = [
+            float(s.text) for s in driver.find_elements(By.CSS_SELECTOR, "#candidates .score")
+        ]
+        assert scores == sorted(scores, reverse=True)
         fits = "return document.documentElement.scrollWidth <= window.innerWidth"
         assert driver.execute_script(fits), "the page scrolls sideways on a phone-sized screen"
         requests = browser.sent_requests(driver)
@@ -167,6 +175,8 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
     # An upright photo verifies with the view as taken: the turned views are never computed.
     assert len(body.get("local", [])) == (1 if has_local else 0)
     assert not answer["turned_views_wanted"] and answer["candidates"][0]["verified"] == has_local
+    # A cover photographed again, verified far above the others: a match.
+    assert answer["band"] == ("match" if has_local else answer["band"])
     assert timings["turned_views"] is False
     assert timings["final_results_ms"] == timings["first_results_ms"] > 0
     assert len(timings.get("local_ms", [])) == len(body.get("local", []))
@@ -265,6 +275,38 @@ def unknown_object(tmp_path: Path) -> Path:
     path = tmp_path / "unknown_object.jpg"
     image.save(path, "JPEG", quality=85)
     return path
+
+
+def test_a_photo_of_something_not_in_the_catalog_says_no_good_match(
+    mesh: Mesh, catalog: dict[int, str], model: ModelFiles, tmp_path: Path
+) -> None:
+    """A LEGO figure against a catalog of DVD covers: the page says there is no good
+    match, no candidate carries the verified badge, and adding the item by hand comes
+    first."""
+    needs_local(model)
+    figure = sorted(LEGO.rglob("*.jpg"))[0]
+    with browser.chromium() as driver:
+        open_page(driver, mesh)
+        pick(driver, figure, searches=1)
+        result = driver.execute_script("return window.photosearch.lastResult")
+        assert result["band"] == "no_match", result
+        band = driver.find_element(By.ID, "band")
+        assert band.get_attribute("data-band") == "no_match"
+        assert "No good match" in band.text
+        assert driver.find_elements(By.CSS_SELECTOR, "#candidates .verified") == []
+        order = driver.execute_script(
+            "return [...document.querySelectorAll('main > section')].map((s) => s.id)"
+        )
+        assert order.index("manual") < order.index("results")
+        driver.find_element(By.ID, "band-add").click()
+        assert driver.find_element(By.ID, "manual-form").is_displayed()
+        # A photo of a cover again: the band and the order go back.
+        pick(driver, turned_copy(tmp_path, 2), searches=2)
+        assert band.get_attribute("data-band") == "match"
+        order = driver.execute_script(
+            "return [...document.querySelectorAll('main > section')].map((s) => s.id)"
+        )
+        assert order.index("results") < order.index("manual")
 
 
 def test_a_photo_that_verifies_nothing_is_searched_again_with_its_turned_views(

@@ -9,8 +9,9 @@ was chosen. Nothing about a reported query ever chose a setting.
 
 The bands are fitted so that MATCH answers are right at least `MATCH_PRECISION` of
 the time on the training queries of every dataset (each on its own: a rule that is
-precise on covers only does not pass), covering as many as can be, and NO_MATCH turns
-away at most `NO_MATCH_LOSS` of the right answers that are not MATCH."""
+precise on covers only does not pass), covering as many as can be; the NO_MATCH floor
+(which a lead must also clear to make a MATCH) turns away at most `NO_MATCH_LOSS` of
+the right answers."""
 
 import itertools
 import math
@@ -111,9 +112,11 @@ def outcomes(queries: Sequence[QueryEvidence], params: Params) -> list[Outcome]:
     return out
 
 
-def _is_match(o: Outcome, verified: float, lead: float) -> bool:
+def _is_match(o: Outcome, verified: float, lead: float, possible: float) -> bool:
     """bands.band_of's MATCH rule."""
-    return (o.verification > 0 and o.verification >= verified) or o.lead >= lead
+    return (o.verification > 0 and o.verification >= verified) or (
+        o.lead >= lead and o.score >= possible
+    )
 
 
 def fit_bands(queries: Sequence[QueryEvidence], params: Params) -> BandSettings:
@@ -130,15 +133,16 @@ def fit_bands(queries: Sequence[QueryEvidence], params: Params) -> BandSettings:
             coverages.append(len(chosen) / len(rows))
         return min(precisions), float(np.mean(coverages))
 
+    # The NO_MATCH floor first (it also bounds MATCH by lead): the right answers' scores.
+    right = [o.score for o in found if o.right]
+    possible = float(np.quantile(right, NO_MATCH_LOSS)) if right else -1.0
     best: tuple[float, float, float] | None = None
     for verified, lead in itertools.product(VERIFIED, LEADS):
-        selected = [_is_match(o, verified, lead) for o in found]
+        selected = [_is_match(o, verified, lead, possible) for o in found]
         precision, coverage = weighted(selected)
         if precision >= MATCH_PRECISION and (best is None or coverage > best[0]):
             best = (coverage, float(verified), float(lead))
     verified, lead = (best[1], best[2]) if best else (math.inf, math.inf)
-    rest = [o.score for o in found if o.right and not _is_match(o, verified, lead)]
-    possible = float(np.quantile(rest, NO_MATCH_LOSS)) if rest else -1.0
     return BandSettings(verified_above=verified, match_margin=lead, possible_above=possible)
 
 

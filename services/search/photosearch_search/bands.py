@@ -1,7 +1,8 @@
 """How much an answer can be trusted: one band per answer, from its candidates' scores.
 
 - MATCH: the top candidate is verified (its regions stand far above this query's
-  chance level), or its score leads the next by a clear margin;
+  chance level), or its score is not low and leads the next by a clear margin (a clear
+  lead among poor candidates is no match);
 - NO_MATCH: neither, and its score is low: nothing in the catalog is close;
 - POSSIBLE: the rest: the item is likely among the candidates, the user should look.
 
@@ -20,7 +21,7 @@ class BandSettings:
     # Chosen on every dataset's items (bench/quality.py; docs/quality.md).
     verified_above: float = 0.7  # verification that counts as verified
     match_margin: float = 0.1  # lead over the next candidate's score that is a match
-    possible_above: float = 0.53  # lower top scores are no match (unless verified)
+    possible_above: float = 0.63  # lower top scores are no match (unless verified)
 
 
 def is_verified(candidate: Candidate, settings: BandSettings) -> bool:
@@ -38,7 +39,9 @@ def band_of(candidates: Sequence[Candidate], settings: BandSettings) -> Band:
         return Band.NO_MATCH
     top = candidates[0]
     lead = top.score - candidates[1].score if len(candidates) > 1 else 0.0
-    if is_verified(top, settings) or lead >= settings.match_margin:
+    if is_verified(top, settings) or (
+        lead >= settings.match_margin and top.score >= settings.possible_above
+    ):
         return Band.MATCH
     if top.score >= settings.possible_above:
         return Band.POSSIBLE

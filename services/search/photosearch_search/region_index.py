@@ -34,7 +34,7 @@ CATCH_UP_BATCH = 500  # photos given their postings per transaction
 
 @dataclass(frozen=True)
 class RegionSettings:
-    candidates: int = 10  # items the region index adds to the fingerprint's (0: off)
+    candidates: int = 5  # items the region index adds to the fingerprint's (0: off)
     min_photos: int = 10  # photos a model needs before its first codebook
     retrain_growth: float = 2.0  # photos grown this many times over: a new codebook
     max_training_photos: int = 20000

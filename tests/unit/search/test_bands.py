@@ -17,6 +17,11 @@ def test_a_clear_lead_is_a_match_without_verification():
     assert band_of([Candidate("a", "i", 0.9), Candidate("b", "j", 0.79)], SETTINGS) == Band.POSSIBLE
 
 
+def test_a_clear_lead_among_poor_candidates_is_no_match():
+    poor = [Candidate("a", "i", 0.45), Candidate("b", "j", 0.30)]
+    assert band_of(poor, SETTINGS) == Band.NO_MATCH
+
+
 def test_a_low_top_score_with_nothing_verified_is_no_match():
     assert (
         band_of([Candidate("a", "i", 0.50), Candidate("b", "j", 0.49)], SETTINGS) == Band.NO_MATCH

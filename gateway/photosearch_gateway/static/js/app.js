@@ -103,26 +103,45 @@ function turnedStatus(text) {
   $("turned-status").textContent = text;
 }
 
-function percent(score) {
-  return `${Math.round(Math.max(0, score) * 100)}%`;
+// The one score candidates are ranked by: the fingerprint similarity, plus what verified
+// regions add when search re-ranked them.
+const scoreText = (score) => score.toFixed(2);
+
+// How much the answer can be trusted (search's band, chosen on held-out items).
+const BANDS = {
+  match: "Match: this is the item.",
+  possible: "Possible matches: check the photos.",
+  no_match: "No good match in the catalog.",
+};
+
+// What the list shows of an answer: an answer that shows the same is not drawn again.
+const shown = (result) => JSON.stringify([result.band, ...result.candidates.map((c) => [
+  c.item.id, c.image_id, c.verified, c.inliers, scoreText(c.score)])]);
+
+function renderBand(band) {
+  $("band").dataset.band = band;
+  $("band-text").textContent = BANDS[band] ?? "";
+  $("band-add").hidden = band !== "no_match";
+  // No good match: adding the item by hand comes first.
+  const main = $("results").parentElement;
+  if (band === "no_match") main.insertBefore($("manual"), $("results"));
+  else main.insertBefore($("manual"), $("web").nextSibling);
 }
 
-// What the list shows of a candidate: an answer that shows the same is not drawn again.
-const shown = (candidates) => JSON.stringify(candidates.map((c) => [
-  c.item.id, c.image_id, c.verified, c.inliers, percent(c.global_score ?? c.score)]));
-
-function renderCandidates(candidates) {
+function renderCandidates(result) {
+  const { candidates } = result;
   const list = $("candidates");
-  if (!$("results").hidden && list.dataset.shown === shown(candidates)) return;
-  list.dataset.shown = shown(candidates);
+  if (!$("results").hidden && list.dataset.shown === shown(result)) return;
+  list.dataset.shown = shown(result);
+  renderBand(result.band ?? "possible");
   list.replaceChildren();
   $("results").hidden = false;
   $("no-candidates").hidden = candidates.length > 0;
   for (const candidate of candidates) {
     const { item } = candidate;
     const details = [item.series, item.maker, item.year].filter(Boolean).join(" · ");
-    // Verified: enough regions of the photo match this item's image under one geometric
-    // mapping for search to raise its score.
+    // Verified: the photo's regions match this item's image under one geometric mapping,
+    // far above what they match of the other candidates (search's verified flag).
     const verified = candidate.verified
       ? el("span", { class: "verified", title: `${candidate.inliers} matching regions`, text: "verified" })
       : "";
@@ -133,7 +152,11 @@ function renderCandidates(candidates) {
           el("strong", { class: "name", text: item.name }),
           verified,
           el("div", { class: "quiet", text: details })),
-        el("span", { class: "score", text: percent(candidate.global_score ?? candidate.score) }),
+        el("span", {
+          class: "score",
+          title: `fingerprint ${scoreText(candidate.global_score ?? candidate.score)}`,
+          text: scoreText(candidate.score),
+        }),
         el("button", { type: "button", text: "This one", onclick: () => confirm(item) })),
     );
   }
@@ -173,10 +196,16 @@ async function search(query, quiet = false) {
 }
 
 // An answer on screen; `mark`: the page's time from the photo to it (ms).
+const NEXT_STEP = {
+  match: "Confirm it, or pick another.",
+  possible: "Pick the right one, or add it manually.",
+  no_match: "Add it manually, or pick one if it is there after all.",
+};
+
 function show(result, mark, started) {
-  renderCandidates(result.candidates);
+  renderCandidates(result);
   window.photosearch.timings[mark] = performance.now() - started;
-  status(result.candidates.length ? "Pick the right one, or add it manually." : "No match.");
+  status(result.candidates.length ? NEXT_STEP[result.band] ?? NEXT_STEP.possible : "No match.");
 }
 
 // Search asked for the turned views (the photo as taken verified nothing well): the same
@@ -301,6 +330,10 @@ async function start() {
   $("web-search").addEventListener("click", searchTheWeb);
   $("add-photo").addEventListener("click", addPhotoToConfirmed);
   $("add-manually").addEventListener("click", () => { $("manual-form").hidden = false; });
+  $("band-add").addEventListener("click", () => {
+    $("manual-form").hidden = false;
+    $("manual").scrollIntoView();
+  });
   $("manual-cancel").addEventListener("click", () => { $("manual-form").hidden = true; });
   $("manual-form").addEventListener("submit", saveManual);
   try {
