@@ -12,7 +12,9 @@ turned 90 and 270 degrees), from the quality harness's cache (computed on first 
 2. Recall@1 / @5 on every query: global top 20 re-ranked by each implementation.
 3. With --rpc: the Search RPC p50/p99 without local descriptors, with all three views, and
    with the photo as taken only (the page's first request), against a real search service
-   (embedded Postgres + NATS) holding the catalog's vectors and descriptors.
+   (embedded Postgres + NATS) holding the catalog's vectors and descriptors; once per
+   --rpc-regions value (region-index candidates per search, 0 = fingerprint candidates
+   only), each on a fresh service whose region index covers the catalog.
 
     .venv/bin/python bench/rerank.py                  # 1 and 2
     .venv/bin/python bench/rerank.py --rpc            # and 3
@@ -55,7 +57,13 @@ from photosearch_devstack.nats_server import NatsServer  # noqa: E402
 from photosearch_devstack.postgres import EmbeddedPostgres  # noqa: E402
 from photosearch_search.domain import Candidate  # noqa: E402
 from photosearch_search.matching import MatchSettings, match_pairs  # noqa: E402
-from photosearch_search.rerank import RerankSettings, StoredPhoto, rerank  # noqa: E402
+from photosearch_search.rerank import (  # noqa: E402
+    Evidence,
+    RerankSettings,
+    StoredPhoto,
+    rerank,
+    rescore,
+)
 from tools.quality import compress, techniques  # noqa: E402
 from tools.quality import rerank as reference  # noqa: E402
 from tools.quality.datasets import DEFAULT_ROOT, load_dataset  # noqa: E402
@@ -187,15 +195,8 @@ def recall(dataset: Any, catalog: list[Photo], owners: list[str], queries: list[
     """Global top-k re-ranked by each implementation, over every query."""
     settings = techniques.CATALOG[TECHNIQUE].rerank
     assert settings is not None
-    # The reference's scoring rule, so that only the matcher differs (search's own rule
-    # is compared with it in docs/quality.md).
-    ours = RerankSettings(
-        top_k=top_k,
-        weight=settings.weight,
-        saturate=settings.saturate,
-        min_inliers=0,
-        turned_views_below=0,
-    )
+    # Search's scoring rule on both matchers' evidence, so that only the matcher differs.
+    ours = RerankSettings(top_k=top_k, turned_views_below=0)
     vectors = np.stack([p.fingerprint for p in catalog])
     by_item_ref: dict[str, list[LocalFeatures]] = {}
     by_item: dict[str, list[StoredPhoto]] = {}
@@ -205,17 +206,20 @@ def recall(dataset: Any, catalog: list[Photo], owners: list[str], queries: list[
     rankings: dict[str, list[Any]] = {"reference": [], "batched": []}
     for query, views in zip(dataset.queries, queries, strict=True):
         scores = reference.global_item_scores(views[0].fingerprint, vectors, owners)
-        ref_scores = reference.rerank(
-            scores, [v.features for v in views], lambda i: by_item_ref.get(i, []), settings
-        )
-        rankings["reference"].append(rank_items(query.key, query.view, query.item, ref_scores))
         ordered = reference.top_items(scores, len(scores))
         candidates = [Candidate(i, "", scores[i]) for i in ordered]
         top = {c.item_id: by_item[c.item_id] for c in candidates[:top_k]}
-        result = rerank(candidates, [v.grid for v in views], top, ours)
-        rankings["batched"].append(
-            rank_items(query.key, query.view, query.item, {c.item_id: c.score for c in result})
-        )
+        found = {
+            item: reference.best_local([v.features for v in views], by_item_ref[item], settings)
+            for item in top
+        }
+        evidence = {item: Evidence(e.matches, e.inliers, "") for item, e in found.items()}
+        for name, result in (
+            ("reference", rescore(candidates, evidence, ours)),
+            ("batched", rerank(candidates, [v.grid for v in views], top, ours)),
+        ):
+            item_scores = {c.item_id: c.score for c in result}
+            rankings[name].append(rank_items(query.key, query.view, query.item, item_scores))
     out: dict[str, Any] = {"queries": len(dataset.queries)}
     for name, ranked in rankings.items():
         summary = summarise(ranked)
@@ -268,6 +272,22 @@ async def load_catalog(
     raise RuntimeError("the catalog did not become searchable")
 
 
+def regions_ready(url: str, photos: int) -> None:
+    """Until the region index serves every photo (its candidates are part of the cost)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(1200):
+            row = conn.execute(
+                "SELECT count(DISTINCT p.image_id) FROM region_postings p JOIN codebooks c"
+                " USING (model_id, version) WHERE c.ready_at IS NOT NULL"
+            ).fetchone()
+            if row is not None and row[0] >= photos:
+                return
+            time.sleep(0.1)
+    raise RuntimeError("the region index did not cover the catalog")
+
+
 async def timed(
     address: str, requests: list[search_pb2.SearchRequest]
 ) -> tuple[list[float], list[search_pb2.SearchResponse]]:
@@ -304,9 +324,10 @@ async def beside_reranking(address: str, plain: list[search_pb2.SearchRequest],
     return times
 
 
-def measure_rpc(dataset: Any, catalog: list[Photo], owners: list[str],
-                queries: list[list[Photo]], rounds: int) -> dict[str, Any]:  # fmt: skip
-    """Search RPC p50/p99 with and without local descriptors, and recall@1 through it."""
+def measure_rpc(dataset: Any, catalog: list[Photo], owners: list[str], queries: list[list[Photo]],
+                rounds: int, regions: int) -> dict[str, Any]:  # fmt: skip
+    """Search RPC p50/p99 with and without local descriptors, and recall@1 through it,
+    with `regions` region-index candidates (SEARCH_REGION_CANDIDATES) per search."""
     from bench.search import start_search
 
     with tempfile.TemporaryDirectory(prefix="bench-rerank-") as tmp:
@@ -316,14 +337,21 @@ def measure_rpc(dataset: Any, catalog: list[Photo], owners: list[str],
         process = None
         try:
             url = pg.create_database("search")
-            env = {"SEARCH_DEFAULT_MODEL_ID": MODEL_ID}
+            env = {
+                "SEARCH_DEFAULT_MODEL_ID": MODEL_ID,
+                "SEARCH_REGION_POLL_SECONDS": "1",
+                "SEARCH_REGION_CANDIDATES": str(regions),
+                "SEARCH_REGION_MIN_PHOTOS": str(len(catalog)),
+            }
             process, address = start_search(url, nats.url, root / "search.log", env)
             asyncio.run(load_catalog(nats.url, address, catalog, owners))
+            if regions:
+                regions_ready(url, len(catalog))
             plain = [search_request(v, local=False) for v in queries] * rounds
             local = [search_request(v, local=True) for v in queries] * rounds
             # The page's first request: the photo as taken only.
             upright = [search_request(v[:1], local=True) for v in queries] * rounds
-            out: dict[str, Any] = {"queries": len(queries), "rounds": rounds}
+            out: dict[str, Any] = {"queries": len(queries), "rounds": rounds, "regions": regions}
             # Interleaved in blocks, so a busy moment hurts all alike.
             times: dict[str, list[float]] = {"plain": [], "local": [], "local_upright": []}
             replies: list[search_pb2.SearchResponse] = []
@@ -367,6 +395,9 @@ def main() -> None:
     parser.add_argument("--no-recall", dest="recall", action="store_false")
     parser.add_argument("--rpc", action="store_true")
     parser.add_argument("--rpc-rounds", type=int, default=2, help="passes over the queries")
+    parser.add_argument(
+        "--rpc-regions", default="5,0", help="region-index candidates per search, one run each"
+    )
     args = parser.parse_args()
     dataset, catalog, owners, queries = load(args.model)
     report: dict[str, Any] = {"cost": cost(catalog, queries, args.queries, args.top_k, args.rounds)}
@@ -375,8 +406,11 @@ def main() -> None:
         report["recall"] = recall(dataset, catalog, owners, queries, args.top_k)
         print(json.dumps(report["recall"]), flush=True)
     if args.rpc:
-        report["rpc"] = measure_rpc(dataset, catalog, owners, queries, args.rpc_rounds)
-        print(json.dumps(report["rpc"]), flush=True)
+        report["rpc"] = []
+        for regions in (int(r) for r in args.rpc_regions.split(",")):
+            found = measure_rpc(dataset, catalog, owners, queries, args.rpc_rounds, regions)
+            report["rpc"].append(found)
+            print(json.dumps(found), flush=True)
 
 
 if __name__ == "__main__":

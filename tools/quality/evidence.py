@@ -14,6 +14,7 @@ import json
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,13 @@ class QueryEvidence:
     regions_upright: tuple[str, ...]  # region index's items, the photo as taken alone
     regions_turned: tuple[str, ...]  # ... with the turned views too
     evidence: dict[str, tuple[Evidence, ...]]  # per gathered item, one per view
+
+    @cached_property
+    def ranked(self) -> list[Candidate]:
+        """The fingerprint's ranking of every item (ties by item id, as search), once
+        per instance (a frozen dataclass still has the __dict__ this writes to)."""
+        ordered = sorted(self.scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [Candidate(i, "", s) for i, s in ordered]
 
     def staged(self, items: Sequence[str], turned_below: int) -> tuple[dict[str, Evidence], bool]:
         """Search's staged evidence of `items` (rerank.staged_evidence): the turned
@@ -97,7 +105,7 @@ class Answer:
 def answer(q: QueryEvidence, params: Params, without: frozenset[str] = frozenset()) -> Answer:
     """Search's answer to this query with these parameters; `without` leaves items out
     of the catalog (for a photo of something the catalog does not hold)."""
-    candidates = [c for c in _ranked(q) if c.item_id not in without]
+    candidates = [c for c in q.ranked if c.item_id not in without]
     top = [c.item_id for c in candidates[: params.rerank.top_k]]
     upright = _regions_beyond(q.regions_upright, top, without, params.regions)
     evidence, turned = q.staged(top + upright, params.rerank.turned_views_below)
@@ -109,18 +117,6 @@ def answer(q: QueryEvidence, params: Params, without: frozenset[str] = frozenset
     candidates = [replace(c, from_regions=True) if c.item_id in marked else c for c in candidates]
     rescored = mark_verified(rescore(candidates, evidence, params.rerank), params.bands)
     return Answer(rescored, band_of(rescored, params.bands), frozenset(top + regions))
-
-
-_RANKED: dict[tuple[str, str], list[Candidate]] = {}
-
-
-def _ranked(q: QueryEvidence) -> list[Candidate]:
-    """The fingerprint's ranking of every item (ties by item id, as search), once."""
-    key = (q.dataset, q.key)
-    if key not in _RANKED:
-        ordered = sorted(q.scores.items(), key=lambda kv: (-kv[1], kv[0]))
-        _RANKED[key] = [Candidate(i, "", s) for i, s in ordered]
-    return _RANKED[key]
 
 
 def _regions_beyond(

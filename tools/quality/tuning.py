@@ -17,6 +17,7 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -36,7 +37,17 @@ VERIFIED = tuple(np.round(np.arange(0.2, 3.01, 0.1), 2))
 LEADS = tuple(np.round(np.arange(0.02, 0.41, 0.02), 2))
 
 
-def folds(queries: Iterable[QueryEvidence], k: int, seed: int = 0) -> dict[tuple[str, str], int]:
+class Labelled(Protocol):
+    """A query photo's dataset and the item it shows."""
+
+    @property
+    def dataset(self) -> str: ...
+
+    @property
+    def truth(self) -> str: ...
+
+
+def folds(queries: Iterable[Labelled], k: int, seed: int = 0) -> dict[tuple[str, str], int]:
     """(dataset, item) -> fold: each dataset's items shuffled and dealt round-robin."""
     items: dict[str, set[str]] = {}
     for q in queries:
@@ -70,24 +81,37 @@ def recall_at_1(queries: Sequence[QueryEvidence], params: Params) -> float:
     )
 
 
-def candidates() -> list[Params]:
-    out = []
-    for top_k, regions, weight, margin, floor in itertools.product(
-        TOP_K, REGIONS, WEIGHTS, MARGINS, MIN_INLIERS
-    ):
-        rule = RerankSettings(top_k=top_k, weight=weight, margin=margin, min_inliers=floor)
-        out.append(Params(rerank=rule, regions=regions))
-    return out
+@dataclass(frozen=True)
+class Grid:
+    """The values each tunable may take (an ablation narrows some to one value)."""
+
+    top_k: tuple[int, ...] = TOP_K
+    regions: tuple[int, ...] = REGIONS
+    weights: tuple[float, ...] = WEIGHTS
+    margins: tuple[float, ...] = MARGINS
+    min_inliers: tuple[int, ...] = MIN_INLIERS
+
+    def candidates(self) -> list[Params]:
+        out = []
+        for top_k, regions, weight, margin, floor in itertools.product(
+            self.top_k, self.regions, self.weights, self.margins, self.min_inliers
+        ):
+            rule = RerankSettings(top_k=top_k, weight=weight, margin=margin, min_inliers=floor)
+            out.append(Params(rerank=rule, regions=regions))
+        return out
 
 
-def choose(queries: Sequence[QueryEvidence]) -> Params:
+FULL = Grid()
+
+
+def choose(queries: Sequence[QueryEvidence], grid: Grid = FULL) -> Params:
     """The parameters with the best mean recall@1 on `queries`; ties go to the cheaper
     (fewer candidates matched), then the smaller weight."""
 
     def key(p: Params) -> tuple[float, int, float]:
         return (-recall_at_1(queries, p), p.rerank.top_k + p.regions, p.rerank.weight)
 
-    best = min(candidates(), key=key)
+    best = min(grid.candidates(), key=key)
     return replace(best, bands=fit_bands(queries, best))
 
 
@@ -181,15 +205,15 @@ class Scored:
 
 
 def cross_validate(
-    queries: Sequence[QueryEvidence], k: int, seed: int = 0
+    queries: Sequence[QueryEvidence], k: int, seed: int = 0, grid: Grid = FULL
 ) -> tuple[list[Held], list[Params]]:
-    """Every query answered with the parameters chosen on the other folds."""
+    """Every query answered with the parameters chosen (within `grid`) on the other folds."""
     fold_of = folds(queries, k, seed)
     held: list[Held] = []
     chosen = []
     for fold in range(k):
         train = [q for q in queries if fold_of[(q.dataset, q.truth)] != fold]
-        params = choose(train)
+        params = choose(train, grid)
         chosen.append(params)
         held += [
             _held(q, fold_of, params) for q in queries if fold_of[(q.dataset, q.truth)] == fold
