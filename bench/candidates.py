@@ -11,7 +11,7 @@ codebook (trained on the whole catalog, as search trains it) and region ranking.
     .venv/bin/python bench/candidates.py                          # smvs and LEGO, 1k and 10k
     .venv/bin/python bench/candidates.py --datasets smvs_dvd_covers --sizes 1000
 
-Distractor files are written under results/quality/distractors (git-ignored)."""
+Distractor files are written under results/quality/distractors/<dataset> (git-ignored)."""
 
 import argparse
 import os
@@ -89,7 +89,9 @@ def main() -> None:
         others = [d for d in every if d.name != name]
         for size in (int(s) for s in args.sizes.split(",")):
             started = time.monotonic()
-            extra = distractors(others, size - len(dataset.catalog_items), CACHE / "distractors")
+            # Per evaluated dataset: a variant must never be of one of its own photos.
+            folder = CACHE / "distractors" / name
+            extra = distractors(others, size - len(dataset.catalog_items), folder)
             catalog = dataset.catalog + extra
             vectors = np.stack(
                 [

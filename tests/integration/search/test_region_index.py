@@ -9,6 +9,9 @@ from photosearch.common import subjects
 from photosearch.common.local import LocalGrid, quantise, to_proto
 from photosearch.events.v1 import events_pb2
 from photosearch.search.v1 import search_pb2
+from photosearch_search import region_store
+from photosearch_search.codebook import Bag
+from photosearch_search.domain import Filters, Model
 from tests.support.search import DIM, Harness, eventually, unit
 
 LOCAL_DIM = 64
@@ -165,3 +168,27 @@ async def test_growth_trains_a_new_version_and_each_model_has_its_own(start_harn
     assert await versions(h, h.model_id) == [(2, True)]
     answer = await h.search_items(QUERY, model_id=other, k=10, local=[photo_of_the_target()])
     assert answer.candidates[0].item_id == TARGET and answer.candidates[0].from_regions
+
+
+async def test_the_word_query_is_never_prepared(start_harness):
+    """A prepared word query soon runs Postgres's generic plan, blind to how many words
+    the arrays hold: it joined every posting with every word (60x slower). Each search's
+    words must be planned as they are."""
+    h = await start_harness(**FAST)
+    await catalog(h)
+    await eventually(lambda: serves(h, 6))
+    url = h.search.lifecycle.infra.database_url
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT m.model_id, m.dim, m.id, c.version FROM models m"
+            " JOIN codebooks c USING (model_id) WHERE c.ready_at IS NOT NULL"
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        model, version = Model(row[0], row[1], row[2]), row[3]
+        bag = Bag(np.arange(20, dtype=np.int64), np.full(20, 0.2, dtype=np.float32))
+        for _ in range(10):  # psycopg prepares a statement from its 5th execution
+            await region_store.top_photos(conn, model, version, [bag], Filters(), 5)
+        cur = await conn.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [s for (s,) in await cur.fetchall()]
+    assert not [s for s in prepared if "region_postings" in s], prepared
