@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from photosearch_gateway.config import GatewaySettings
 from photosearch_gateway.errors import ErrorBody, install_error_handlers
@@ -84,7 +85,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         search_bytes=settings.max_search_bytes,
         search_path=SEARCH_PATH,
     )
-    app.add_middleware(RequestContext, metrics=metrics)
+    origins = settings.allowed_origins()
+    if origins:
+        # Inside RequestContext, so that preflight answers carry request ids and headers.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContext, metrics=metrics, share_resources=bool(origins))
     for module in (system, public, items, fallback, admin, assets):
         app.include_router(module.router)
     _tidy_openapi(app)

@@ -1,13 +1,20 @@
 """Settings of the gateway (environment variables prefixed GATEWAY_)."""
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # onnxruntime-web installed by `npm --prefix gateway/web ci` (see gateway/web/package.json).
 DEFAULT_ORT_DIR = Path(__file__).resolve().parent.parent / "web/node_modules/onnxruntime-web/dist"
+# An origin as browsers send it: scheme, host and an optional port, nothing after.
+_ORIGIN = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
+
+
+def split_origins(value: str) -> list[str]:
+    return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
 
 
 class GatewaySettings(BaseSettings):
@@ -48,6 +55,10 @@ class GatewaySettings(BaseSettings):
     # Honour X-Forwarded-For from these proxies (comma-separated IPs or CIDRs, e.g. the
     # ingress controller's pod network) when naming a client for the rate limits.
     trusted_proxies: str = ""
+    # Other origins whose pages may call the API and load thumbnails, model files and the
+    # wasm runtime (comma-separated, e.g. "https://shop.example.com"; "*" for any);
+    # empty = same origin only.
+    cors_origins: str = ""
     # Request head limit (request line and headers); a bigger head gets a 431.
     max_header_bytes: int = Field(default=64 * 1024, ge=4 * 1024)
     # Request body limits.
@@ -59,3 +70,17 @@ class GatewaySettings(BaseSettings):
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     # How long the settings and active model read from catalog/search are reused.
     cache_seconds: float = Field(default=2.0, ge=0)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        for origin in split_origins(value):
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port], e.g. "
+                    "https://shop.example.com, without a path"
+                )
+        return value
+
+    def allowed_origins(self) -> list[str]:
+        return split_origins(self.cors_origins)

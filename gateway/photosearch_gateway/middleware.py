@@ -32,6 +32,14 @@ SECURITY_HEADERS = [
         b"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     ),
 ]
+# What another origin's page may embed when CORS is on (GATEWAY_CORS_ORIGINS): thumbnails
+# and photos, model files and the wasm runtime. Its cross-origin-isolated page loads them
+# only with this policy; everything else stays same-origin.
+SHAREABLE_PATHS = ("/api/v1/images/", "/models/", "/vendor/ort/")
+CROSS_ORIGIN_HEADERS = [
+    (k, b"cross-origin") if k == b"cross-origin-resource-policy" else (k, v)
+    for k, v in SECURITY_HEADERS
+]
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -55,9 +63,10 @@ def _error(code: str, message: str, request_id: str | None) -> dict[str, Any]:
 class RequestContext:
     """Outermost layer: everything a request carries and leaves behind."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, share_resources: bool = False) -> None:
         self.app = app
         self.metrics = metrics
+        self.share_resources = share_resources
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,6 +78,8 @@ class RequestContext:
         request_id = bind_request_id(given if given and _VALID_REQUEST_ID.match(given) else None)
         status = 500
         response_started = False
+        shared = self.share_resources and scope["path"].startswith(SHAREABLE_PATHS)
+        security = CROSS_ORIGIN_HEADERS if shared else SECURITY_HEADERS
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
@@ -77,7 +88,7 @@ class RequestContext:
                 response_started = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
-                headers.extend(SECURITY_HEADERS)
+                headers.extend(security)
                 message = {**message, "headers": headers}
             await send(message)
 
