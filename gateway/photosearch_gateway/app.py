@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
 from photosearch_gateway.config import GatewaySettings
@@ -59,6 +60,13 @@ def _tidy_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def operation_id(route: APIRoute) -> str:
+    """The route function's name as a method name: `search_by_fingerprint` reads
+    `searchByFingerprint` in the OpenAPI document and in generated clients."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     metrics = Metrics()
 
@@ -75,6 +83,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         separate_input_output_schemas=False,
+        generate_unique_id_function=operation_id,
+        # /docs is served by routes/assets.py, from the gateway itself.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(

@@ -2,8 +2,9 @@
 the page fingerprints it on the device, sends only the vector (and the local descriptors
 when the model has a local graph), and shows the right item; the page's fingerprints equal
 the embedder service's; a photo whose view as taken verifies nothing is searched again with
-its turned views; the web fallback pre-fills the manual entry; the admin page shows
-the index and the workers. The local pass has its own module (test_browser_local)."""
+its turned views; the web fallback pre-fills the manual entry; the API docs load from
+the gateway itself; the admin page shows the index and the workers. The local pass has its
+own module (test_browser_local)."""
 
 import base64
 import json
@@ -474,6 +475,26 @@ def test_without_the_local_graph_the_page_searches_with_the_fingerprint_alone(
 
 
 # Last: it stops the embedder.
+def test_api_docs_load_from_the_gateway_itself_and_list_the_operations(mesh: Mesh) -> None:
+    """Swagger UI under the gateway's CSP, no file from anywhere else."""
+    with browser.chromium() as driver:
+        driver.get(mesh.gateway_url + "/docs")
+        browser.wait_for(
+            lambda: len(driver.find_elements(By.CSS_SELECTOR, ".opblock")) >= 10,
+            what="the operations",
+        )
+        text = driver.find_element(By.ID, "swagger-ui").text
+        for operation in ("searchByFingerprint", "listItems", "addImage", "rebuildIndex"):
+            assert operation in text, operation
+        urls = [r["url"] for r in browser.sent_requests(driver)]
+        hosts = {u.split("/")[2] for u in urls if u.startswith(("http:", "https:"))}
+        assert hosts == {mesh.gateway_url.split("/")[2]}, hosts
+        refused = [
+            e for e in driver.get_log("browser") if "Content Security Policy" in e["message"]
+        ]
+        assert not refused, refused
+
+
 def test_admin_page_shows_the_index_and_the_rebuild_gate(
     mesh: Mesh, catalog: dict[int, str]
 ) -> None:

@@ -18,6 +18,11 @@ ORT_FILES = {
     "ort-wasm-simd-threaded.mjs": "text/javascript",
     "ort-wasm-simd-threaded.wasm": "application/wasm",
 }
+# Swagger UI's files the /docs page loads.
+SWAGGER_FILES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+}
 _STATIC_TYPES = {
     ".js": "text/javascript",
     ".css": "text/css",
@@ -44,6 +49,25 @@ async def index_page() -> FileResponse:
 @router.get("/admin")
 async def admin_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "admin.html", headers={"Cache-Control": REVALIDATE})
+
+
+@router.get("/docs")
+async def api_docs_page() -> FileResponse:
+    """Swagger UI over /openapi.json, every file served from here (static/js/docs.js)."""
+    return FileResponse(STATIC_DIR / "docs.html", headers={"Cache-Control": REVALIDATE})
+
+
+@router.get("/vendor/swagger/{name}")
+async def swagger_file(name: str, gw: GatewayDep) -> FileResponse:
+    if name not in SWAGGER_FILES:
+        raise _not_found("file")
+    path = gw.settings.swagger_dir / name
+    if not path.is_file():
+        raise ApiError(
+            503, "swagger_missing", "swagger-ui-dist is not installed: run `make install`"
+        )
+    media = SWAGGER_FILES[name]
+    return FileResponse(path, media_type=media, headers={"Cache-Control": REVALIDATE})
 
 
 @router.get("/static/{name:path}")

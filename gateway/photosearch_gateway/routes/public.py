@@ -37,7 +37,7 @@ async def get_config(gw: GatewayDep) -> PublicConfig:
     dependencies=[search_access],
     openapi_extra=_SEARCH_BODY,
 )
-async def search(request: Request) -> Response:
+async def search_by_fingerprint(request: Request) -> Response:
     """Candidate items for a fingerprint computed on the device. Takes only the vector:
     a photo is refused (415)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -1,5 +1,7 @@
 """Model files, onnxruntime-web's files and the rate limiter."""
 
+import re
+
 import httpx
 
 from photosearch.common.subjects import model_key
@@ -40,3 +42,27 @@ def test_token_bucket_allows_a_burst_then_the_sustained_rate() -> None:
     limiter.acquire("c")  # a third client evicts the longest idle one
     assert len(limiter._buckets) == 2
     assert RateLimiter(0, 1).acquire("x") == 0  # 0 = no limit
+
+
+async def test_api_docs_are_served_by_the_gateway_with_method_like_operation_ids(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/docs")
+    assert page.status_code == 200 and "/vendor/swagger/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower() and "<script>" not in page.text  # CSP: files only
+    for name, media in (
+        ("swagger-ui-bundle.js", "text/javascript"),
+        ("swagger-ui.css", "text/css"),
+    ):
+        served = await client.get(f"/vendor/swagger/{name}")
+        assert served.status_code == 200 and served.headers["content-type"].startswith(media)
+    assert (await client.get("/vendor/swagger/index.html")).status_code == 404
+    assert (await client.get("/vendor/swagger/..%2Fpackage.json")).status_code == 404
+    ids = [
+        op["operationId"]
+        for path in (await client.get("/openapi.json")).json()["paths"].values()
+        for op in path.values()
+    ]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[a-z]+(?:[A-Z][a-z]*)*", i) for i in ids), ids
+    assert {"searchByFingerprint", "listItems", "getThumbnail", "rebuildIndex"} <= set(ids)
