@@ -74,8 +74,9 @@ test-e2e: $(STAMP) system-deps ## end-to-end tests across the mesh and headless 
 test: $(STAMP) system-deps protos-check lint typecheck ## everything CI runs
 	$(VENV)/bin/pytest -q tests
 
-run: $(STAMP) ## start Postgres, NATS, every service and the gateway (Ctrl-C stops all)
-	$(PY) -m photosearch_devstack run
+DEMO ?= 1
+run: $(STAMP) ## start Postgres, NATS, every service and the gateway (Ctrl-C stops all); first run: demo catalog, photo search on (DEMO=0: none)
+	PHOTOSEARCH_DEMO=$(DEMO) $(PY) -m photosearch_devstack run
 
 import: $(STAMP) ## import a folder of images into the running mesh: make import DIR=path/to/photos
 	$(PY) -m photosearch_catalog.cli.importer --catalog 127.0.0.1:50051 "$(DIR)"

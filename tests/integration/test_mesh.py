@@ -1,13 +1,16 @@
-"""The whole mesh, started the way `make run` starts it, reports healthy and
-stops without leaving a process behind."""
+"""The whole mesh, started the way `make run` starts it, reports healthy, has something
+to find on a first run, and stops without leaving a process behind."""
 
 import json
 from pathlib import Path
 
+import grpc
 import httpx
 import psutil
 import pytest
 
+from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from photosearch_devstack.__main__ import first_run
 from photosearch_devstack.mesh import GRPC_SERVICES, Mesh
 from tests.integration.gateway.models import exported_model
 
@@ -68,3 +71,28 @@ def test_stop_leaves_no_process_behind(tmp_path: Path, model_env: dict[str, str]
         if p.info["status"] != "zombie" and pg_dir in " ".join(p.info["cmdline"] or [])
     ]
     assert postgres_left == []
+
+
+def _items_and_photo_search(mesh: Mesh) -> tuple[int, bool]:
+    with grpc.insecure_channel(mesh.address("catalog")) as channel:
+        stub = catalog_pb2_grpc.CatalogServiceStub(channel)
+        items = stub.ListItems(catalog_pb2.ListItemsRequest(page_size=100), timeout=10).items
+        settings = stub.GetSettings(catalog_pb2.GetSettingsRequest(), timeout=10)
+        return len(items), settings.photo_search_enabled
+
+
+def test_a_first_run_has_something_to_find_unless_told_not_to(
+    mesh: Mesh, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PHOTOSEARCH_DEMO", "0")
+    first_run(mesh)
+    assert _items_and_photo_search(mesh) == (0, False)
+
+    monkeypatch.delenv("PHOTOSEARCH_DEMO")
+    first_run(mesh)
+    items, photo_search = _items_and_photo_search(mesh)
+    assert items >= 10 and photo_search
+    assert f"open {mesh.gateway_url}/" in capsys.readouterr().out
+
+    first_run(mesh)  # no longer an empty stack: nothing more
+    assert _items_and_photo_search(mesh) == (items, True)

@@ -23,25 +23,13 @@ def catalog_is_empty(mesh: Mesh) -> bool:
         return reply.count == 0
 
 
-def offer_demo(mesh: Mesh) -> None:
-    """On a first start (empty catalog), offer a small demo catalog of sample photos.
-    PHOTOSEARCH_DEMO=1 loads it without asking, PHOTOSEARCH_DEMO=0 never offers it."""
-    choice = os.environ.get("PHOTOSEARCH_DEMO", "")
-    if choice == "0" or not catalog_is_empty(mesh):
+def first_run(mesh: Mesh) -> None:
+    """On an empty dev stack, something to find at once: the demo catalog of sample
+    photos, photo search turned on, and what to try. PHOTOSEARCH_DEMO=0 (`make run
+    DEMO=0`) skips it. Dev only: a deployed catalog starts empty with photo search off."""
+    if os.environ.get("PHOTOSEARCH_DEMO", "1") == "0" or not catalog_is_empty(mesh):
         return
-    if choice != "1":
-        if not sys.stdin.isatty():
-            print("The catalog is empty: `make demo` loads sample photos to try recognition.")
-            return
-        # Ctrl-C at the prompt raises (and still stops everything) instead of waiting for Enter.
-        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:
-            answer = input("The catalog is empty. Load a demo catalog of sample photos? [Y/n] ")
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        if answer.strip().lower() not in ("", "y", "yes"):
-            return
-    subprocess.run(
+    loaded = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -49,9 +37,28 @@ def offer_demo(mesh: Mesh) -> None:
             "--catalog",
             mesh.address("catalog"),
             "--if-empty",
+            "--quiet",
         ],
         check=False,
     )
+    if loaded.returncode != 0:
+        print("The demo catalog did not load (above); `make demo` tries again.")
+        return
+    with grpc.insecure_channel(mesh.address("catalog")) as channel:
+        stub = catalog_pb2_grpc.CatalogServiceStub(channel)
+        stub.UpdateSettings(catalog_pb2.UpdateSettingsRequest(photo_search_enabled=True), timeout=5)
+    print("Photo search is on, with a demo catalog of scikit-image's sample photos.")
+    print(f"  Try it: open {mesh.gateway_url}/ and pick a photo of one of them, e.g.")
+    print(f"  {sample_photo()}")
+    print("  (or photograph it on a screen); `make run DEMO=0` starts without the demo.")
+
+
+def sample_photo() -> str:
+    try:
+        import skimage.data
+    except ImportError:
+        return "the coffee cup of skimage/data/coffee.png"
+    return str(Path(skimage.data.__file__).parent / "coffee.png")
 
 
 def run(data_dir: Path) -> int:
@@ -73,7 +80,7 @@ def run(data_dir: Path) -> int:
         print(f"  API docs    {mesh.gateway_url}/docs")
         for name in ("catalog", "search", "embedder", "fallback"):
             print(f"  {name:<11} grpc://{mesh.address(name)}")
-        offer_demo(mesh)
+        first_run(mesh)
         print("Ctrl-C stops everything.")
         while not stop.wait(1.0):
             for name, process in list(mesh.processes.items()):
