@@ -146,7 +146,7 @@ def test_production_renders_no_secrets(renders: dict[str, Render]) -> None:
             assert not render.kinds("Secret"), name
 
 
-def test_disruption_budgets_cover_search_catalog_gateway_and_nats(render: Render) -> None:
+def test_disruption_budgets_cover_every_service_and_nats(render: Render) -> None:
     covered = set()
     for budget in render.kinds("PodDisruptionBudget"):
         selector = budget["spec"]["selector"]
@@ -155,7 +155,7 @@ def test_disruption_budgets_cover_search_catalog_gateway_and_nats(render: Render
         # maxUnavailable keeps node drains possible at any replica count.
         assert budget["spec"].get("maxUnavailable") == 1, ident(budget)
         covered.add(name_of(owners[0]))
-    assert {"search", "catalog", "gateway", "nats"} <= covered
+    assert {"search", "catalog", "gateway", "embedder", "fallback", "nats"} <= covered
 
 
 def test_the_embedder_has_exactly_one_autoscaler(render: Render) -> None:
@@ -283,3 +283,14 @@ def test_every_service_declares_streams_with_the_same_replicas(render: Render) -
     assert len(values) == 1, values
     servers = render.get("StatefulSet", "nats")["spec"]["replicas"]
     assert int(values.pop()) == servers  # 1 on the dev server, 3 on the prod cluster
+
+
+def test_gpu_embedders_roll_out_without_a_surge_pod(renders: dict[str, Render]) -> None:
+    """One GPU per pod: a surge pod would wait for a GPU that the old pod holds."""
+    for name in ("gpu", "gpu+next+keda"):
+        for deployment in renders[name].kinds("Deployment"):
+            if name_of(deployment).startswith("embedder"):
+                rolling = deployment["spec"]["strategy"]["rollingUpdate"]
+                assert rolling == {"maxSurge": 0, "maxUnavailable": 1}, (name, ident(deployment))
+    cpu = {name_of(d): d for d in renders["prod"].kinds("Deployment")}["embedder"]
+    assert cpu["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 1  # CPUs are there to surge
