@@ -294,3 +294,18 @@ def test_gpu_embedders_roll_out_without_a_surge_pod(renders: dict[str, Render]) 
                 assert rolling == {"maxSurge": 0, "maxUnavailable": 1}, (name, ident(deployment))
     cpu = {name_of(d): d for d in renders["prod"].kinds("Deployment")}["embedder"]
     assert cpu["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 1  # CPUs are there to surge
+
+
+def test_the_nats_quorum_never_shares_a_node(renders: dict[str, Render]) -> None:
+    for name in ("prod", "gpu", "prod+tls+keda"):
+        nats = renders[name].get("StatefulSet", "nats")
+        if nats["spec"]["replicas"] < 3:
+            continue
+        rules = pod_spec(nats)["affinity"]["podAntiAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]
+        assert any(
+            r["topologyKey"] == "kubernetes.io/hostname"
+            and label_selector_matches(r["labelSelector"], pod_labels(nats))
+            for r in rules
+        ), name
