@@ -309,3 +309,9 @@ def test_the_nats_quorum_never_shares_a_node(renders: dict[str, Render]) -> None
             and label_selector_matches(r["labelSelector"], pod_labels(nats))
             for r in rules
         ), name
+
+
+def test_the_production_ingress_names_its_class(renders: dict[str, Render]) -> None:
+    for name in ("prod", "gpu", "prod+tls+keda"):
+        (ingress,) = renders[name].kinds("Ingress")
+        assert ingress["spec"]["ingressClassName"], name
