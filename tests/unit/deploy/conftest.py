@@ -20,7 +20,7 @@ RENDERS: dict[str, tuple[str, dict[str, list[str]]]] = {
     # Every optional component at once, the next-model embedder first (it must be there
     # before tls patches the embedders).
     "dev+next+tls+keda": ("dev", {"dev": ["embedder-next", "tls", "keda"]}),
-    "prod+tls+keda": ("prod", {"prod": ["tls", "keda"]}),
+    "prod+tls+keda": ("prod", {"prod": ["tls", "keda", "cnpg-backup"]}),
     "gpu+next+keda": ("gpu", {"prod": ["embedder-next", "keda"]}),
 }
 

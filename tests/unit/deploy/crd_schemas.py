@@ -128,6 +128,91 @@ CNPG_CLUSTER = _object(
                 "properties": {"enablePodAntiAffinity": {"type": "boolean"}, "topologyKey": STR},
                 "additionalProperties": False,
             },
+            "plugins": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": STR,
+                        "isWALArchiver": {"type": "boolean"},
+                        "parameters": STR_MAP,
+                    },
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "additionalProperties": False,
+    },
+)
+SECRET_KEY_REF: Schema = {
+    "type": "object",
+    "required": ["name", "key"],
+    "properties": {"name": STR, "key": STR},
+    "additionalProperties": False,
+}
+COMPRESSION: Schema = {
+    "type": "object",
+    "properties": {"compression": {"enum": ["gzip", "bzip2", "snappy", "lz4", "xz", "zstd"]}},
+    "additionalProperties": False,
+}
+BARMAN_OBJECT_STORE = _object(
+    "barmancloud.cnpg.io/v1",
+    "ObjectStore",
+    {
+        "type": "object",
+        "required": ["configuration"],
+        "properties": {
+            # Days, weeks or months, as the plugin wants them.
+            "retentionPolicy": {"type": "string", "pattern": r"^[1-9][0-9]*[dwm]$"},
+            "configuration": {
+                "type": "object",
+                "required": ["destinationPath"],
+                "properties": {
+                    "destinationPath": {"type": "string", "pattern": r"^(s3|gs|https?)://"},
+                    "endpointURL": {"type": "string", "pattern": r"^https?://"},
+                    "s3Credentials": {
+                        "type": "object",
+                        "properties": {
+                            "accessKeyId": SECRET_KEY_REF,
+                            "secretAccessKey": SECRET_KEY_REF,
+                            "inheritFromIAMRole": {"type": "boolean"},
+                        },
+                        "additionalProperties": False,
+                    },
+                    "wal": COMPRESSION,
+                    "data": COMPRESSION,
+                },
+                "additionalProperties": False,
+            },
+        },
+        "additionalProperties": False,
+    },
+)
+SCHEDULED_BACKUP = _object(
+    "postgresql.cnpg.io/v1",
+    "ScheduledBackup",
+    {
+        "type": "object",
+        "required": ["schedule", "cluster"],
+        "properties": {
+            # CloudNativePG's cron has six fields, seconds first.
+            "schedule": {"type": "string", "pattern": r"^\S+( \S+){5}$"},
+            "immediate": {"type": "boolean"},
+            "backupOwnerReference": {"enum": ["none", "self", "cluster"]},
+            "cluster": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": STR},
+                "additionalProperties": False,
+            },
+            "method": {"enum": ["barmanObjectStore", "volumeSnapshot", "plugin"]},
+            "pluginConfiguration": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": STR, "parameters": STR_MAP},
+                "additionalProperties": False,
+            },
         },
         "additionalProperties": False,
     },
@@ -199,6 +284,8 @@ ISSUER = _object(
 CRD_SCHEMAS: dict[tuple[str, str], Schema] = {
     ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT,
     ("postgresql.cnpg.io/v1", "Cluster"): CNPG_CLUSTER,
+    ("postgresql.cnpg.io/v1", "ScheduledBackup"): SCHEDULED_BACKUP,
+    ("barmancloud.cnpg.io/v1", "ObjectStore"): BARMAN_OBJECT_STORE,
     ("cert-manager.io/v1", "Certificate"): CERTIFICATE,
     ("cert-manager.io/v1", "Issuer"): ISSUER,
 }

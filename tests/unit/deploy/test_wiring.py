@@ -315,3 +315,28 @@ def test_the_production_ingress_names_its_class(renders: dict[str, Render]) -> N
     for name in ("prod", "gpu", "prod+tls+keda"):
         (ingress,) = renders[name].kinds("Ingress")
         assert ingress["spec"]["ingressClassName"], name
+
+
+def test_the_backup_component_archives_every_database_cluster(renders: dict[str, Render]) -> None:
+    render = renders["prod+tls+keda"]  # with components/cnpg-backup
+    (store,) = render.kinds("ObjectStore")
+    clusters = {name_of(c): c for c in render.kinds("Cluster")}
+    assert set(clusters) == {"catalog-db", "search-db"}
+    servers = set()
+    for name, cluster in clusters.items():
+        (plugin,) = cluster["spec"]["plugins"]
+        assert plugin["isWALArchiver"], name
+        assert plugin["parameters"]["barmanObjectName"] == name_of(store), name
+        servers.add(plugin["parameters"]["serverName"])
+    assert len(servers) == len(clusters)  # one bucket, a folder each
+    scheduled = {b["spec"]["cluster"]["name"]: b for b in render.kinds("ScheduledBackup")}
+    assert set(scheduled) == set(clusters)
+    for backup in scheduled.values():
+        assert backup["spec"]["method"] == "plugin"
+        assert backup["spec"]["pluginConfiguration"]["name"] == plugin["name"]
+    # The same namespace as the clusters it backs up.
+    namespaces = {
+        o["metadata"].get("namespace") for o in [store, *clusters.values(), *scheduled.values()]
+    }
+    assert len(namespaces) == 1
+    assert not renders["prod"].kinds("ObjectStore")  # opt-in: it needs a bucket
