@@ -57,17 +57,23 @@ async def api_docs_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "docs.html", headers={"Cache-Control": REVALIDATE})
 
 
+def _npm_file(
+    folder: FsPath, name: str, files: dict[str, str], package: str, code: str
+) -> FileResponse:
+    """One of the listed files of an npm package the gateway serves (nothing else of it)."""
+    if name not in files:
+        raise _not_found("file")
+    path = folder / name
+    if not path.is_file():
+        raise ApiError(503, code, f"{package} is not installed: run `make install`")
+    return FileResponse(path, media_type=files[name], headers={"Cache-Control": REVALIDATE})
+
+
 @router.get("/vendor/swagger/{name}")
 async def swagger_file(name: str, gw: GatewayDep) -> FileResponse:
-    if name not in SWAGGER_FILES:
-        raise _not_found("file")
-    path = gw.settings.swagger_dir / name
-    if not path.is_file():
-        raise ApiError(
-            503, "swagger_missing", "swagger-ui-dist is not installed: run `make install`"
-        )
-    media = SWAGGER_FILES[name]
-    return FileResponse(path, media_type=media, headers={"Cache-Control": REVALIDATE})
+    return _npm_file(
+        gw.settings.swagger_dir, name, SWAGGER_FILES, "swagger-ui-dist", "swagger_missing"
+    )
 
 
 @router.get("/static/{name:path}")
@@ -81,12 +87,7 @@ async def static_file(name: Annotated[str, Path(max_length=200)]) -> FileRespons
 
 @router.get("/vendor/ort/{name}")
 async def ort_file(name: str, gw: GatewayDep) -> FileResponse:
-    if name not in ORT_FILES:
-        raise _not_found("file")
-    path = gw.settings.ort_dir / name
-    if not path.is_file():
-        raise ApiError(503, "ort_missing", "onnxruntime-web is not installed: run `make install`")
-    return FileResponse(path, media_type=ORT_FILES[name], headers={"Cache-Control": REVALIDATE})
+    return _npm_file(gw.settings.ort_dir, name, ORT_FILES, "onnxruntime-web", "ort_missing")
 
 
 @router.get("/models/{key}/{name}")
