@@ -4,6 +4,7 @@ services' own code (tools/quality/evidence.py, tuning.py):
     .venv/bin/python -m tools.quality.cv                       # 2 folds, seed 0
     .venv/bin/python -m tools.quality.cv --folds 3 --seeds 0,1,2
     .venv/bin/python -m tools.quality.cv --ablation            # one change at a time
+    .venv/bin/python -m tools.quality.cv --oracle              # how far the signals go
 
 Prints each held-out fold's figures, the parameters each fold chose, and the parameters
 chosen on every item (what search ships). With --ablation: held-out recall@1 and
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--oracle", action="store_true")
     args = parser.parse_args()
     names = set(args.datasets.split(",")) if args.datasets else None
     found = discover(args.datasets_root)
@@ -68,6 +70,9 @@ def main() -> None:
     started = time.monotonic()
     queries = tuned_evidence(args.model, datasets)
     print(f"evidence of {len(queries)} queries: {time.monotonic() - started:.0f} s", flush=True)
+    if args.oracle:
+        oracle(queries)
+        return
     if args.ablation:
         ablation(queries, args.folds, [int(s) for s in args.seeds.split(",")])
         return
@@ -89,6 +94,21 @@ def ablation(queries: list[QueryEvidence], k: int, seeds: list[int]) -> None:
         found = summary(rows)
         cells = [f"{found[n]['r1']:.3f} / {found[n]['candidate_recall']:.3f}" for n in names]
         print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+
+
+def oracle(queries: list[QueryEvidence]) -> None:
+    """Recall@1 if each query took whichever answer is right: the fingerprint's top item
+    or the item with the most inliers among all gathered candidates (any view). No
+    scoring rule over these two signals can do better."""
+    for name in sorted({q.dataset for q in queries}):
+        mine = [q for q in queries if q.dataset == name]
+        hits = []
+        for q in mine:
+            fingerprint = q.ranked[0].item_id  # ties by item id, as search
+            inliers = {i: max(e.inliers for e in views) for i, views in q.evidence.items()}
+            local = min(inliers, key=lambda i: (-inliers[i], i)) if inliers else ""
+            hits.append(q.truth in (fingerprint, local))
+        print(f"{name}: oracle recall@1 {sum(hits) / len(mine):.3f} ({len(mine)} queries)")
 
 
 if __name__ == "__main__":
