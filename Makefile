@@ -35,10 +35,11 @@ $(STAMP): $(PYPROJECTS) constraints.txt requirements-dev.txt $(wildcard gateway/
 
 install: $(STAMP) ## create .venv with every service and the dev tools
 
-system-deps: ## Debian packages the browser tests need (Chromium + driver)
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+system-deps: ## Debian packages the tests need: Chromium + driver (browser), promtool (alert rules)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v promtool >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; }
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver \
+	  && $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
 
 protos: $(STAMP) ## regenerate the protobuf/gRPC code from protos/
 	$(PY) tools/gen_protos.py
