@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
+from photosearch.common.metrics import serve_metrics
 from photosearch_gateway.config import GatewaySettings
 from photosearch_gateway.errors import ErrorBody, install_error_handlers
 from photosearch_gateway.metrics import Metrics
@@ -74,7 +75,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # gRPC aio channels belong to the loop they are made on: open them in the server's loop.
         app.state.gateway = Gateway(settings, metrics)
+        endpoint = (
+            serve_metrics(metrics.registry, settings.host, settings.metrics_port)
+            if settings.metrics_port is not None
+            else None
+        )
+        app.state.metrics_endpoint = endpoint
         yield
+        if endpoint is not None:
+            endpoint.close()
         await app.state.gateway.close()
 
     app = FastAPI(

@@ -24,6 +24,9 @@ class GatewaySettings(BaseSettings):
 
     host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    # Prometheus /metrics on a port of its own (Kubernetes: 9464, which no Ingress routes
+    # to); unset, /metrics answers on the HTTP port (local runs).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
     log_level: str = "info"
     log_format: str = "auto"
     # "uvloop" (faster) or "asyncio".

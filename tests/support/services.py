@@ -25,6 +25,10 @@ class RunningService:
     def address(self) -> str:
         return f"127.0.0.1:{self.server.port}"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.metrics_port}/metrics"
+
     def channel(self) -> grpc.aio.Channel:
         return open_channel(self.address)
 
@@ -55,7 +59,9 @@ async def start_service(
     *,
     wait: bool = True,
 ) -> RunningService:
-    """Start on a free port (set settings.grpc_port=0) and wait until SERVING."""
+    """Start on a free port (set settings.grpc_port=0) and wait until SERVING; /metrics
+    answers on a free port too (RunningService.server.metrics_port)."""
+    settings = settings.model_copy(update={"metrics_port": 0})
     server, lifecycle = await build_server(settings)
     stopping = asyncio.Event()
     task = asyncio.create_task(

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import JSONResponse
 
 from photosearch_gateway.schemas import Health, Readiness
@@ -30,4 +30,6 @@ async def readyz(gw: Annotated[Gateway, Depends(gateway)]) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(gw: Annotated[Gateway, Depends(gateway)]) -> Response:
+    if gw.settings.metrics_port is not None:  # served on its own port, never the public one
+        raise HTTPException(404, "Not Found")
     return Response(gw.metrics.render(), media_type=gw.metrics.content_type)

@@ -79,7 +79,7 @@ def run(data_dir: Path) -> int:
         print(f"  admin page  {mesh.gateway_url}/admin  (token: {mesh.secrets['admin_token']})")
         print(f"  API docs    {mesh.gateway_url}/docs")
         for name in ("catalog", "search", "embedder", "fallback"):
-            print(f"  {name:<11} grpc://{mesh.address(name)}")
+            print(f"  {name:<11} grpc://{mesh.address(name)}  metrics {mesh.metrics_url(name)}")
         first_run(mesh)
         print("Ctrl-C stops everything.")
         while not stop.wait(1.0):

@@ -72,6 +72,8 @@ class Mesh:
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
         self.ports = {name: self.ports.get(name) or free_port() for name in DEFAULT_PORTS}
+        # Each gRPC service serves Prometheus /metrics on a port of its own.
+        self.metrics_ports = {name: free_port() for name in GRPC_SERVICES}
         self.log_dir = self.data_dir / "logs"
         self.secrets: dict[str, str] = {}
 
@@ -81,6 +83,11 @@ class Mesh:
 
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.ports[service]}"
+
+    def metrics_url(self, service: str) -> str:
+        if service == "gateway":
+            return f"{self.gateway_url}/metrics"
+        return f"http://127.0.0.1:{self.metrics_ports[service]}/metrics"
 
     def start_infrastructure(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -132,6 +139,8 @@ class Mesh:
                 "MODEL_DIR": models,
             },
         }[service]
+        if service in self.metrics_ports:
+            per_service["METRICS_PORT"] = str(self.metrics_ports[service])
         prefix = "EMBED_" if service == "embedder" else f"{service.upper()}_"
         env = {**os.environ, **{prefix + k: v for k, v in {**common, **per_service}.items()}}
         env.update(self.extra_env)

@@ -25,6 +25,7 @@ from photosearch_catalog.domain import (
     NewImage,
 )
 from photosearch_catalog.intake import sha256_hex, validate_image
+from photosearch_catalog.metrics import CatalogMetrics
 from photosearch_catalog.outbox import Event, enqueue
 from photosearch_catalog.service import CatalogService
 from photosearch_catalog.validation import check_import_key, normalise_fields
@@ -58,15 +59,20 @@ async def _batches(records: AsyncIterator[ImportRecord]) -> AsyncIterator[list[I
 
 
 class ImportService:
-    def __init__(self, catalog: CatalogService) -> None:
+    def __init__(self, catalog: CatalogService, metrics: CatalogMetrics | None = None) -> None:
         self.catalog = catalog
+        self.metrics = metrics or CatalogMetrics()
 
     async def import_records(self, records: AsyncIterator[ImportRecord]) -> ImportSummary:
         summary = ImportSummary()
+        self.metrics.imports.inc()
         async for batch in _batches(records):
+            part = ImportSummary()
             # Per batch: a slow client holds no connection while it sends.
             async with self.catalog.pool().connection() as conn:
-                await self._import_batch(conn, batch, summary)
+                await self._import_batch(conn, batch, part)
+            self.metrics.imported(part)  # once committed: a failed batch counts nothing
+            summary.add(part)
         return summary
 
     async def _import_batch(

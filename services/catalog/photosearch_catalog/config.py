@@ -48,6 +48,8 @@ class CatalogSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_standby_seconds: float = Field(default=2.0, gt=0)
     outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
+    # How often the outbox figures of /metrics (events waiting, oldest age) are read.
+    metrics_sample_seconds: float = Field(default=15.0, gt=0)
 
     @field_validator("settings_key")
     @classmethod

@@ -140,3 +140,10 @@ class ImportSummary:
     images_added: int = 0
     images_existing: int = 0
     errors: list[ImportFailure] = field(default_factory=list)
+
+    def add(self, other: "ImportSummary") -> None:
+        self.items_created += other.items_created
+        self.items_existing += other.items_existing
+        self.images_added += other.images_added
+        self.images_existing += other.images_existing
+        self.errors.extend(other.errors)

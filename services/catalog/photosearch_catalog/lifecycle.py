@@ -1,9 +1,11 @@
 """What the catalog service runs around its gRPC server: Postgres, which serving
 depends on, and the outbox relay, which publishes the committed events to NATS."""
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from photosearch.common.infra import Infra
+from photosearch_catalog.metrics import OutboxGauges
 from photosearch_catalog.relay import OutboxRelay
 
 
@@ -14,14 +16,24 @@ class CatalogLifecycle:
 
     infra: Infra
     relay: OutboxRelay
+    gauges: OutboxGauges
+    sample_seconds: float = 15.0
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _sampler: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
         await self.infra.start()
         self.relay.start()
+        self._sampler = asyncio.create_task(
+            self.gauges.run(self._stopping, self.sample_seconds), name="outbox-gauges"
+        )
 
     async def ready(self) -> bool:
         return await self.infra.database_ok()
 
     async def stop(self) -> None:
+        self._stopping.set()
+        if self._sampler is not None:
+            await self._sampler
         await self.relay.stop()
         await self.infra.stop()

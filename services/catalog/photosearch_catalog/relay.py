@@ -19,6 +19,7 @@ from psycopg.rows import TupleRow
 
 from photosearch.common import nats as nats_helpers
 from photosearch.common.logging import get_logger
+from photosearch_catalog.metrics import CatalogMetrics
 from photosearch_catalog.outbox import OUTBOX_CHANNEL, OUTBOX_RELAY_LOCK
 
 log = get_logger(__name__)
@@ -49,6 +50,7 @@ class OutboxRelay:
     database_url: str
     nats_url: str
     options: RelayOptions = field(default_factory=RelayOptions)
+    metrics: CatalogMetrics = field(default_factory=CatalogMetrics)
     published: int = field(default=0, init=False)
     leading: bool = field(default=False, init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -93,6 +95,7 @@ class OutboxRelay:
             except Exception as exc:  # Postgres away: the lock went with the connection
                 log.warning("outbox.relay.database_error", error=str(exc), retry_in_s=delay)
             self.leading = False
+            self.metrics.leading.set(0)
             await self._pause(delay)
             delay = min(delay * 2, 5.0)
 
@@ -106,6 +109,7 @@ class OutboxRelay:
         else:
             return
         self.leading = True
+        self.metrics.leading.set(1)
         log.info("outbox.relay.leading")
         await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
         cur = await conn.execute("SELECT id::text FROM catalog_instance")
@@ -145,6 +149,7 @@ class OutboxRelay:
             for outbox_id, subject, payload, request_id in rows:
                 if self._nc is None or not self._nc.is_connected:
                     log.warning("outbox.relay.nats_unavailable", waiting=len(rows) - len(acked))
+                    self.metrics.publish_failures.inc()
                     break
                 with structlog.contextvars.bound_contextvars(request_id=request_id):
                     await nats_helpers.publish(
@@ -158,9 +163,11 @@ class OutboxRelay:
             log.warning(
                 "outbox.relay.publish_failed", error=repr(exc), waiting=len(rows) - len(acked)
             )
+            self.metrics.publish_failures.inc()
         if acked:
             await conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (acked,))
             self.published += len(acked)
+            self.metrics.published.inc(len(acked))
         return len(acked)
 
     async def _jetstream(self) -> JetStreamContext | None:

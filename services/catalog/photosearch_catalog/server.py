@@ -3,11 +3,13 @@
 from photosearch.catalog.v1 import catalog_pb2_grpc
 from photosearch.common.grpc_server import GrpcServer, create_server
 from photosearch.common.infra import Infra
+from photosearch.common.metrics import ServiceMetrics
 from photosearch_catalog.admin_settings import AdminSettingsService
 from photosearch_catalog.bulk_import import ImportService
 from photosearch_catalog.config import CatalogSettings
 from photosearch_catalog.intake import ThumbnailCache
 from photosearch_catalog.lifecycle import CatalogLifecycle
+from photosearch_catalog.metrics import CatalogMetrics, OutboxGauges
 from photosearch_catalog.relay import OutboxRelay
 from photosearch_catalog.service import CatalogService
 from photosearch_catalog.servicer import CatalogServicer
@@ -24,7 +26,9 @@ async def build_server(settings: CatalogSettings) -> tuple[GrpcServer, CatalogLi
         pool_min=settings.database_pool_min,
         pool_max=settings.database_pool_max,
     )
-    relay = OutboxRelay(settings.database_url, settings.nats_url, settings.relay_options())
+    service_metrics = ServiceMetrics(SERVICE_NAME)
+    metrics = CatalogMetrics(service_metrics.registry)
+    relay = OutboxRelay(settings.database_url, settings.nats_url, settings.relay_options(), metrics)
     limits = settings.image_limits()
     catalog = CatalogService(
         infra.require_pool,
@@ -33,8 +37,13 @@ async def build_server(settings: CatalogSettings) -> tuple[GrpcServer, CatalogLi
         ThumbnailCache(limits, settings.thumbnail_cache_bytes),
     )
     servicer = CatalogServicer(
-        catalog, ImportService(catalog), AdminSettingsService(catalog.pool, settings.cipher())
+        catalog,
+        ImportService(catalog, metrics),
+        AdminSettingsService(catalog.pool, settings.cipher()),
     )
-    server = await create_server(settings.grpc_address, [SERVICE_NAME], settings.tls_dir)
+    server = await create_server(
+        settings.grpc_address, [SERVICE_NAME], settings.tls_dir, service_metrics
+    )
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(servicer, server.server)  # type: ignore[no-untyped-call]
-    return server, CatalogLifecycle(infra, relay)
+    gauges = OutboxGauges(infra.require_pool, metrics)
+    return server, CatalogLifecycle(infra, relay, gauges, settings.metrics_sample_seconds)

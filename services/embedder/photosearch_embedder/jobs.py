@@ -11,6 +11,7 @@ derived from the job's stream sequence, so a redelivered job's result is dropped
 as a duplicate by JetStream."""
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from dataclasses import KW_ONLY, dataclass, field
 
@@ -24,6 +25,7 @@ from photosearch.common.local import to_proto
 from photosearch.common.logging import get_logger
 from photosearch.common.nats import publish
 from photosearch.events.v1 import events_pb2
+from photosearch_embedder.metrics import EmbedderMetrics
 from photosearch_embedder.service import Embedder, Fingerprints
 from photosearch_embedder.source import ImageSource
 
@@ -57,6 +59,7 @@ class JobHandler:
     worker_id: str
     variants: tuple[str, ...]
     ack_wait: float
+    metrics: EmbedderMetrics = field(default_factory=EmbedderMetrics)
     processed: int = field(default=0, init=False)  # jobs completed (EmbedCompleted stored)
 
     @property
@@ -80,13 +83,19 @@ class JobHandler:
             job.ParseFromString(msg.data)
         except DecodeError:
             log.error("worker.bad_job", subject=msg.subject, size=len(msg.data))
-            await msg.term()
+            await self._reject(msg)
             return None
         if job.model_id != self.model_id or not job.image_id:
             log.error("worker.job_not_for_us", job_model=job.model_id, image_id=job.image_id)
-            await msg.term()
+            await self._reject(msg)
             return None
+        if (msg.metadata.num_delivered or 1) > 1:
+            self.metrics.redelivered.labels(self.model_id).inc()
         return Job(msg, job, msg.metadata.sequence.stream)
+
+    async def _reject(self, msg: Msg) -> None:
+        self.metrics.job_settled(self.model_id, "rejected")
+        await msg.term()
 
     async def _keep_alive(self, jobs: list[Job]) -> None:
         """Tell JetStream a long batch is still being worked on, so it is not redelivered."""
@@ -111,10 +120,13 @@ class JobHandler:
         if not ready:
             return
         rotations = (0,) if self.embedder.local_dim else ()
+        started = time.perf_counter()
         try:
             results = await self.embedder.embed(
                 [d for _, d in ready], list(self.variants), rotations
             )
+            self.metrics.batch_seconds.labels(self.model_id).observe(time.perf_counter() - started)
+            self.metrics.batch_photos.labels(self.model_id).inc(len(ready))
         except Exception as exc:  # e.g. the model failed to load: retry later, elsewhere
             log.exception("worker.embed_failed", error=str(exc), jobs=len(ready))
             for job, _ in ready:
@@ -129,6 +141,7 @@ class JobHandler:
     async def _settle_unfetched(self, job: Job, error: BaseException) -> None:
         if isinstance(error, NotFound):
             log.info("worker.image_gone", image_id=job.job.image_id, reason=str(error))
+            self.metrics.job_settled(self.model_id, "gone")
             await self._settle(job.msg.ack(), job)
         elif isinstance(error, InvalidArgument):
             await self._fail(job, str(error))
@@ -152,6 +165,7 @@ class JobHandler:
             log.warning("worker.local_failed", image_id=job.job.image_id, reason=result.local_error)
         if await self._publish(job, subjects.EMBED_COMPLETED, event, job.result_id("completed")):
             self.processed += 1
+            self.metrics.job_settled(self.model_id, "completed")
             await self._settle(job.msg.ack(), job)
 
     async def _fail(self, job: Job, reason: str) -> None:
@@ -164,6 +178,7 @@ class JobHandler:
             worker_id=self.worker_id,
         )
         if await self._publish(job, subjects.EMBED_FAILED, event, job.result_id("failed")):
+            self.metrics.job_settled(self.model_id, "failed")
             await self._settle(job.msg.term(), job)
 
     async def _publish(self, job: Job, subject: str, event: Message, msg_id: str) -> bool:
@@ -179,6 +194,7 @@ class JobHandler:
         log.warning(
             "worker.retry_later", image_id=job.job.image_id, reason=reason, retry_in_s=delay
         )
+        self.metrics.job_settled(self.model_id, "retried")
         await self._settle(job.msg.nak(delay=delay), job)
 
     async def _settle(self, action: Awaitable[None], job: Job) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from photosearch.common.logging import get_logger
 from photosearch.common.model_files import ModelFiles
+from photosearch_embedder.metrics import EmbedderMetrics
 from photosearch_embedder.preprocess import LocalSpec, PreprocessSpec
 from photosearch_embedder.resolve import has_local
 from photosearch_embedder.runtime import LocalEncoder, OnnxEncoder, pick_device, release_memory
@@ -28,8 +29,10 @@ class ModelManager:
         idle_grace: float = 300.0,
         batch_size: int = 16,
         threads: int = 0,
+        metrics: EmbedderMetrics | None = None,
     ) -> None:
         self.files = files
+        self.metrics = metrics or EmbedderMetrics()
         self.preprocess = PreprocessSpec.from_json(files.preprocess())
         # The local graph, when the export has one (listed in its manifest).
         self.local: LocalSpec | None = self.preprocess.local if has_local(files) else None
@@ -94,11 +97,13 @@ class ModelManager:
         if self._encoder is None:
             started = time.monotonic()
             self._encoder = OnnxEncoder(self.files, self.device, self.threads)
+            seconds = time.monotonic() - started
+            self.metrics.model_load_seconds.labels(self.model_id).observe(seconds)
             log.info(
                 "model.loaded",
                 model_id=self.model_id,
                 device=self.device,
-                seconds=round(time.monotonic() - started, 2),
+                seconds=round(seconds, 2),
             )
 
     def _encode(self, pixel_values: np.ndarray) -> np.ndarray:

@@ -8,12 +8,14 @@ from nats.js import JetStreamContext
 
 from photosearch.common.grpc_server import GrpcServer, create_server
 from photosearch.common.infra import Infra
+from photosearch.common.metrics import ServiceMetrics
 from photosearch.common.model_files import ModelFiles
 from photosearch.embedder.v1 import embedder_pb2_grpc
 from photosearch_embedder.config import EmbedderSettings
 from photosearch_embedder.heartbeat import Heartbeat
 from photosearch_embedder.lifecycle import EmbedderLifecycle, EmbedderParts
 from photosearch_embedder.manager import ModelManager
+from photosearch_embedder.metrics import EmbedderMetrics
 from photosearch_embedder.service import Embedder
 from photosearch_embedder.servicer import EmbedderServicer
 from photosearch_embedder.source import CatalogImageSource, ImageSource
@@ -39,6 +41,9 @@ async def build_server(
     status = EmbedderStatus(
         identity, batch_size=settings.batch_size, index_variants=settings.index_variants
     )
+    service_metrics = ServiceMetrics(SERVICE_NAME)
+    metrics = EmbedderMetrics(service_metrics.registry)
+    metrics.watch(status)
 
     def open_model(files: ModelFiles) -> Embedder:
         manager = ModelManager(
@@ -47,11 +52,13 @@ async def build_server(
             idle_grace=settings.model_idle_grace,
             batch_size=settings.batch_size,
             threads=settings.inference_threads,
+            metrics=metrics,
         )
         return Embedder(manager, decode_threads=settings.decode_threads)
 
     def worker(js: JetStreamContext, embedder: Embedder) -> EmbedWorker:
-        return EmbedWorker(js, embedder, images, settings.worker_options(identity.worker_id))
+        options = settings.worker_options(identity.worker_id)
+        return EmbedWorker(js, embedder, images, options, metrics)
 
     def heartbeat(js: JetStreamContext) -> Heartbeat:
         return Heartbeat(
@@ -69,7 +76,9 @@ async def build_server(
         settings.model_request(),
         EmbedderParts(open_model, worker, heartbeat),
     )
-    server = await create_server(settings.grpc_address, [SERVICE_NAME], settings.tls_dir)
+    server = await create_server(
+        settings.grpc_address, [SERVICE_NAME], settings.tls_dir, service_metrics
+    )
     embedder_pb2_grpc.add_EmbedderServiceServicer_to_server(  # type: ignore[no-untyped-call]
         EmbedderServicer(status), server.server
     )

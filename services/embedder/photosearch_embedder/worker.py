@@ -13,6 +13,7 @@ from photosearch.common import subjects
 from photosearch.common.logging import get_logger
 from photosearch.common.nats import bind_pull, pull_batches
 from photosearch_embedder.jobs import JobHandler
+from photosearch_embedder.metrics import EmbedderMetrics
 from photosearch_embedder.service import Embedder
 from photosearch_embedder.source import ImageSource
 
@@ -31,7 +32,12 @@ class WorkerOptions:
 
 class EmbedWorker:
     def __init__(
-        self, js: JetStreamContext, embedder: Embedder, source: ImageSource, options: WorkerOptions
+        self,
+        js: JetStreamContext,
+        embedder: Embedder,
+        source: ImageSource,
+        options: WorkerOptions,
+        metrics: EmbedderMetrics | None = None,
     ) -> None:
         self.js = js
         self.embedder = embedder
@@ -45,6 +51,7 @@ class EmbedWorker:
             worker_id=options.worker_id,
             variants=options.variants,
             ack_wait=options.ack_wait,
+            metrics=metrics or EmbedderMetrics(),
         )
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -88,6 +88,8 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     region_cells_per_word: float = Field(default=CodebookRule.cells_per_word, gt=0)
     region_max_words: int = Field(default=CodebookRule.max_words, ge=16, le=65536)
     region_poll_seconds: float = Field(default=5.0, gt=0)
+    # How often the index figures of /metrics (pending, failed, indexed, workers) are read.
+    metrics_sample_seconds: float = Field(default=15.0, gt=0)
 
     @model_validator(mode="after")
     def _rerank_photos_bounded(self) -> "SearchSettings":

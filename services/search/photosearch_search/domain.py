@@ -103,6 +103,8 @@ class SearchResult:
     band: Band = Band.NO_MATCH
     # Candidates the region index added beyond the fingerprint's nearest items.
     region_candidates: int = 0
+    # Candidates whose photos local matching compared with the query's.
+    compared: int = 0
 
 
 @dataclass(frozen=True)

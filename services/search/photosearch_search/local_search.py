@@ -90,9 +90,11 @@ class LocalSearch:
         found = await self._vectors.run(lambda conn: self._gather(conn, wide, views))
         candidates = found.nearest.candidates
         turned_wanted = False
+        compared = 0
         if found.photos is not None:
             wanted = matched_photos(found.matched, found.photos)
             evidence = await self._evidence(views, wanted)
+            compared = len(wanted)
             # The region index's items: added, or marked where the fingerprint's wider list
             # has them too (below the part that is matched).
             regions = {c.item_id: c for c in found.matched if c.from_regions}
@@ -113,6 +115,7 @@ class LocalSearch:
             turned_views_wanted=turned_wanted,
             band=band,
             region_candidates=sum(c.from_regions for c in found.matched),
+            compared=compared,
         )
 
     async def _gather(

@@ -3,6 +3,7 @@
 from photosearch.common.channels import open_channel
 from photosearch.common.grpc_server import GrpcServer, create_server
 from photosearch.common.infra import Infra
+from photosearch.common.metrics import ServiceMetrics
 from photosearch.search.v1 import search_pb2_grpc
 from photosearch_search.catalog import GrpcCatalog
 from photosearch_search.config import SearchSettings
@@ -13,6 +14,7 @@ from photosearch_search.jobs import EmbedJobQueue
 from photosearch_search.lifecycle import SearchLifecycle
 from photosearch_search.local_search import LocalSearch
 from photosearch_search.local_store import LocalDescriptorReader
+from photosearch_search.metrics import IndexGauges, SearchMetrics
 from photosearch_search.models import ModelRegistry
 from photosearch_search.nearest import NearestItems, VectorQueries
 from photosearch_search.rebuild import Rebuilder
@@ -35,6 +37,8 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
         nats_url=settings.nats_url,
         stream_replicas=settings.nats_stream_replicas,
     )
+    service_metrics = ServiceMetrics(SERVICE_NAME)
+    metrics = SearchMetrics(service_metrics.registry)
     registry = ModelRegistry(infra, settings.index_params())
     workers = WorkerDirectory(infra, ttl=settings.workers_ttl_seconds)
     queue = EmbedJobQueue(infra)
@@ -64,7 +68,8 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
         settings.bands(),
         settings.rerank_threads,
     )
-    search = SearchService(registry, nearest, local, settings.limits(), settings.bands())
+    search = SearchService(registry, nearest, local, settings.limits(), settings.bands(), metrics)
+    gauges = IndexGauges(infra, registry, workers, metrics)
     admin = IndexAdmin(infra, registry, catalog, queue, workers, rebuilder, settings.duplicates())
     consumers = event_consumers(infra, Indexer(infra, registry, queue, workers))
     lifecycle = SearchLifecycle(
@@ -76,13 +81,16 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
         [
             *(consumer.run for consumer in consumers),
             maintainer.every(registry, settings.region_poll_seconds),
+            gauges.every(settings.metrics_sample_seconds),
         ],
         catalog_channel,
         default_model_id=settings.default_model_id,
         poll_seconds=settings.workers_poll_seconds,
         on_stop=[local.close],
     )
-    server = await create_server(settings.grpc_address, [SERVICE_NAME], settings.tls_dir)
+    server = await create_server(
+        settings.grpc_address, [SERVICE_NAME], settings.tls_dir, service_metrics
+    )
     servicer = SearchServicer(search, admin)
     search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, server.server)  # type: ignore[no-untyped-call]
     return server, lifecycle

@@ -4,13 +4,15 @@ descriptors is checked later, on the search's connection, by local_search.py). T
 nearest items answer it (nearest.py), re-ranked by local matches when the query sends
 its own local descriptors (local_search.py). The admin's use cases: index_admin.py."""
 
+import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from photosearch.events.v1 import events_pb2
 from photosearch_search.bands import BandSettings, band_of
 from photosearch_search.domain import SearchLimits, SearchQuery, SearchResult
 from photosearch_search.local_search import LocalSearch, parse_views
+from photosearch_search.metrics import SearchMetrics
 from photosearch_search.models import ModelRegistry
 from photosearch_search.nearest import NearestItems
 from photosearch_search.vectors import check_k, check_min_score, make_filters, query_vector
@@ -23,6 +25,7 @@ class SearchService:
     local_search: LocalSearch
     limits: SearchLimits
     bands: BandSettings
+    metrics: SearchMetrics = field(default_factory=SearchMetrics)
 
     async def search(
         self,
@@ -38,6 +41,22 @@ class SearchService:
     ) -> SearchResult:
         """With `local` (the query photo's local descriptors: as taken, then turned
         views) the top candidates are re-ranked by verified local matches."""
+        started = time.perf_counter()
+        result = await self._search(model_id, values, k, min_score, series, makers, tags, local)
+        self.metrics.searched(result, time.perf_counter() - started)
+        return result
+
+    async def _search(
+        self,
+        model_id: str,
+        values: Sequence[float],
+        k: int,
+        min_score: float,
+        series: Iterable[str],
+        makers: Iterable[str],
+        tags: Iterable[str],
+        local: Sequence[events_pb2.LocalDescriptors],
+    ) -> SearchResult:
         model = await self.registry.resolve(model_id)
         query = SearchQuery(
             model,

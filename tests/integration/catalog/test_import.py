@@ -14,6 +14,7 @@ from photosearch_catalog.cli import importer
 from photosearch_catalog.cli.import_sources import plan_source
 from photosearch_catalog.cli.plan import Exclusions
 from tests.support.catalog import image_bytes
+from tests.support.metrics import scrape
 
 DATASETS = Path("/work/shared/datasets")
 
@@ -69,6 +70,11 @@ async def test_folder_import_names_items_and_a_rerun_adds_nothing(catalog, tmp_p
     assert [where for where, _ in totals.errors] == ["broken.jpg"]
     assert "truncated" in totals.errors[0][1] or "damaged" in totals.errors[0][1]
     assert (await catalog.stub.CountImages(catalog_pb2.CountImagesRequest())).count == 5
+    figures = await scrape(catalog.service.metrics_url)
+    assert figures.value("catalog_import_items_total", outcome="created") == 3
+    assert figures.value("catalog_import_images_total", outcome="added") == 5
+    assert figures.value("catalog_import_images_total", outcome="existing") >= 6
+    assert figures.value("catalog_imports_total") >= 2
 
 
 async def test_an_interrupted_import_resumes_without_duplicates(catalog, tmp_path) -> None:

@@ -17,6 +17,7 @@ from tests.support.catalog import (
     make_settings,
     start_catalog,
 )
+from tests.support.metrics import scrape
 
 
 def about(item_id: str):
@@ -65,7 +66,8 @@ async def test_every_change_publishes_its_event_in_order(catalog, events) -> Non
 
 async def test_events_wait_for_nats_and_arrive_once_in_order(database_url, tmp_path) -> None:
     nats = NatsServer(tmp_path / "js", log_file=tmp_path / "nats.log").start()
-    service, catalog = await start_catalog(make_settings(database_url, nats.url))
+    settings = make_settings(database_url, nats.url, metrics_sample_seconds=0.1)
+    service, catalog = await start_catalog(settings)
     try:
         item = await catalog.item("Outage")
         reader = await EventReader(nats.url, DeliverPolicy.ALL).start()
@@ -77,6 +79,11 @@ async def test_events_wait_for_nats_and_arrive_once_in_order(database_url, tmp_p
         async with await psycopg.AsyncConnection.connect(database_url) as conn:
             cur = await conn.execute("SELECT count(*) FROM outbox")
             assert (await cur.fetchone())[0] == 100  # kept while NATS is away
+        await asyncio.sleep(0.5)
+        waiting = await scrape(service.metrics_url)
+        assert waiting.value("catalog_outbox_pending") == 100
+        assert waiting.value("catalog_outbox_oldest_seconds") > 0.3
+        assert waiting.value("catalog_outbox_relay_leading") == 1
         nats.start()
 
         reader = await EventReader(nats.url, DeliverPolicy.ALL).start()
@@ -87,6 +94,12 @@ async def test_events_wait_for_nats_and_arrive_once_in_order(database_url, tmp_p
         async with await psycopg.AsyncConnection.connect(database_url) as conn:
             cur = await conn.execute("SELECT count(*) FROM outbox")
             assert (await cur.fetchone())[0] == 0  # deleted once acknowledged
+        await asyncio.sleep(0.3)
+        drained = await scrape(service.metrics_url)
+        assert drained.value("catalog_outbox_pending") == 0
+        assert drained.value("catalog_outbox_oldest_seconds") == 0
+        assert drained.value("catalog_outbox_published_total") == 101
+        assert drained.value("catalog_outbox_publish_failures_total") >= 1
     finally:
         await service.stop()
         nats.stop()

@@ -13,6 +13,7 @@ from photosearch.common.channels import open_channel
 from photosearch.common.context import bind_request_id
 from photosearch.common.grpc_server import create_server, serve
 from photosearch.common.settings import ServiceSettings
+from tests.support.metrics import scrape
 
 SERVICE = "test.Probe"
 
@@ -47,6 +48,7 @@ class Probe:
 class Deps:
     def __init__(self) -> None:
         self.healthy = asyncio.Event()
+        self.metrics_url = ""
 
     async def start(self) -> None:
         pass
@@ -66,10 +68,13 @@ async def probe_server():
         [grpc.method_handlers_generic_handler(SERVICE, {"Call": raw(probe.call)})]
     )
     deps, stopping = Deps(), asyncio.Event()
+    settings = ServiceSettings(metrics_port=0)
     task = asyncio.create_task(
-        serve(server, deps, ServiceSettings(), readiness_interval=0.05, stopping=stopping)
+        serve(server, deps, settings, readiness_interval=0.05, stopping=stopping)
     )
     channel = open_channel(f"127.0.0.1:{server.port}")
+    await channel.channel_ready()  # serve() opens /metrics before the gRPC port
+    deps.metrics_url = f"http://127.0.0.1:{server.metrics_port}/metrics"
     yield channel, probe, deps
     await channel.close()
     stopping.set()
@@ -153,3 +158,23 @@ async def test_health_follows_the_dependencies(probe_server) -> None:
             break
         await asyncio.sleep(0.02)
     assert await status() == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_metrics_count_rpcs_by_method_and_code_and_follow_health(probe_server) -> None:
+    channel, _, deps = probe_server
+    await call(channel, b"a")
+    await call(channel, b"b")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await call(channel, b"not-found")
+    deps.healthy.set()
+    for _ in range(100):
+        figures = await scrape(deps.metrics_url)
+        if figures.value("photosearch_serving", service=SERVICE) == 1:
+            break
+        await asyncio.sleep(0.02)
+    labels = {"grpc_service": SERVICE, "grpc_method": "Call"}
+    assert figures.value("grpc_server_handled_total", grpc_code="OK", **labels) == 2
+    assert figures.value("grpc_server_handled_total", grpc_code="NOT_FOUND", **labels) == 1
+    assert figures.value("grpc_server_handling_seconds_count", **labels) == 3
+    assert figures.value("photosearch_serving", service=SERVICE) == 1
+    assert figures.value("process_resident_memory_bytes") > 0

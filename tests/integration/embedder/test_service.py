@@ -30,6 +30,7 @@ from tests.integration.embedder.support import (
 )
 from tests.support.embedder import MemoryImageSource
 from tests.support.embedder_models import cosine, photo
+from tests.support.metrics import scrape
 from tests.support.services import start_service, wait_serving
 
 
@@ -102,6 +103,17 @@ async def test_queued_images_get_vectors_once_and_the_rest_is_settled_right(
         return await service.lifecycle.worker.queue_depth() == (0, 0)
 
     await eventually(queue_empty)  # the gone image was acked, the bad one terminated
+    figures = await scrape(service.metrics_url)
+    jobs = {"model_id": model.model_id}
+    assert figures.value("embedder_jobs_total", outcome="completed", **jobs) == 2
+    assert figures.value("embedder_jobs_total", outcome="failed", **jobs) == 1
+    assert figures.value("embedder_jobs_total", outcome="gone", **jobs) == 1
+    assert figures.value("embedder_photos_embedded_total", **jobs) == 3  # "bad" too
+    assert figures.value("embedder_batch_seconds_count", **jobs) >= 1
+    assert figures.value("embedder_model_load_seconds_count", **jobs) == 1
+    assert figures.value("embedder_model_ready", **jobs) == 1
+    assert figures.value("embedder_model_loaded", **jobs) == 1
+    assert figures.value("embedder_runtime_info", engine="onnxruntime", device="cpu", **jobs)
     await service.stop()
 
 
@@ -128,6 +140,11 @@ async def test_jobs_wait_out_an_unavailable_catalog(
         return len((await read_results(js, model.model_id))[0]) == 1
 
     await eventually(embedded)
+    figures = await scrape(service.metrics_url)
+    jobs = {"model_id": model.model_id}
+    assert figures.value("embedder_jobs_total", outcome="retried", **jobs) >= 1
+    assert figures.value("embedder_jobs_redelivered_total", **jobs) >= 1
+    assert figures.value("embedder_jobs_total", outcome="completed", **jobs) == 1
     await service.stop()
 
 

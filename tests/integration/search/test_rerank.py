@@ -12,6 +12,7 @@ from photosearch.common.local import LocalGrid, quantise, to_proto
 from photosearch.events.v1 import events_pb2
 from photosearch.search.v1 import search_pb2
 from photosearch_search.rerank import RerankSettings
+from tests.support.metrics import scrape
 from tests.support.search import DIM, Harness, eventually, unit
 
 LOCAL_DIM = 64
@@ -68,7 +69,7 @@ async def stored(h: Harness) -> list[tuple[str, str, int, int, int, bool, int]]:
 
 
 async def test_a_verified_candidate_outranks_a_closer_fingerprint(start_harness):
-    h = await start_harness()
+    h = await start_harness(metrics_sample_seconds=0.1)
     await h.completed("img-near", "item-near", vector(0.9), local=OTHER)
     await h.completed("img-cover-2", "item-cover", vector(0.5), local=OTHER)
     await h.completed("img-cover", "item-cover", vector(0.8), local=COVER)
@@ -124,6 +125,26 @@ async def test_a_verified_candidate_outranks_a_closer_fingerprint(start_harness)
     again = await h.search_items(QUERY, k=10)
     assert [c.item_id for c in again.candidates] == ["item-near", "item-cover", "item-plain"]
     assert not again.reranked
+
+    # What /metrics says of these searches and of the index.
+    async def sampled():
+        figures = await scrape(h.search.metrics_url)
+        assert figures.value("search_model_images", model_id=h.model_id) == 4
+        return figures
+
+    figures = await eventually(sampled)
+    assert figures.value("search_query_seconds_count", kind="reranked") == 5
+    assert figures.value("search_query_seconds_count", kind="plain") >= 2
+    assert figures.value("search_answers_total", kind="reranked", band="match") >= 3
+    assert figures.value("search_rerank_candidates_compared_count") == 5
+    assert figures.value("search_candidates_verified_total") >= 3
+    model = {"model_id": h.model_id}
+    assert figures.value("search_active_model", **model) == 1
+    assert figures.value("search_embed_workers", **model) == 0
+    assert figures.value("search_embed_pending", **model) == 0
+    assert figures.value("search_embed_failed", **model) == 0
+    search_rpc = {"grpc_method": "Search", "grpc_code": "OK"}
+    assert figures.value("grpc_server_handled_total", **search_rpc) >= 7
 
 
 async def test_descriptors_go_with_their_image_and_stay_out_once_deleted(start_harness):

@@ -12,6 +12,7 @@ import structlog
 from photosearch_gateway.app import create_app
 from photosearch_gateway.config import GatewaySettings
 from photosearch_gateway.errors import HTTP_BY_GRPC
+from tests.support.metrics import scrape
 from tests.unit.gateway.fakes import World, unreachable_settings
 
 
@@ -172,3 +173,16 @@ async def test_ready_without_embedders_or_fallback(client: httpx.AsyncClient) ->
     services = ready.json()["services"]
     assert services["catalog"] == services["search"] == "SERVING"
     assert services["embedder"] != "SERVING" and services["fallback"] != "SERVING"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_port": 0, "host": "127.0.0.1"}])
+async def test_metrics_on_their_own_port_are_not_on_the_public_one(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await client.get("/api/v1/items/a")
+    assert (await client.get("/metrics")).status_code == 404
+    endpoint = client.app.state.metrics_endpoint  # type: ignore[attr-defined]
+    figures = await scrape(f"http://127.0.0.1:{endpoint.port}/metrics")
+    labels = {"method": "GET", "route": "/api/v1/items/{item_id}", "status": "404"}
+    assert figures.value("gateway_http_requests_total", **labels) == 1
+    assert figures.value("gateway_http_requests_total", route="/metrics", status="404") == 1

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from photosearch.common.interceptors import ServiceInterceptor
 from photosearch.common.logging import get_logger
+from photosearch.common.metrics import ServiceMetrics, serve_metrics
 from photosearch.common.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -33,6 +34,8 @@ class GrpcServer:
     port: int
     health: Any  # grpc_health.v1.health.aio.HealthServicer
     service_names: tuple[str, ...]
+    metrics: ServiceMetrics
+    metrics_port: int = 0  # where /metrics answers, once serving
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -42,6 +45,7 @@ class GrpcServer:
         )
         for name in ("", *self.service_names):
             await self.health.set(name, status)
+        self.metrics.set_serving(serving)
 
 
 def server_credentials(tls_dir: str) -> grpc.ServerCredentials | None:
@@ -58,10 +62,15 @@ def server_credentials(tls_dir: str) -> grpc.ServerCredentials | None:
 
 
 async def create_server(
-    address: str, service_names: Sequence[str], tls_dir: str = ""
+    address: str,
+    service_names: Sequence[str],
+    tls_dir: str = "",
+    metrics: ServiceMetrics | None = None,
 ) -> GrpcServer:
-    """Build a server on `address` ("[::]:0" picks a free port). Health starts NOT_SERVING."""
-    server = grpc.aio.server(interceptors=[ServiceInterceptor()], options=SERVER_OPTIONS)
+    """Build a server on `address` ("[::]:0" picks a free port). Health starts NOT_SERVING.
+    `metrics`: the service's registry, when its modules add figures of their own."""
+    metrics = metrics or ServiceMetrics(service_names[0] if service_names else "service")
+    server = grpc.aio.server(interceptors=[ServiceInterceptor(metrics)], options=SERVER_OPTIONS)
     health_servicer = AsyncHealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -73,7 +82,7 @@ async def create_server(
         if credentials
         else server.add_insecure_port(address)
     )
-    grpc_server = GrpcServer(server, port, health_servicer, tuple(service_names))
+    grpc_server = GrpcServer(server, port, health_servicer, tuple(service_names), metrics)
     await grpc_server.set_serving(False)
     return grpc_server
 
@@ -140,8 +149,24 @@ async def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
+    endpoint = serve_metrics(server.metrics.registry, settings.host, settings.metrics_port)
+    server.metrics_port = endpoint.port
+    try:
+        await _serve_until_stopped(server, lifecycle, settings, readiness_interval, stopping)
+    finally:
+        endpoint.close()
+    log.info("server.stopped")
+
+
+async def _serve_until_stopped(
+    server: GrpcServer,
+    lifecycle: Lifecycle,
+    settings: ServiceSettings,
+    readiness_interval: float,
+    stopping: asyncio.Event,
+) -> None:
     await server.server.start()
-    log.info("server.started", port=server.port)
+    log.info("server.started", port=server.port, metrics_port=server.metrics_port)
     started = await _start_with_retry(lifecycle, stopping)
     watcher = (
         asyncio.create_task(_follow_readiness(server, lifecycle, stopping, readiness_interval))
@@ -156,4 +181,3 @@ async def serve(
     await server.server.stop(settings.shutdown_grace_seconds)
     if started:
         await lifecycle.stop()
-    log.info("server.stopped")

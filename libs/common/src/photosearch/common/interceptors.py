@@ -13,6 +13,7 @@ from nats import errors as nats_errors
 from photosearch.common import errors
 from photosearch.common.context import REQUEST_ID_KEY, bind_request_id, current_request_id
 from photosearch.common.logging import get_logger
+from photosearch.common.metrics import ServiceMetrics
 
 log = get_logger(__name__)
 
@@ -59,8 +60,14 @@ def _metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> st
 class _Call:
     """Book-keeping for one RPC: context binding, error mapping and the log line."""
 
-    def __init__(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    def __init__(
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext[Any, Any],
+        metrics: ServiceMetrics | None,
+    ) -> None:
         self.method = method
+        self.metrics = metrics
         self.context = context
         self.code = grpc.StatusCode.OK
         self.started = time.perf_counter()
@@ -85,15 +92,20 @@ class _Call:
         await self.context.abort(self.code, f"internal error (request id {current_request_id()})")
 
     def finish(self) -> None:
-        elapsed_ms = round((time.perf_counter() - self.started) * 1000, 2)
+        elapsed = time.perf_counter() - self.started
+        if self.metrics is not None:
+            self.metrics.observe_rpc(self.method, self.code.name, elapsed)
+        elapsed_ms = round(elapsed * 1000, 2)
         quiet = self.method.startswith(_QUIET_PREFIXES)
         emit = log.debug if quiet and self.code == grpc.StatusCode.OK else log.info
         emit("rpc", rpc=self.method, code=self.code.name, duration_ms=elapsed_ms)
 
 
-def _wrap_unary_response(method: str, inner: Callable[..., Awaitable[Any]]) -> Any:
+def _wrap_unary_response(
+    method: str, metrics: ServiceMetrics | None, inner: Callable[..., Awaitable[Any]]
+) -> Any:
     async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        call = _Call(method, context)
+        call = _Call(method, context, metrics)
         try:
             return await inner(request, context)
         except grpc.aio.AbortError:
@@ -107,11 +119,11 @@ def _wrap_unary_response(method: str, inner: Callable[..., Awaitable[Any]]) -> A
     return behavior
 
 
-def _wrap_stream_response(method: str, inner: Any) -> Any:
+def _wrap_stream_response(method: str, metrics: ServiceMetrics | None, inner: Any) -> Any:
     async def behavior(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        call = _Call(method, context)
+        call = _Call(method, context, metrics)
         try:
             async for response in inner(request, context):
                 yield response
@@ -127,6 +139,9 @@ def _wrap_stream_response(method: str, inner: Any) -> Any:
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    def __init__(self, metrics: ServiceMetrics | None = None) -> None:
+        self.metrics = metrics
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
@@ -142,18 +157,18 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         }
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(method, handler.unary_unary), **kwargs
+                _wrap_unary_response(method, self.metrics, handler.unary_unary), **kwargs
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(method, handler.stream_unary), **kwargs
+                _wrap_unary_response(method, self.metrics, handler.stream_unary), **kwargs
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(method, handler.unary_stream), **kwargs
+                _wrap_stream_response(method, self.metrics, handler.unary_stream), **kwargs
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream_response(method, handler.stream_stream), **kwargs
+            _wrap_stream_response(method, self.metrics, handler.stream_stream), **kwargs
         )
 
 

@@ -19,6 +19,8 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # Directory with tls.crt/tls.key (and ca.crt for mutual TLS); empty = plaintext.
     tls_dir: str = ""
+    # Prometheus /metrics on a port of its own, never a public one (0 = a free port).
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
 
     @property
     def grpc_address(self) -> str:
