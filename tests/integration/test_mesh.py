@@ -44,6 +44,16 @@ def test_every_service_reports_serving(mesh: Mesh) -> None:
     assert set(ready.json()["services"]) == set(GRPC_SERVICES)
 
 
+def test_every_service_serves_its_metrics(mesh: Mesh) -> None:
+    for service in GRPC_SERVICES:
+        reply = httpx.get(mesh.metrics_url(service), timeout=5)
+        assert reply.status_code == 200, service
+        # Readiness probes are RPCs too: each service has answered some by now.
+        assert "grpc_server_handled_total{" in reply.text, service
+        assert "photosearch_serving{" in reply.text, service
+    assert "gateway_http_requests_total" in httpx.get(mesh.metrics_url("gateway")).text
+
+
 def test_logs_are_json_lines_with_the_standard_keys(mesh: Mesh) -> None:
     for service in GRPC_SERVICES:
         lines = (mesh.log_dir / f"{service}.log").read_text().splitlines()
