@@ -15,7 +15,8 @@ comma := ,
 INSTALL_SPECS := $(patsubst services/catalog,'services/catalog[cli$(comma)demo]',$(PACKAGES))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install system-deps protos protos-check lint fmt typecheck check test test-unit \
+.PHONY: help install system-deps protos protos-check api-types api-types-check lint fmt typecheck \
+        check test test-unit \
         test-integration test-e2e run import demo images bench bench-embed bench-search \
         bench-import bench-gateway bench-quality bench-rerank bench-fallback bench-soak clean
 
@@ -49,6 +50,12 @@ protos-check: protos ## fail when the generated code is stale
 	  && test -z "$$(git status --porcelain -- libs/common/src/photosearch)" \
 	  || { echo "generated protobuf code is stale: run 'make protos' and commit"; exit 1; }
 
+api-types: $(STAMP) ## regenerate the HTTP API's TypeScript types from the gateway's OpenAPI document
+	$(PY) tools/api_types.py
+
+api-types-check: $(STAMP) ## fail when the committed TypeScript types of the API are stale
+	$(PY) tools/api_types.py --check
+
 lint: $(STAMP) ## ruff (lint + format check)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -72,7 +79,7 @@ test-integration: $(STAMP) system-deps ## integration tests: real Postgres+pgvec
 test-e2e: $(STAMP) system-deps ## end-to-end tests across the mesh and headless Chromium
 	$(VENV)/bin/pytest -q tests/e2e
 
-test: $(STAMP) system-deps protos-check lint typecheck ## everything CI runs
+test: $(STAMP) system-deps protos-check api-types-check lint typecheck ## everything CI runs
 	$(VENV)/bin/pytest -q tests
 
 DEMO ?= 1

@@ -2,9 +2,9 @@
 the page fingerprints it on the device, sends only the vector (and the local descriptors
 when the model has a local graph), and shows the right item; the page's fingerprints equal
 the embedder service's; a photo whose view as taken verifies nothing is searched again with
-its turned views; the web fallback pre-fills the manual entry; the API docs load from
-the gateway itself; the admin page shows the index and the workers. The local pass has its
-own module (test_browser_local)."""
+its turned views; the web fallback pre-fills the manual entry; another origin's page that
+imports the fingerprint module from its own paths finds the item too; the API docs load
+from the gateway itself; the admin page shows the index and the workers."""
 
 import base64
 import json
@@ -27,6 +27,7 @@ from photosearch.events.v1 import events_pb2
 from photosearch_devstack.mesh import Mesh
 from tests.e2e import browser
 from tests.e2e.local_reference import LocalReference, local_size
+from tests.e2e.other_app import other_app
 from tests.e2e.photos import COIL, LEGO, dvd_reference, varied_photos
 from tests.integration.gateway.models import MODEL_ID, exported_model
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
@@ -53,12 +54,25 @@ def model() -> ModelFiles:
 
 
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory, model: ModelFiles, vision: FakeVision):
+def app_origin() -> Iterator[str]:
+    """Another web app's origin, which the gateway lets call it (GATEWAY_CORS_ORIGINS)."""
+    with other_app() as origin:
+        yield origin
+
+
+@pytest.fixture(scope="module")
+def mesh(
+    tmp_path_factory: pytest.TempPathFactory,
+    model: ModelFiles,
+    vision: FakeVision,
+    app_origin: str,
+):
     extra = {
         "EMBED_MODEL": str(model.directory),
         "EMBED_HEARTBEAT_INTERVAL_SECONDS": "1",
         "GATEWAY_MODEL_DIR": str(model.directory.parent),
         "GATEWAY_SEARCH_RATE_PER_MINUTE": "0",
+        "GATEWAY_CORS_ORIGINS": app_origin,
         "FALLBACK_VISION_ENDPOINT": vision.endpoint,
     }
     with Mesh(tmp_path_factory.mktemp("browser") / "data", extra_env=extra) as running:
@@ -255,15 +269,16 @@ def oblong_copy(tmp_path: Path, number: int) -> Path:
 RUN_LOCAL_GRAPH = """
 const [tensorBase64, dims, done] = arguments;
 (async () => {
-  const { ort } = await import("/static/js/fingerprint.js");
-  const { RegionDescriber } = await import("/static/js/local.js");
   const config = await (await fetch("/api/v1/config")).json();
-  const describer = await RegionDescriber.load(config.model, () => {});
+  const ort = await import(`${config.ort_base_url}ort.wasm.min.mjs`);
+  const { createRuntime, RegionDescriber } = await import("/static/fingerprint/index.js");
+  const runtime = createRuntime(ort, { wasmPaths: config.ort_base_url });
+  const describer = await RegionDescriber.load(config.model, { runtime });
   const bytes = Uint8Array.from(atob(tensorBase64), (c) => c.charCodeAt(0));
-  const tensor = new ort.Tensor("float32", new Float32Array(bytes.buffer), dims);
+  const tensor = runtime.tensor(new Float32Array(bytes.buffer), dims);
   const outputs = await describer.session.run({ [describer.local.input_name]: tensor });
   const out = outputs[describer.local.output_name];
-  const { base64 } = await import("/static/js/codes.js");
+  const { base64 } = await import("/static/fingerprint/codes.js");
   done({ dims: out.dims, data: base64(out.data) });
 })().catch((error) => done({ error: String(error) }));
 """
@@ -472,6 +487,75 @@ def test_without_the_local_graph_the_page_searches_with_the_fingerprint_alone(
         first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
         assert first.get_attribute("data-item-id") == catalog[3]
         assert not first.find_elements(By.CLASS_NAME, "verified")
+
+
+# --- the fingerprint module in another app ---------------------------------------------------
+
+# What another app's page does with the module (its README's example): onnxruntime-web and
+# @photosearch/fingerprint from the app's own paths, the model from the gateway.
+OTHER_APP_SEARCH = """
+const [gateway, photoBase64, done] = arguments;
+(async () => {
+  const ort = await import("/lib/onnxruntime-web/ort.wasm.min.mjs");
+  const { wasm } = ort.env;
+  const env = () => ({ paths: wasm.wasmPaths ?? null, threads: wasm.numThreads ?? null });
+  const before = env();
+  const fp = await import("/lib/fingerprint/index.js");
+  const imported = env();
+  const runtime = fp.createRuntime(ort, { wasmPaths: "/lib/onnxruntime-web/" });
+  const config = await (await fetch(`${gateway}/api/v1/config`)).json();
+  const options = { runtime, baseUrl: gateway };
+  const fingerprinter = await fp.Fingerprinter.load(config.model, options);
+  const bytes = Uint8Array.from(atob(photoBase64), (c) => c.charCodeAt(0));
+  const photo = await fingerprinter.decode(new Blob([bytes], { type: "image/jpeg" }));
+  const vector = await fingerprinter.fingerprint(photo);
+  const describer = await fp.RegionDescriber.load(config.model, options);
+  const { views } = await describer.describe(photo, () => {}, fp.AS_TAKEN);
+  const query = { model_id: config.model.model_id, vector, k: 5, local: views };
+  const reply = await fetch(`${gateway}/api/v1/search`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(query),
+  });
+  done({
+    before, imported, configured: env(), isolated: self.crossOriginIsolated,
+    cores: navigator.hardwareConcurrency, vector, status: reply.status, answer: await reply.json(),
+  });
+})().catch((error) => done({ error: String(error) }));
+"""
+
+
+def test_another_origin_imports_the_module_from_its_own_paths_and_finds_the_item(
+    mesh: Mesh, catalog: dict[int, str], model: ModelFiles, app_origin: str, tmp_path: Path
+) -> None:
+    """The module works from any path (relative imports), leaves onnxruntime-web alone until
+    createRuntime, and with the wasm path and the gateway's address handed in fingerprints
+    a photo as the embedder does and finds its item, the page cross-origin isolated."""
+    needs_local(model)
+    photo = turned_copy(tmp_path, 4)
+    with browser.chromium() as driver:
+        driver.get(app_origin + "/")
+        driver.set_script_timeout(120)
+        browser.sent_requests(driver)
+        photo_base64 = base64.b64encode(photo.read_bytes()).decode()
+        reply = driver.execute_async_script(OTHER_APP_SEARCH, mesh.gateway_url, photo_base64)
+        requests = [r["url"] for r in browser.sent_requests(driver)]
+        console = driver.get_log("browser")
+    assert "error" not in reply, reply
+    assert reply["imported"] == reply["before"]  # importing the module set nothing
+    threads = min(4, reply["cores"])
+    assert reply["configured"] == {"paths": "/lib/onnxruntime-web/", "threads": threads}
+    assert reply["isolated"] is True
+    assert reply["status"] == 200, reply["answer"]
+    first = reply["answer"]["candidates"][0]
+    assert first["item"]["id"] == catalog[4] and first["verified"]
+    page = np.asarray(reply["vector"])
+    server = embed_on_server(mesh, photo.read_bytes())
+    assert page @ server / np.linalg.norm(page) / np.linalg.norm(server) >= 0.99
+    # The code came from the app itself, the model files and answers from the gateway.
+    code = [u for u in requests if u.endswith((".js", ".mjs", ".wasm"))]
+    assert code and all(u.startswith(app_origin + "/lib/") for u in code), code
+    models = [u for u in requests if "/models/" in u]
+    assert models and all(u.startswith(mesh.gateway_url + "/models/") for u in models), models
+    assert not [e for e in console if e["level"] == "SEVERE"], console
 
 
 # Last: it stops the embedder.

@@ -12,7 +12,8 @@ from photosearch_gateway.errors import ApiError
 from photosearch_gateway.state import Gateway, gateway
 
 STATIC_DIR = FsPath(__file__).resolve().parent.parent / "static"
-# The wasm build the page loads (see static/js/fingerprint.js); nothing else is served.
+# The wasm build the page loads (static/js/app.js hands it to static/fingerprint/); nothing
+# else is served.
 ORT_FILES = {
     "ort.wasm.min.mjs": "text/javascript",
     "ort-wasm-simd-threaded.mjs": "text/javascript",

@@ -1,6 +1,6 @@
-"""The page's preprocessing (static/js/preprocess.js) run in Node against Pillow: the
-resize is bit-exact, and the whole tensor matches the embedder's spec; the local pass's
-size, turns, tensor and int8 codes (static/js/codes.js) match the contract."""
+"""The page's preprocessing (the fingerprint module's preprocess.js) run in Node against
+Pillow: the resize is bit-exact, and the whole tensor matches the embedder's spec; the local
+pass's size, turns, tensor and int8 codes (codes.js) match the contract."""
 
 import base64
 import json
@@ -27,8 +27,8 @@ from photosearch.events.v1 import events_pb2
 from photosearch_embedder.preprocess import LocalSpec
 from photosearch_gateway.routes.assets import STATIC_DIR
 
-PREPROCESS_JS = STATIC_DIR / "js" / "preprocess.js"
-CODES_JS = STATIC_DIR / "js" / "codes.js"
+PREPROCESS_JS = STATIC_DIR / "fingerprint" / "preprocess.js"
+CODES_JS = STATIC_DIR / "fingerprint" / "codes.js"
 SPEC = {
     "version": 1,
     "alpha_background": [255, 255, 255],

@@ -1,10 +1,13 @@
 // "Recognise by photo": fingerprint (and local descriptors, when the model has a local
-// graph) on the device, send only those vectors, show candidates.
+// graph) on the device, send only those vectors, show candidates. The fingerprinting is the
+// @photosearch/fingerprint module (/static/fingerprint/), which other apps import too.
+import { AS_TAKEN, createRuntime, Fingerprinter, RegionDescriber, TURNED, TURNS } from "/static/fingerprint/index.js";
 import { api, el } from "/static/js/api.js";
 
 const $ = (id) => document.getElementById(id);
 const state = {
   config: null,
+  runtime: null,
   fingerprinter: null,
   loading: null,
   describer: null,
@@ -32,11 +35,21 @@ function showProgress(received, total, cached, what = "model") {
     : `downloading the ${what} (once): ${(received / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
 }
 
+// onnxruntime-web (wasm) from where the gateway serves it (/config's ort_base_url), loaded
+// with the first photo.
+function runtime() {
+  if (!state.runtime) {
+    const base = state.config.ort_base_url;
+    state.runtime = import(`${base}ort.wasm.min.mjs`).then((ort) => createRuntime(ort, { wasmPaths: base }));
+    state.runtime.catch(() => { state.runtime = null; });
+  }
+  return state.runtime;
+}
+
 async function fingerprinter() {
   if (state.fingerprinter) return state.fingerprinter;
   if (!state.loading) {
-    const { Fingerprinter } = await import("/static/js/fingerprint.js");
-    state.loading = Fingerprinter.load(state.config.model, showProgress);
+    state.loading = runtime().then((rt) => Fingerprinter.load(state.config.model, { runtime: rt, onProgress: showProgress }));
   }
   try {
     state.fingerprinter = await state.loading;
@@ -53,9 +66,8 @@ async function regionDescriber() {
   if (!state.config.model.local) return null;
   if (state.describer) return state.describer;
   if (!state.describerLoading) {
-    const { RegionDescriber } = await import("/static/js/local.js");
-    const progress = (received, total, cached) => showProgress(received, total, cached, "region model");
-    state.describerLoading = RegionDescriber.load(state.config.model, progress);
+    const onProgress = (received, total, cached) => showProgress(received, total, cached, "region model");
+    state.describerLoading = runtime().then((rt) => RegionDescriber.load(state.config.model, { runtime: rt, onProgress }));
   }
   try {
     state.describer = await state.describerLoading;
@@ -76,7 +88,6 @@ async function localDescriptors(photo, which = "as taken") {
   try {
     if (!state.describer) status("Loading the region model…");
     const describer = await regionDescriber();
-    const { AS_TAKEN, TURNED, TURNS } = await import("/static/js/local.js");
     const turns = { "as taken": AS_TAKEN, turned: TURNED, all: TURNS }[which];
     const onView = (index, total) => !turned
       ? status(`Comparing regions on this device (view ${index + 1} of ${total})…`)

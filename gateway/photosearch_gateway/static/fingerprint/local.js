@@ -1,32 +1,37 @@
 // Local descriptors in the page: the model's local graph (local.onnx) run on the whole
-// photo as taken and, when search asks for them, turned 90 and 270 degrees clockwise; each view's cells become int8
-// codes, of which the most salient (what search keeps anyway) are sent, base64-encoded, to
-// POST /api/v1/search. Descriptors only: no pixels leave.
-import { createSession, modelBytes, modelFiles, ort } from "/static/js/fingerprint.js";
-import { base64, keepSalient, quantise } from "/static/js/codes.js";
-import { rotateClockwise, toLocalTensor } from "/static/js/preprocess.js";
+// photo as taken and, when search asks for them, turned 90 and 270 degrees clockwise; each
+// view's cells become int8 codes, of which the most salient (what search keeps anyway) are
+// sent, base64-encoded, to POST /api/v1/search. Descriptors only: no pixels leave.
+import { base64, keepSalient, quantise } from "./codes.js";
+import { modelBytes, modelFiles } from "./models.js";
+import { rotateClockwise, toLocalTensor } from "./preprocess.js";
 
 // The photo as taken first, then turned (search tries each view against each candidate).
 export const TURNS = [0, 90, 270];
-// Most photos are upright: the page sends this view alone first, and the turns only when
-// search says the photo as taken verified nothing well (turned_views_wanted).
+// Most photos are upright: send this view alone first, and the turns only when search says
+// the photo as taken verified nothing well (turned_views_wanted).
 export const AS_TAKEN = TURNS.slice(0, 1);
 export const TURNED = TURNS.slice(1);
 
 const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 export class RegionDescriber {
-  static async load(asset, onProgress) {
-    const files = modelFiles(asset);
+  // The same options as Fingerprinter.load; the asset must have a `local` graph.
+  static async load(asset, { runtime, baseUrl, onProgress } = {}) {
+    if (!runtime) throw new TypeError("RegionDescriber.load needs a runtime (createRuntime(ort, ...))");
+    const files = modelFiles(asset, baseUrl);
+    if (!files.local) throw new Error(`the model ${asset.model_id} has no local graph`);
     const keep = [files.fingerprint.sha256, files.local.sha256];
     const bytes = await modelBytes(files.local, onProgress, keep);
-    return new RegionDescriber(asset.preprocess, await createSession(bytes), asset.local.salient_cells);
+    const session = await runtime.createSession(bytes);
+    return new RegionDescriber(asset.preprocess, runtime, session, asset.local.salient_cells);
   }
 
   // `budget`: cells sent per view (the most salient); 0 = the whole grid.
-  constructor(spec, session, budget = 0) {
+  constructor(spec, runtime, session, budget = 0) {
     this.spec = spec;
     this.local = spec.local;
+    this.runtime = runtime;
     this.session = session;
     this.budget = budget;
   }
@@ -34,9 +39,8 @@ export class RegionDescriber {
   // Raw output of the local graph for one view: {map (dim*rows*cols), dims, runMs}.
   async run({ rgb, width, height }) {
     const { data, dims } = toLocalTensor(rgb, width, height, this.spec);
-    const input = new ort.Tensor("float32", data, dims);
     const started = performance.now();
-    const outputs = await this.session.run({ [this.local.input_name]: input });
+    const outputs = await this.session.run({ [this.local.input_name]: this.runtime.tensor(data, dims) });
     const output = outputs[this.local.output_name];
     return { map: output.data, dims: output.dims, runMs: performance.now() - started };
   }
