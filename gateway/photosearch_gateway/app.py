@@ -114,7 +114,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             allow_origins=origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["authorization", "content-type", "x-request-id"],
-            expose_headers=["x-request-id", "retry-after"],
+            expose_headers=["x-request-id", "retry-after", "server-timing"],
             max_age=600,
         )
     app.add_middleware(RequestContext, metrics=metrics, share_resources=bool(origins))

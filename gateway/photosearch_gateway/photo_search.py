@@ -1,6 +1,9 @@
 """Photo search as the page sees it: what it needs to fingerprint on the device
 (/config), and a fingerprint turned into candidate items (/search)."""
 
+import time
+from dataclasses import dataclass
+
 from photosearch.common.local import SALIENT_CELLS
 from photosearch.common.model_files import ModelFiles, sri_sha256
 from photosearch.common.subjects import model_key
@@ -151,7 +154,23 @@ async def _check_query(gw: Gateway, query: SearchQuery) -> list[events_pb2.Local
     return local_messages(query.local, dim)
 
 
-async def find_candidates(gw: Gateway, query: SearchQuery) -> SearchResult:
+@dataclass(frozen=True)
+class Answer:
+    result: SearchResult
+    # (stage, milliseconds): search's own stages, then the Search RPC as the gateway saw
+    # it, then the name lookup in catalog.
+    timings: list[tuple[str, float]]
+
+    def server_timing(self) -> str:
+        """The Server-Timing header: where the time went, for a browser's network panel."""
+        return ", ".join(f"{stage};dur={ms:.2f}" for stage, ms in self.timings)
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+async def find_candidates(gw: Gateway, query: SearchQuery) -> Answer:
     local = await _check_query(gw, query)
     request = search_pb.SearchRequest(
         model_id=query.model_id,
@@ -163,9 +182,14 @@ async def find_candidates(gw: Gateway, query: SearchQuery) -> SearchResult:
         min_score=query.min_score,
         local=local,
     )
+    started = time.perf_counter()
     reply = await gw.search.search(request)
+    timings = [(t.stage, t.milliseconds) for t in reply.timings]
+    timings.append(("search", _ms_since(started)))
+    started = time.perf_counter()
     items = await gw.catalog.batch_get_items([c.item_id for c in reply.candidates])
-    return SearchResult(
+    timings.append(("names", _ms_since(started)))
+    result = SearchResult(
         model_id=reply.model_id or query.model_id,
         exact=reply.exact,
         reranked=reply.reranked,
@@ -188,3 +212,4 @@ async def find_candidates(gw: Gateway, query: SearchQuery) -> SearchResult:
             if c.item_id in items  # deleted since it was indexed: not a candidate any more
         ],
     )
+    return Answer(result, timings)

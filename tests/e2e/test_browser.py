@@ -162,6 +162,13 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
         answer = driver.execute_script("return window.photosearch.lastResult")
         timings = driver.execute_script("return window.photosearch.timings")
         assert not driver.find_element(By.ID, "turned-status").is_displayed()
+        # The details panel: the device's stages, then the gateway's Server-Timing.
+        panel = driver.find_element(By.ID, "timings")
+        assert panel.get_attribute("hidden") is None
+        stages = [
+            row.get_attribute("data-stage")
+            for row in panel.find_elements(By.CSS_SELECTOR, "tbody tr")
+        ]
         # The next visit runs the model from Cache Storage: it is not downloaded again.
         open_page(driver, mesh)
         browser.sent_requests(driver)
@@ -195,6 +202,10 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
     assert timings["turned_views"] is False
     assert timings["final_results_ms"] == timings["first_results_ms"] > 0
     assert len(timings.get("local_ms", [])) == len(body.get("local", []))
+    server = [stage for stage, ms in timings["server"] if ms >= 0]
+    assert server == ["candidates", *(["rerank"] if has_local else []), "search", "names"]
+    assert stages[:2] == ["Model", "Fingerprint on this device"]
+    assert "Item names" in stages and stages[-1] == "Photo to answer, on this page"
     assert body["model_id"] == MODEL_ID and len(body["vector"]) == 1280
     assert all(isinstance(v, float | int) for v in body["vector"])
     # No request of the photo search carried the photo: nothing but the JSON fingerprint and,

@@ -53,6 +53,10 @@ async def search_by_fingerprint(request: Request) -> Response:
         query = SearchQuery.model_validate_json(await request.body())
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
-    result = await find_candidates(request.app.state.gateway, query)
+    answer = await find_candidates(request.app.state.gateway, query)
     # Serialised once by pydantic-core (FastAPI would validate the model again first).
-    return Response(result.model_dump_json(), media_type="application/json")
+    return Response(
+        answer.result.model_dump_json(),
+        media_type="application/json",
+        headers={"Server-Timing": answer.server_timing()},
+    )

@@ -1,5 +1,6 @@
 """What the search service talks about, free of gRPC and SQL."""
 
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -105,6 +106,8 @@ class SearchResult:
     region_candidates: int = 0
     # Candidates whose photos local matching compared with the query's.
     compared: int = 0
+    # (stage, milliseconds) in order: "candidates", then "rerank" when it ran.
+    timings: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,3 +192,8 @@ class DuplicateReport:
     confusables: list[Confusable]
     images: int
     exact: bool
+
+
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since `started` (a time.perf_counter() reading)."""
+    return (time.perf_counter() - started) * 1000

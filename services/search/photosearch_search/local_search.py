@@ -6,6 +6,7 @@ re-scored by verified local matches (rerank.py, which owns the scoring). The ans
 gets its band (bands.py)."""
 
 import asyncio
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -17,7 +18,7 @@ from photosearch.common.errors import InvalidArgument
 from photosearch.common.local import LocalGrid, from_proto
 from photosearch.events.v1 import events_pb2
 from photosearch_search.bands import BandSettings, band_of, mark_verified
-from photosearch_search.domain import Candidate, SearchQuery, SearchResult
+from photosearch_search.domain import Candidate, SearchQuery, SearchResult, elapsed_ms
 from photosearch_search.local_store import LocalDescriptorReader
 from photosearch_search.nearest import NearestItems, VectorQueries
 from photosearch_search.region_index import RegionIndex
@@ -87,11 +88,14 @@ class LocalSearch:
         (reranked=False)."""
         # Two at least, so that the band can see the top candidate's lead.
         wide = replace(query, k=max(query.k, self._settings.top_k, 2), min_score=-1.0)
+        started = time.perf_counter()
         found = await self._vectors.run(lambda conn: self._gather(conn, wide, views))
+        timings = [("candidates", elapsed_ms(started))]
         candidates = found.nearest.candidates
         turned_wanted = False
         compared = 0
         if found.photos is not None:
+            started = time.perf_counter()
             wanted = matched_photos(found.matched, found.photos)
             evidence = await self._evidence(views, wanted)
             compared = len(wanted)
@@ -104,6 +108,7 @@ class LocalSearch:
             candidates = rescore(merged, evidence, self._settings)
             # Nothing to match (no candidate has descriptors yet): turns would not help.
             turned_wanted = bool(wanted) and wants_turned_views(views, evidence, self._settings)
+            timings.append(("rerank", elapsed_ms(started)))
         candidates = mark_verified(candidates, self._bands)
         band = band_of(candidates, self._bands)
         kept = [c for c in candidates if c.score >= query.min_score][: query.k]
@@ -116,6 +121,7 @@ class LocalSearch:
             band=band,
             region_candidates=sum(c.from_regions for c in found.matched),
             compared=compared,
+            timings=tuple(timings),
         )
 
     async def _gather(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from photosearch.events.v1 import events_pb2
 from photosearch_search.bands import BandSettings, band_of
-from photosearch_search.domain import SearchLimits, SearchQuery, SearchResult
+from photosearch_search.domain import SearchLimits, SearchQuery, SearchResult, elapsed_ms
 from photosearch_search.local_search import LocalSearch, parse_views
 from photosearch_search.metrics import SearchMetrics
 from photosearch_search.models import ModelRegistry
@@ -68,6 +68,9 @@ class SearchService:
         if local:
             return await self.local_search.search(query, parse_views(local))
         # Two at least, so that the band can see the top candidate's lead.
+        started = time.perf_counter()
         found = await self.nearest.search(replace(query, k=max(query.k, 2), min_score=-1.0))
         kept = [c for c in found.candidates if c.score >= query.min_score][: query.k]
-        return replace(found, candidates=kept, band=band_of(found.candidates, self.bands))
+        band = band_of(found.candidates, self.bands)
+        timings = (("candidates", elapsed_ms(started)),)
+        return replace(found, candidates=kept, band=band, timings=timings)

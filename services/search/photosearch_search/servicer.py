@@ -43,6 +43,9 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             turned_views_wanted=result.turned_views_wanted,
             band=BANDS[result.band],
             region_candidates=result.region_candidates,
+            timings=[
+                search_pb2.StageTiming(stage=stage, milliseconds=ms) for stage, ms in result.timings
+            ],
             candidates=[
                 search_pb2.Candidate(
                     item_id=c.item_id,

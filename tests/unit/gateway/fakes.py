@@ -213,6 +213,8 @@ class FakeSearch(search_pb2_grpc.SearchServiceServicer):
             reranked=reranked,
             turned_views_wanted=wants_turned_views(request.local, evidence, rule),
             band=BANDS[band_of(ranked, bands)],
+            timings=[spb.StageTiming(stage="candidates", milliseconds=1.25)]
+            + ([spb.StageTiming(stage="rerank", milliseconds=4.5)] if reranked else []),
         )
 
     async def IndexStatus(self, request, context):

@@ -61,6 +61,10 @@ async def test_search_returns_ranked_items_with_names_and_thumbnails(
     assert first["score"] == pytest.approx(1.0)
     assert first["thumbnail_url"] == f"/api/v1/images/{near_image}/thumbnail?size=256"
     assert world.last_search is not None and world.last_search.k == 5
+    # Where the time went: search's stages, the Search RPC, then the name lookup.
+    timing = [part.split(";dur=") for part in reply.headers["server-timing"].split(", ")]
+    assert [stage for stage, _ in timing] == ["candidates", "search", "names"]
+    assert timing[0][1] == "1.25" and all(float(ms) >= 0 for _, ms in timing)
 
 
 async def test_search_drops_items_deleted_since_indexing(

@@ -2,7 +2,7 @@
 // graph) on the device, send only those vectors, show candidates. The fingerprinting is the
 // @photosearch/fingerprint module (/static/fingerprint/), which other apps import too.
 import { AS_TAKEN, createRuntime, Fingerprinter, RegionDescriber, TURNED, TURNS } from "/static/fingerprint/index.js";
-import { api, el } from "/static/js/api.js";
+import { api, el, serverTimings } from "/static/js/api.js";
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -201,9 +201,41 @@ async function addPhotoToConfirmed() {
 async function search(query, quiet = false) {
   window.photosearch.lastQuery = query;
   if (!quiet) status("Searching the catalog…");
-  const result = await api("/api/v1/search", { method: "POST", json: query });
+  let server = [];
+  const onReply = (reply) => { server = serverTimings(reply.headers.get("server-timing")); };
+  const result = await api("/api/v1/search", { method: "POST", json: query, onReply });
   window.photosearch.lastResult = result;
+  window.photosearch.timings.server = server;
   return result;
+}
+
+// The details panel: the device's stages (model, fingerprint, regions), then the
+// gateway's Server-Timing of the last search.
+const STAGES = {
+  candidates: "Search: nearest items",
+  rerank: "Search: comparing regions",
+  search: "Search, as the gateway saw it",
+  names: "Item names",
+};
+
+function showTimings(modelId) {
+  const t = window.photosearch.timings;
+  const sum = (values) => (values ?? []).reduce((a, b) => a + b, 0);
+  const rows = [
+    ["Model", modelId],
+    ["Fingerprint on this device", `${t.fingerprint_ms.toFixed(0)} ms`],
+  ];
+  if (t.local_ms?.length) {
+    rows.push([`Regions on this device (${t.local_ms.length} views)`, `${sum(t.local_ms).toFixed(0)} ms`]);
+  }
+  for (const [stage, ms] of t.server ?? []) {
+    rows.push([STAGES[stage] ?? stage, `${ms.toFixed(1)} ms`]);
+  }
+  rows.push(["Photo to answer, on this page", `${t.final_results_ms.toFixed(0)} ms`]);
+  const body = $("timings-table").tBodies[0];
+  body.replaceChildren(...rows.map(([what, value]) =>
+    el("tr", { "data-stage": what }, el("th", { scope: "row", text: what }), el("td", { text: value }))));
+  $("timings").hidden = false;
 }
 
 // An answer on screen; `mark`: the page's time from the photo to it (ms).
@@ -250,6 +282,7 @@ async function onPhoto(file) {
   $("web-results").hidden = true;
   $("attach-label").hidden = false;
   $("search-note").hidden = true;
+  $("timings").hidden = true;
   turnedStatus("");
   delete document.body.dataset.localError;
   if (!state.config.photo_search_available) return;
@@ -276,6 +309,7 @@ async function onPhoto(file) {
     if (window.photosearch.timings.turned_views) await searchTurned(photo, query, current, started);
     else window.photosearch.timings.final_results_ms = window.photosearch.timings.first_results_ms;
     if (state.photo !== current) return;
+    showTimings(model.asset.model_id);
     state.searches += 1;
     document.body.dataset.searches = String(state.searches);
   } catch (error) {

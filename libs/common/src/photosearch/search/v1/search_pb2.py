@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from photosearch.events.v1 import events_pb2 as photosearch_dot_events_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"photosearch/search/v1/search.proto\x12\x15photosearch.search.v1\x1a\"photosearch/events/v1/events.proto\"7\n\x07\x46ilters\x12\x0e\n\x06series\x18\x01 \x03(\t\x12\x0e\n\x06makers\x18\x02 \x03(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\"\xe9\x01\n\rSearchRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06vector\x18\x02 \x03(\x02\x12\t\n\x01k\x18\x03 \x01(\x05\x12/\n\x07\x66ilters\x18\x04 \x01(\x0b\x32\x1e.photosearch.search.v1.Filters\x12\x11\n\tmin_score\x18\x05 \x01(\x02\x12/\n\x05\x65xtra\x18\x06 \x03(\x0b\x32 .photosearch.events.v1.Embedding\x12\x36\n\x05local\x18\x07 \x03(\x0b\x32\'.photosearch.events.v1.LocalDescriptors\"\xa2\x01\n\tCandidate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x10\n\x08image_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x14\n\x0cglobal_score\x18\x04 \x01(\x02\x12\x0f\n\x07inliers\x18\x05 \x01(\x05\x12\x14\n\x0cverification\x18\x06 \x01(\x02\x12\x10\n\x08verified\x18\x07 \x01(\x08\x12\x14\n\x0c\x66rom_regions\x18\x08 \x01(\x08\"\xe1\x01\n\x0eSearchResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x34\n\ncandidates\x18\x02 \x03(\x0b\x32 .photosearch.search.v1.Candidate\x12\r\n\x05\x65xact\x18\x03 \x01(\x08\x12\x10\n\x08reranked\x18\x04 \x01(\x08\x12\x1b\n\x13turned_views_wanted\x18\x05 \x01(\x08\x12.\n\x04\x62\x61nd\x18\x06 \x01(\x0e\x32 .photosearch.search.v1.MatchBand\x12\x19\n\x11region_candidates\x18\x07 \x01(\x05\"&\n\x12IndexStatusRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"<\n\x07\x46\x61ilure\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xe3\x02\n\x13IndexStatusResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61talog_images\x18\x02 \x01(\x03\x12\x10\n\x08\x65mbedded\x18\x03 \x01(\x03\x12\x0f\n\x07pending\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x30\n\x08\x66\x61ilures\x18\x06 \x03(\x0b\x32\x1e.photosearch.search.v1.Failure\x12\x37\n\x07workers\x18\x07 \x03(\x0b\x32&.photosearch.events.v1.WorkerHeartbeat\x12\x13\n\x0bqueue_depth\x18\x08 \x01(\x03\x12\x1b\n\x13rebuild_in_progress\x18\t \x01(\x08\x12\x17\n\x0f\x61\x63tive_model_id\x18\n \x01(\t\x12\x0b\n\x03\x64im\x18\x0b \x01(\x05\x12\x16\n\x0eregion_indexed\x18\x0c \x01(\x03\x12\x14\n\x0cregion_words\x18\r \x01(\x05\"8\n\x0eRebuildRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x14\n\x0cretry_failed\x18\x02 \x01(\x08\"`\n\x0fRebuildResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x13\n\x0bin_progress\x18\x03 \x01(\x08\x12\x16\n\x0e\x61lready_queued\x18\x04 \x01(\x03\"L\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x10\n\x08\x65mbedded\x18\x03 \x01(\x03\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x08\"\x13\n\x11ListModelsRequest\"F\n\x12ListModelsResponse\x12\x30\n\x06models\x18\x01 \x03(\x0b\x32 .photosearch.search.v1.ModelInfo\"8\n\x15SetActiveModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"1\n\x16SetActiveModelResponse\x12\x17\n\x0f\x61\x63tive_model_id\x18\x01 \x01(\t\"L\n\x16\x44uplicateReportRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tthreshold\x18\x02 \x01(\x02\x12\r\n\x05limit\x18\x03 \x01(\x05\"l\n\rDuplicatePair\x12\x11\n\titem_id_a\x18\x01 \x01(\t\x12\x12\n\nimage_id_a\x18\x02 \x01(\t\x12\x11\n\titem_id_b\x18\x03 \x01(\t\x12\x12\n\nimage_id_b\x18\x04 \x01(\t\x12\r\n\x05score\x18\x05 \x01(\x02\"p\n\nConfusable\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x17\n\x0fnearest_item_id\x18\x02 \x01(\t\x12\x15\n\rnearest_score\x18\x03 \x01(\x02\x12\x11\n\town_score\x18\x04 \x01(\x02\x12\x0e\n\x06margin\x18\x05 \x01(\x02\"\xcf\x01\n\x17\x44uplicateReportResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tthreshold\x18\x02 \x01(\x02\x12\x38\n\nduplicates\x18\x03 \x03(\x0b\x32$.photosearch.search.v1.DuplicatePair\x12\x36\n\x0b\x63onfusables\x18\x04 \x03(\x0b\x32!.photosearch.search.v1.Confusable\x12\x0e\n\x06images\x18\x05 \x01(\x03\x12\r\n\x05\x65xact\x18\x06 \x01(\x08*o\n\tMatchBand\x12\x1a\n\x16MATCH_BAND_UNSPECIFIED\x10\x00\x12\x14\n\x10MATCH_BAND_MATCH\x10\x01\x12\x17\n\x13MATCH_BAND_POSSIBLE\x10\x02\x12\x17\n\x13MATCH_BAND_NO_MATCH\x10\x03\x32\xea\x04\n\rSearchService\x12U\n\x06Search\x12$.photosearch.search.v1.SearchRequest\x1a%.photosearch.search.v1.SearchResponse\x12\x64\n\x0bIndexStatus\x12).photosearch.search.v1.IndexStatusRequest\x1a*.photosearch.search.v1.IndexStatusResponse\x12X\n\x07Rebuild\x12%.photosearch.search.v1.RebuildRequest\x1a&.photosearch.search.v1.RebuildResponse\x12\x61\n\nListModels\x12(.photosearch.search.v1.ListModelsRequest\x1a).photosearch.search.v1.ListModelsResponse\x12m\n\x0eSetActiveModel\x12,.photosearch.search.v1.SetActiveModelRequest\x1a-.photosearch.search.v1.SetActiveModelResponse\x12p\n\x0f\x44uplicateReport\x12-.photosearch.search.v1.DuplicateReportRequest\x1a..photosearch.search.v1.DuplicateReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"photosearch/search/v1/search.proto\x12\x15photosearch.search.v1\x1a\"photosearch/events/v1/events.proto\"7\n\x07\x46ilters\x12\x0e\n\x06series\x18\x01 \x03(\t\x12\x0e\n\x06makers\x18\x02 \x03(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\"\xe9\x01\n\rSearchRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06vector\x18\x02 \x03(\x02\x12\t\n\x01k\x18\x03 \x01(\x05\x12/\n\x07\x66ilters\x18\x04 \x01(\x0b\x32\x1e.photosearch.search.v1.Filters\x12\x11\n\tmin_score\x18\x05 \x01(\x02\x12/\n\x05\x65xtra\x18\x06 \x03(\x0b\x32 .photosearch.events.v1.Embedding\x12\x36\n\x05local\x18\x07 \x03(\x0b\x32\'.photosearch.events.v1.LocalDescriptors\"\xa2\x01\n\tCandidate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x10\n\x08image_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x14\n\x0cglobal_score\x18\x04 \x01(\x02\x12\x0f\n\x07inliers\x18\x05 \x01(\x05\x12\x14\n\x0cverification\x18\x06 \x01(\x02\x12\x10\n\x08verified\x18\x07 \x01(\x08\x12\x14\n\x0c\x66rom_regions\x18\x08 \x01(\x08\"\x96\x02\n\x0eSearchResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x34\n\ncandidates\x18\x02 \x03(\x0b\x32 .photosearch.search.v1.Candidate\x12\r\n\x05\x65xact\x18\x03 \x01(\x08\x12\x10\n\x08reranked\x18\x04 \x01(\x08\x12\x1b\n\x13turned_views_wanted\x18\x05 \x01(\x08\x12.\n\x04\x62\x61nd\x18\x06 \x01(\x0e\x32 .photosearch.search.v1.MatchBand\x12\x19\n\x11region_candidates\x18\x07 \x01(\x05\x12\x33\n\x07timings\x18\x08 \x03(\x0b\x32\".photosearch.search.v1.StageTiming\"2\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x14\n\x0cmilliseconds\x18\x02 \x01(\x01\"&\n\x12IndexStatusRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\"<\n\x07\x46\x61ilure\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xe3\x02\n\x13IndexStatusResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61talog_images\x18\x02 \x01(\x03\x12\x10\n\x08\x65mbedded\x18\x03 \x01(\x03\x12\x0f\n\x07pending\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x30\n\x08\x66\x61ilures\x18\x06 \x03(\x0b\x32\x1e.photosearch.search.v1.Failure\x12\x37\n\x07workers\x18\x07 \x03(\x0b\x32&.photosearch.events.v1.WorkerHeartbeat\x12\x13\n\x0bqueue_depth\x18\x08 \x01(\x03\x12\x1b\n\x13rebuild_in_progress\x18\t \x01(\x08\x12\x17\n\x0f\x61\x63tive_model_id\x18\n \x01(\t\x12\x0b\n\x03\x64im\x18\x0b \x01(\x05\x12\x16\n\x0eregion_indexed\x18\x0c \x01(\x03\x12\x14\n\x0cregion_words\x18\r \x01(\x05\"8\n\x0eRebuildRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x14\n\x0cretry_failed\x18\x02 \x01(\x08\"`\n\x0fRebuildResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06queued\x18\x02 \x01(\x03\x12\x13\n\x0bin_progress\x18\x03 \x01(\x08\x12\x16\n\x0e\x61lready_queued\x18\x04 \x01(\x03\"L\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x10\n\x08\x65mbedded\x18\x03 \x01(\x03\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x08\"\x13\n\x11ListModelsRequest\"F\n\x12ListModelsResponse\x12\x30\n\x06models\x18\x01 \x03(\x0b\x32 .photosearch.search.v1.ModelInfo\"8\n\x15SetActiveModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"1\n\x16SetActiveModelResponse\x12\x17\n\x0f\x61\x63tive_model_id\x18\x01 \x01(\t\"L\n\x16\x44uplicateReportRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tthreshold\x18\x02 \x01(\x02\x12\r\n\x05limit\x18\x03 \x01(\x05\"l\n\rDuplicatePair\x12\x11\n\titem_id_a\x18\x01 \x01(\t\x12\x12\n\nimage_id_a\x18\x02 \x01(\t\x12\x11\n\titem_id_b\x18\x03 \x01(\t\x12\x12\n\nimage_id_b\x18\x04 \x01(\t\x12\r\n\x05score\x18\x05 \x01(\x02\"p\n\nConfusable\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x17\n\x0fnearest_item_id\x18\x02 \x01(\t\x12\x15\n\rnearest_score\x18\x03 \x01(\x02\x12\x11\n\town_score\x18\x04 \x01(\x02\x12\x0e\n\x06margin\x18\x05 \x01(\x02\"\xcf\x01\n\x17\x44uplicateReportResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tthreshold\x18\x02 \x01(\x02\x12\x38\n\nduplicates\x18\x03 \x03(\x0b\x32$.photosearch.search.v1.DuplicatePair\x12\x36\n\x0b\x63onfusables\x18\x04 \x03(\x0b\x32!.photosearch.search.v1.Confusable\x12\x0e\n\x06images\x18\x05 \x01(\x03\x12\r\n\x05\x65xact\x18\x06 \x01(\x08*o\n\tMatchBand\x12\x1a\n\x16MATCH_BAND_UNSPECIFIED\x10\x00\x12\x14\n\x10MATCH_BAND_MATCH\x10\x01\x12\x17\n\x13MATCH_BAND_POSSIBLE\x10\x02\x12\x17\n\x13MATCH_BAND_NO_MATCH\x10\x03\x32\xea\x04\n\rSearchService\x12U\n\x06Search\x12$.photosearch.search.v1.SearchRequest\x1a%.photosearch.search.v1.SearchResponse\x12\x64\n\x0bIndexStatus\x12).photosearch.search.v1.IndexStatusRequest\x1a*.photosearch.search.v1.IndexStatusResponse\x12X\n\x07Rebuild\x12%.photosearch.search.v1.RebuildRequest\x1a&.photosearch.search.v1.RebuildResponse\x12\x61\n\nListModels\x12(.photosearch.search.v1.ListModelsRequest\x1a).photosearch.search.v1.ListModelsResponse\x12m\n\x0eSetActiveModel\x12,.photosearch.search.v1.SetActiveModelRequest\x1a-.photosearch.search.v1.SetActiveModelResponse\x12p\n\x0f\x44uplicateReport\x12-.photosearch.search.v1.DuplicateReportRequest\x1a..photosearch.search.v1.DuplicateReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'photosearch.search.v1.search_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MATCHBAND']._serialized_start=2191
-  _globals['_MATCHBAND']._serialized_end=2302
+  _globals['_MATCHBAND']._serialized_start=2296
+  _globals['_MATCHBAND']._serialized_end=2407
   _globals['_FILTERS']._serialized_start=97
   _globals['_FILTERS']._serialized_end=152
   _globals['_SEARCHREQUEST']._serialized_start=155
@@ -41,35 +41,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANDIDATE']._serialized_start=391
   _globals['_CANDIDATE']._serialized_end=553
   _globals['_SEARCHRESPONSE']._serialized_start=556
-  _globals['_SEARCHRESPONSE']._serialized_end=781
-  _globals['_INDEXSTATUSREQUEST']._serialized_start=783
-  _globals['_INDEXSTATUSREQUEST']._serialized_end=821
-  _globals['_FAILURE']._serialized_start=823
-  _globals['_FAILURE']._serialized_end=883
-  _globals['_INDEXSTATUSRESPONSE']._serialized_start=886
-  _globals['_INDEXSTATUSRESPONSE']._serialized_end=1241
-  _globals['_REBUILDREQUEST']._serialized_start=1243
-  _globals['_REBUILDREQUEST']._serialized_end=1299
-  _globals['_REBUILDRESPONSE']._serialized_start=1301
-  _globals['_REBUILDRESPONSE']._serialized_end=1397
-  _globals['_MODELINFO']._serialized_start=1399
-  _globals['_MODELINFO']._serialized_end=1475
-  _globals['_LISTMODELSREQUEST']._serialized_start=1477
-  _globals['_LISTMODELSREQUEST']._serialized_end=1496
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1498
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1568
-  _globals['_SETACTIVEMODELREQUEST']._serialized_start=1570
-  _globals['_SETACTIVEMODELREQUEST']._serialized_end=1626
-  _globals['_SETACTIVEMODELRESPONSE']._serialized_start=1628
-  _globals['_SETACTIVEMODELRESPONSE']._serialized_end=1677
-  _globals['_DUPLICATEREPORTREQUEST']._serialized_start=1679
-  _globals['_DUPLICATEREPORTREQUEST']._serialized_end=1755
-  _globals['_DUPLICATEPAIR']._serialized_start=1757
-  _globals['_DUPLICATEPAIR']._serialized_end=1865
-  _globals['_CONFUSABLE']._serialized_start=1867
-  _globals['_CONFUSABLE']._serialized_end=1979
-  _globals['_DUPLICATEREPORTRESPONSE']._serialized_start=1982
-  _globals['_DUPLICATEREPORTRESPONSE']._serialized_end=2189
-  _globals['_SEARCHSERVICE']._serialized_start=2305
-  _globals['_SEARCHSERVICE']._serialized_end=2923
+  _globals['_SEARCHRESPONSE']._serialized_end=834
+  _globals['_STAGETIMING']._serialized_start=836
+  _globals['_STAGETIMING']._serialized_end=886
+  _globals['_INDEXSTATUSREQUEST']._serialized_start=888
+  _globals['_INDEXSTATUSREQUEST']._serialized_end=926
+  _globals['_FAILURE']._serialized_start=928
+  _globals['_FAILURE']._serialized_end=988
+  _globals['_INDEXSTATUSRESPONSE']._serialized_start=991
+  _globals['_INDEXSTATUSRESPONSE']._serialized_end=1346
+  _globals['_REBUILDREQUEST']._serialized_start=1348
+  _globals['_REBUILDREQUEST']._serialized_end=1404
+  _globals['_REBUILDRESPONSE']._serialized_start=1406
+  _globals['_REBUILDRESPONSE']._serialized_end=1502
+  _globals['_MODELINFO']._serialized_start=1504
+  _globals['_MODELINFO']._serialized_end=1580
+  _globals['_LISTMODELSREQUEST']._serialized_start=1582
+  _globals['_LISTMODELSREQUEST']._serialized_end=1601
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1603
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1673
+  _globals['_SETACTIVEMODELREQUEST']._serialized_start=1675
+  _globals['_SETACTIVEMODELREQUEST']._serialized_end=1731
+  _globals['_SETACTIVEMODELRESPONSE']._serialized_start=1733
+  _globals['_SETACTIVEMODELRESPONSE']._serialized_end=1782
+  _globals['_DUPLICATEREPORTREQUEST']._serialized_start=1784
+  _globals['_DUPLICATEREPORTREQUEST']._serialized_end=1860
+  _globals['_DUPLICATEPAIR']._serialized_start=1862
+  _globals['_DUPLICATEPAIR']._serialized_end=1970
+  _globals['_CONFUSABLE']._serialized_start=1972
+  _globals['_CONFUSABLE']._serialized_end=2084
+  _globals['_DUPLICATEREPORTRESPONSE']._serialized_start=2087
+  _globals['_DUPLICATEREPORTRESPONSE']._serialized_end=2294
+  _globals['_SEARCHSERVICE']._serialized_start=2410
+  _globals['_SEARCHSERVICE']._serialized_end=3028
 # @@protoc_insertion_point(module_scope)

@@ -193,6 +193,7 @@ class SearchResponse(_message.Message):
     TURNED_VIEWS_WANTED_FIELD_NUMBER: _builtins.int
     BAND_FIELD_NUMBER: _builtins.int
     REGION_CANDIDATES_FIELD_NUMBER: _builtins.int
+    TIMINGS_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     exact: _builtins.bool
     """True when the filters were so selective that every matching vector was compared
@@ -210,6 +211,13 @@ class SearchResponse(_message.Message):
     """Candidates the region index added beyond the fingerprint's nearest items."""
     @_builtins.property
     def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Candidate]: ...
+    @_builtins.property
+    def timings(self) -> _containers.RepeatedCompositeFieldContainer[Global___StageTiming]:
+        """Where the time of this search went, stage by stage, in order: "candidates" (the
+        nearest items, the region index and the stored descriptors they need), "rerank"
+        (local matching), when it ran.
+        """
+
     def __init__(
         self,
         *,
@@ -220,14 +228,37 @@ class SearchResponse(_message.Message):
         turned_views_wanted: _builtins.bool = ...,
         band: Global___MatchBand.ValueType = ...,
         region_candidates: _builtins.int = ...,
+        timings: _abc.Iterable[Global___StageTiming] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["band", b"band", "candidates", b"candidates", "exact", b"exact", "model_id", b"model_id", "region_candidates", b"region_candidates", "reranked", b"reranked", "turned_views_wanted", b"turned_views_wanted"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["band", b"band", "candidates", b"candidates", "exact", b"exact", "model_id", b"model_id", "region_candidates", b"region_candidates", "reranked", b"reranked", "timings", b"timings", "turned_views_wanted", b"turned_views_wanted"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SearchResponse: _TypeAlias = SearchResponse  # noqa: Y015
+
+@_typing.final
+class StageTiming(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAGE_FIELD_NUMBER: _builtins.int
+    MILLISECONDS_FIELD_NUMBER: _builtins.int
+    stage: _builtins.str
+    milliseconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        stage: _builtins.str = ...,
+        milliseconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["milliseconds", b"milliseconds", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StageTiming: _TypeAlias = StageTiming  # noqa: Y015
 
 @_typing.final
 class IndexStatusRequest(_message.Message):
