@@ -1,6 +1,7 @@
 """Every overlay of deploy/k8s rendered once per session, from a scratch copy of the tree
 (the dev overlay needs the secrets its generator writes; optional components are switched
-on the way an operator would: by listing them in the overlay's kustomization)."""
+on the way an operator would: by listing them in the overlay's kustomization; an operator's
+own overlay on prod is the one docs/deploy.md shows)."""
 
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.deploy.manifests import K8S, Render, kustomize
+from tests.unit.deploy.manifests import K8S, LAYERED, Render, documented_overlay, kustomize
 
 # render name -> (overlay, components added to an overlay's kustomization.yaml)
 RENDERS: dict[str, tuple[str, dict[str, list[str]]]] = {
@@ -19,9 +20,12 @@ RENDERS: dict[str, tuple[str, dict[str, list[str]]]] = {
     "gpu": ("gpu", {}),
     # Every optional component at once, the next-model embedder first (it must be there
     # before tls patches the embedders).
-    "dev+next+tls+keda": ("dev", {"dev": ["embedder-next", "tls", "keda"]}),
-    "prod+tls+keda": ("prod", {"prod": ["tls", "keda", "cnpg-backup"]}),
-    "gpu+next+keda": ("gpu", {"prod": ["embedder-next", "keda"]}),
+    "dev+next+tls+keda": ("dev", {"dev": ["embedder-next", "tls", "keda", "nats-tls"]}),
+    "prod+tls+keda": ("prod", {"prod": ["tls", "keda", "cnpg-backup", "nats-tls"]}),
+    # gpu layers on prod: a component it adds must come out like prod's own objects.
+    "gpu+next": ("gpu", {"gpu": ["embedder-next"]}),
+    # The overlay docs/deploy.md shows for layering on prod (written by k8s_tree).
+    "layered": (LAYERED, {}),
 }
 
 
@@ -45,6 +49,9 @@ def k8s_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tree = tmp_path_factory.mktemp("deploy") / "k8s"
     shutil.copytree(K8S, tree, ignore=shutil.ignore_patterns("secrets"))
     generate_dev_secrets(tree)
+    layered = tree / "overlays" / LAYERED
+    layered.mkdir()
+    (layered / "kustomization.yaml").write_text(documented_overlay())
     return tree
 
 

@@ -17,8 +17,11 @@ Obj = dict[str, Any]
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 # The oldest Kubernetes docs/deploy.md supports (validated beside the newest known).
 OLDEST_SUPPORTED = "1.30.0"
+DEPLOY_DOC = REPO / "docs" / "deploy.md"
 # Secrets neither rendered nor made by an operator: the ones docs/deploy.md has you create.
-OUT_OF_BAND = {"catalog-secrets", "gateway-secrets", "photosearch-ingress-tls"}
+OUT_OF_BAND = {"catalog-secrets", "gateway-secrets", "nats-auth", "photosearch-ingress-tls"}
+# The folder under overlays/ of the overlay docs/deploy.md shows for layering on prod.
+LAYERED = "layered"
 # The photosearch services: name -> (env prefix, port name, port).
 SERVICES = {
     "catalog": ("CATALOG_", "grpc", 50051),
@@ -42,6 +45,13 @@ def kustomize(directory: Path) -> list[Obj]:
     if result.returncode != 0:
         raise AssertionError(f"kubectl kustomize {directory} failed:\n{result.stderr}")
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def documented_overlay() -> str:
+    """The kustomization docs/deploy.md gives as the way to layer an overlay on prod."""
+    blocks = re.findall(r"```yaml\n(.*?)```", DEPLOY_DOC.read_text(), flags=re.DOTALL)
+    (block,) = [b for b in blocks if "kind: Kustomization" in b and "../prod/release" in b]
+    return str(block)
 
 
 def name_of(obj: Obj) -> str:

@@ -3,10 +3,22 @@ and who outside the namespace may come in. The allowed graph is the one in the b
 components/network-policies; anything else must be refused."""
 
 import itertools
+import json
+import shutil
+from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.unit.deploy.manifests import Obj, Render, ident, label_selector_matches, pod_labels
+from tests.unit.deploy.manifests import (
+    Obj,
+    Render,
+    ident,
+    kustomize,
+    label_selector_matches,
+    of_kind,
+    pod_labels,
+)
 
 ROLE = "app.kubernetes.io/component"
 # caller -> callee, inside the namespace
@@ -89,7 +101,7 @@ def connection_allowed(render: Render, source: dict[str, str], target: dict[str,
     return inbound and outbound
 
 
-@pytest.fixture(params=[n for n in ("dev", "prod", "dev+next+tls+keda", "prod+tls+keda")])
+@pytest.fixture(params=["dev", "prod", "dev+next+tls+keda", "prod+tls+keda", "layered"])
 def guarded(request: pytest.FixtureRequest, renders: dict[str, Render]) -> Render:
     return renders[request.param]
 
@@ -163,3 +175,33 @@ def test_every_policy_selects_pods(guarded: Render) -> None:
         assert any(label_selector_matches(selector, labels) for labels in roles.values()), ident(
             policy
         )
+
+
+# network-policy-settings.yaml of each overlay: setting -> the namespace the policies admit.
+SETTINGS = {"ingress-namespace": "ingress-nginx", "cnpg-namespace": "cnpg-system"}
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_cluster_namespaces_are_one_setting_per_overlay(
+    overlay: str, k8s_tree: Path, renders: dict[str, Render], tmp_path: Path
+) -> None:
+    """Changing network-policy-settings.yaml changes every policy that names the namespace,
+    and nothing else; the ConfigMap itself is never applied."""
+    tree = tmp_path / "k8s"
+    shutil.copytree(k8s_tree, tree)
+    path = tree / "overlays" / overlay / "network-policy-settings.yaml"
+    settings = yaml.safe_load(path.read_text())
+    assert settings["data"] == SETTINGS
+    renamed = {value: f"other-{value}" for value in SETTINGS.values()}
+    settings["data"] = {key: renamed[value] for key, value in SETTINGS.items()}
+    path.write_text(yaml.safe_dump(settings))
+    changed = of_kind(kustomize(tree / "overlays" / overlay), "NetworkPolicy", "ConfigMap")
+    assert not [c for c in changed if c["metadata"]["name"] == "network-policy-settings"]
+    policies = json.dumps(of_kind(changed, "NetworkPolicy"), sort_keys=True)
+    for old, new in renamed.items():
+        assert f'"{old}"' not in policies, f"a policy still names {old}"
+        assert f'"{new}"' in policies
+    expected = json.dumps(renders[overlay].kinds("NetworkPolicy"), sort_keys=True)
+    for old, new in renamed.items():
+        expected = expected.replace(f'"{old}"', f'"{new}"')
+    assert policies == expected

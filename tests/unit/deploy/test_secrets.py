@@ -20,6 +20,7 @@ GENERATED = {
     "search-db.env": {"uri"},
     "catalog.env": {"settings-key"},
     "gateway.env": {"admin-token"},
+    "nats.env": {"password"},
 }
 URL_SAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -42,14 +43,28 @@ def test_the_generator_writes_strong_random_secrets_once(tmp_path: Path) -> None
     assert {name: set(pairs) for name, pairs in first.items()} == GENERATED
     passwords = first["postgres.env"]
     assert len(set(passwords.values())) == 3
-    for value in [*passwords.values(), first["gateway.env"]["admin-token"]]:
+    nats_password = first["nats.env"]["password"]
+    for value in [*passwords.values(), first["gateway.env"]["admin-token"], nats_password]:
         assert len(value) >= 32 and set(value) <= URL_SAFE, value
+    # NATS's config parser reads it (data/nats/auth.conf): a string only if a letter leads.
+    assert nats_password[0].isalpha(), nats_password
     settings_cipher(first["catalog.env"]["settings-key"])  # catalog accepts it as a Fernet key
     assert _generate(tmp_path) == first  # kept: the database already has these passwords
     rotated = _generate(tmp_path, "--force")
     for name, pairs in rotated.items():
         for key, value in pairs.items():
             assert value != first[name][key], (name, key)
+
+
+def test_a_secret_added_later_is_written_beside_the_kept_ones(tmp_path: Path) -> None:
+    first = _generate(tmp_path)
+    (tmp_path / "dev" / "secrets" / "nats.env").unlink()  # an install from before NATS logins
+    second = _generate(tmp_path)
+    assert set(second) == set(GENERATED)
+    assert {k: v for k, v in second.items() if k != "nats.env"} == {
+        k: v for k, v in first.items() if k != "nats.env"
+    }
+    assert second["nats.env"] != first["nats.env"]
 
 
 def test_two_installs_never_share_a_secret(tmp_path: Path) -> None:
@@ -65,6 +80,7 @@ SOURCES = {
     "search-db-app": "search-db.env",
     "catalog-secrets": "catalog.env",
     "gateway-secrets": "gateway.env",
+    "nats-auth": "nats.env",
 }
 
 

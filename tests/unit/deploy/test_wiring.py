@@ -55,7 +55,8 @@ def test_services_expose_their_port_under_its_name(render: Render, service: str)
         (port_name, port_name)
     ]
     workload = render.get("Deployment", service)
-    assert container_ports(workload) == {port_name: port}
+    # Beside it only /metrics, which no Service exposes (components/monitoring scrapes the pods).
+    assert container_ports(workload) == {port_name: port, "metrics": 9464}
 
 
 def test_every_address_in_the_configuration_names_a_service_port(render: Render) -> None:
@@ -287,13 +288,59 @@ def test_every_service_declares_streams_with_the_same_replicas(render: Render) -
 
 def test_gpu_embedders_roll_out_without_a_surge_pod(renders: dict[str, Render]) -> None:
     """One GPU per pod: a surge pod would wait for a GPU that the old pod holds."""
-    for name in ("gpu", "gpu+next+keda"):
+    for name in ("gpu", "gpu+next"):
         for deployment in renders[name].kinds("Deployment"):
             if name_of(deployment).startswith("embedder"):
                 rolling = deployment["spec"]["strategy"]["rollingUpdate"]
                 assert rolling == {"maxSurge": 0, "maxUnavailable": 1}, (name, ident(deployment))
     cpu = {name_of(d): d for d in renders["prod"].kinds("Deployment")}["embedder"]
     assert cpu["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 1  # CPUs are there to surge
+
+
+def test_gpu_embedders_scale_on_the_queue_alone(renders: dict[str, Render]) -> None:
+    """KEDA on the embed queue's backlog; no autoscaler follows a GPU worker's CPU."""
+    for name in ("gpu", "gpu+next"):
+        render = renders[name]
+        embedders = {
+            name_of(d) for d in render.kinds("Deployment") if name_of(d).startswith("embedder")
+        }
+        assert not [
+            h for h in render.kinds("HorizontalPodAutoscaler")
+            if h["spec"]["scaleTargetRef"]["name"] in embedders
+        ], name  # fmt: skip
+        (scaled,) = render.kinds("ScaledObject")
+        assert scaled["spec"]["scaleTargetRef"]["name"] == "embedder"
+        assert [t["type"] for t in scaled["spec"]["triggers"]] == ["nats-jetstream"], name
+    # CPU workers keep the CPU trigger beside the queue's.
+    (cpu,) = renders["prod+tls+keda"].kinds("ScaledObject")
+    assert {t["type"] for t in cpu["spec"]["triggers"]} == {"nats-jetstream", "cpu"}
+
+
+def test_nats_and_postgres_pods_export_metrics_on_the_port_named_metrics(
+    render: Render,
+) -> None:
+    """The names a PodMonitor scrapes: NATS's exporter on 7777, Postgres's on 9187 (the dev
+    StatefulSet's exporter; CloudNativePG's instances serve theirs under the same name)."""
+    nats = render.get("StatefulSet", "nats")
+    assert container_ports(nats)["metrics"] == 7777
+    (exporter,) = [c for c in pod_spec(nats)["containers"] if c["name"] == "metrics"]
+    assert exporter["image"].startswith("natsio/prometheus-nats-exporter:")
+    monitor = container_ports(nats)["monitor"]
+    assert exporter["args"][-1] == f"http://localhost:{monitor}"
+    assert {"-varz", "-connz", "-jsz=all", "-healthz"} <= set(exporter["args"])
+    assert exporter["args"][exporter["args"].index("-port") + 1] == "7777"
+    if render.has("StatefulSet", "postgres"):
+        postgres = render.get("StatefulSet", "postgres")
+        assert container_ports(postgres)["metrics"] == 9187
+        (exporter,) = [c for c in pod_spec(postgres)["containers"] if c["name"] == "metrics"]
+        assert exporter["image"].startswith("quay.io/prometheuscommunity/postgres-exporter:")
+        env = {e["name"]: e for e in exporter["env"]}
+        (server,) = [c for c in pod_spec(postgres)["containers"] if c["name"] == "postgres"]
+        server_env = {e["name"]: e for e in server["env"]}
+        assert env["DATA_SOURCE_USER"]["value"] == server_env["POSTGRES_USER"]["value"]
+        assert env["DATA_SOURCE_PASS"]["valueFrom"] == server_env["POSTGRES_PASSWORD"]["valueFrom"]
+        port = container_ports(postgres)["postgres"]
+        assert env["DATA_SOURCE_URI"]["value"].startswith(f"127.0.0.1:{port}/")
 
 
 def test_the_nats_quorum_never_shares_a_node(renders: dict[str, Render]) -> None:

@@ -1,15 +1,19 @@
-"""NATS/JetStream helpers: connect with endless reconnects, declare streams,
-consumers and KV buckets idempotently, pull batches from a durable consumer, publish
-protobuf with request ids."""
+"""NATS/JetStream helpers: connect with endless reconnects (credentials and TLS from the
+URL), declare streams, consumers and KV buckets idempotently, pull batches from a durable
+consumer, publish protobuf with request ids."""
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-import nats
 from google.protobuf.message import Message
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import AuthorizationError
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -28,10 +32,109 @@ from photosearch.common.logging import get_logger
 log = get_logger(__name__)
 
 
+# A NATS URL as the services hand it to connect(): the server's address, and what it takes
+# to be let in, folded in by NatsSettings.
+#   nats://user:password@host:4222      a user and password (percent-encoded)
+#   nats://token@host:4222              a token
+#   nats://host:4222?creds=/path        a credentials file (JWT and nkey seed)
+#   nats://host:4222?tls_ca=/path       TLS, the server's certificate signed by this CA
+#   tls://host:4222                     TLS, the server's certificate signed by a system root
+_URL_FILES = {"creds", "tls_ca"}
+_AUTHORIZATION_VIOLATION = "authorization violation"
+# For ever, every half second (nats-py annotates the wait as int, and sleeps for a float).
+_RECONNECT: dict[str, Any] = {
+    "connect_timeout": 2,
+    "allow_reconnect": True,
+    "max_reconnect_attempts": -1,
+    "reconnect_time_wait": 0.5,
+}
+
+
+class NatsCredentialsRefused(Exception):
+    """The server refused the credentials of the first connection (or their absence)."""
+
+
+def nats_url(
+    address: str,
+    *,
+    user: str = "",
+    password: str = "",
+    token: str = "",
+    creds_file: str = "",
+    tls_ca: str = "",
+) -> str:
+    """`address` with the credentials and the TLS CA folded in, as connect() reads them."""
+    parts = urlsplit(address)
+    if password and not user:
+        raise ValueError("a NATS password needs a user")
+    if user and token:
+        raise ValueError("NATS takes a user and password or a token, not both")
+    if (user or token) and "@" in parts.netloc:
+        raise ValueError("the NATS URL already carries credentials")
+    netloc = parts.netloc
+    if user:
+        secret = f":{quote(password, safe='')}" if password else ""
+        netloc = f"{quote(user, safe='')}{secret}@{netloc}"
+    elif token:
+        netloc = f"{quote(token, safe='')}@{netloc}"
+    query = dict(parse_qsl(parts.query))
+    for key, value in (("creds", creds_file), ("tls_ca", tls_ca)):
+        if value:
+            if key in query:
+                raise ValueError(f"the NATS URL already names {key}")
+            query[key] = value
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+
+
+def connect_options(url: str) -> dict[str, Any]:
+    """The keyword arguments of nats.connect for a URL of the form above. With TLS the
+    handshake comes first (the server must set handshake_first, as components/nats-tls
+    does): a server that cannot show the certificate never sees the credentials, and
+    every server of a cluster is checked against the URL's host name."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if unknown := set(query) - _URL_FILES:
+        raise ValueError(f"unknown NATS URL parameters: {', '.join(sorted(unknown))}")
+    address = parts.netloc.rpartition("@")[2]
+    options: dict[str, Any] = {
+        "servers": [urlunsplit((parts.scheme, address, parts.path, "", ""))],
+    }
+    if parts.username is not None and parts.password is not None:
+        options["user"] = unquote(parts.username)
+        options["password"] = unquote(parts.password)
+    elif parts.username:
+        options["token"] = unquote(parts.username)
+    if "creds" in query:
+        options["user_credentials"] = query["creds"]
+    if "tls_ca" in query or parts.scheme == "tls":
+        options["tls"] = ssl.create_default_context(cafile=query.get("tls_ca"))
+        options["tls_hostname"] = parts.hostname
+        options["tls_handshake_first"] = True
+    return options
+
+
+def _who(options: dict[str, Any]) -> str:
+    if "user" in options:
+        return f"user {options['user']!r}"
+    if "token" in options:
+        return "the token"
+    if "user_credentials" in options:
+        return f"the credentials in {options['user_credentials']}"
+    return "a connection without credentials"
+
+
 async def connect(url: str, name: str) -> Client:
-    """Connect once (raises if the server is not there yet); reconnect forever afterwards."""
+    """Connect once (raises if the server is not there yet); reconnect forever afterwards.
+    Credentials the server refuses on that first connection raise NatsCredentialsRefused
+    at once rather than being tried again and again."""
+    options = connect_options(url)
+    nc = Client()
+    refused = asyncio.Event()
 
     async def on_error(exc: Exception) -> None:
+        denied = isinstance(exc, AuthorizationError) or _AUTHORIZATION_VIOLATION in str(exc).lower()
+        if denied and not nc.is_connected:
+            refused.set()
         log.warning("nats.error", error=str(exc))
 
     async def on_disconnect() -> None:
@@ -40,17 +143,33 @@ async def connect(url: str, name: str) -> Client:
     async def on_reconnect() -> None:
         log.info("nats.reconnected")
 
-    return await nats.connect(
-        servers=[url],
-        name=name,
-        connect_timeout=2,
-        allow_reconnect=True,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        error_cb=on_error,
-        disconnected_cb=on_disconnect,
-        reconnected_cb=on_reconnect,
+    connecting = asyncio.ensure_future(
+        nc.connect(
+            **options,
+            **_RECONNECT,
+            name=name,
+            error_cb=on_error,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+        )
     )
+    watching = asyncio.ensure_future(refused.wait())
+    try:
+        await asyncio.wait({connecting, watching}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the service stops while still connecting
+        connecting.cancel()
+        raise
+    finally:
+        watching.cancel()
+    if not refused.is_set():
+        await connecting  # raises what the connection raised
+        return nc
+    connecting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await connecting
+    await nc.close()
+    server = options["servers"][0].split("://", 1)[-1]
+    raise NatsCredentialsRefused(f"NATS at {server} refused {_who(options)}")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """Typed settings. Each service subclasses ServiceSettings with its own env prefix,
 e.g. CATALOG_GRPC_PORT, SEARCH_DATABASE_URL."""
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from photosearch.common import nats as nats_helpers
 
 
 class ServiceSettings(BaseSettings):
@@ -33,6 +35,26 @@ class NatsSettings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     # 3 in production (a clustered JetStream); 1 for the embedded server.
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
+    # What the server asks for, if anything: a user and password, a token, or a credentials
+    # file (JWT and nkey seed); and for TLS the CA of the server's certificate. Folded into
+    # nats_url, the one string a service hands to photosearch.common.nats.connect.
+    nats_user: str = ""
+    nats_password: str = ""
+    nats_token: str = ""
+    nats_creds_file: str = ""
+    nats_tls_ca: str = ""
+
+    @model_validator(mode="after")
+    def _fold_credentials_into_the_url(self) -> Self:
+        self.nats_url = nats_helpers.nats_url(
+            self.nats_url,
+            user=self.nats_user,
+            password=self.nats_password,
+            token=self.nats_token,
+            creds_file=self.nats_creds_file,
+            tls_ca=self.nats_tls_ca,
+        )
+        return self
 
 
 class DatabaseSettings(BaseSettings):
