@@ -7,8 +7,11 @@ imports the fingerprint module from its own paths finds the item too; the API do
 from the gateway itself; the admin page shows the index and the workers."""
 
 import base64
+import csv
+import io
 import json
 import re
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,6 +222,55 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
         assert len(base64.b64decode(view["codes"])) == cells * view["dim"]
         descriptors += len(view["codes"]) + len(json.dumps(view.get("cells", [])))
     assert len(sent) < 40_000 + descriptors
+
+
+def test_my_collection_is_kept_on_the_device_across_reloads_and_exports_as_csv(
+    mesh: Mesh, catalog: dict[int, str], tmp_path: Path
+) -> None:
+    def rows(driver) -> dict[str, str]:
+        table = driver.find_elements(By.CSS_SELECTOR, "#collection-table tbody tr")
+        return {
+            r.get_attribute("data-item-id"): r.find_element(By.CLASS_NAME, "count").text
+            for r in table
+        }
+
+    with browser.chromium() as driver:
+        open_page(driver, mesh)
+        assert driver.find_element(By.ID, "collection-empty").is_displayed()
+        browser.sent_requests(driver)
+        pick(driver, turned_copy(tmp_path, 7), searches=1)
+        first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
+        assert first.get_attribute("data-item-id") == catalog[7]
+        first.find_element(By.TAG_NAME, "button").click()
+        for _ in range(2):
+            driver.find_element(By.ID, "collect").click()
+            browser.wait_for(
+                lambda: driver.find_element(By.ID, "collect-result").text, what="collecting"
+            )
+        browser.wait_for(lambda: rows(driver) == {catalog[7]: "2"}, what="two copies listed")
+        collecting = browser.sent_requests(driver)
+        # Kept on the device: nothing about the collection went to the server.
+        assert not [r for r in collecting if r.get("hasPostData") and "/search" not in r["url"]]
+
+        open_page(driver, mesh)  # a reload: still there
+        browser.wait_for(lambda: rows(driver) == {catalog[7]: "2"}, what="the collection")
+        row = driver.find_element(By.CSS_SELECTOR, f'tr[data-item-id="{catalog[7]}"]')
+        row.find_element(By.CLASS_NAME, "more").click()
+        browser.wait_for(lambda: rows(driver) == {catalog[7]: "3"}, what="one more")
+        driver.find_element(By.ID, "collection-export").click()
+        link = driver.find_element(By.ID, "collection-download")
+        browser.wait_for(lambda: link.get_attribute("href"), what="the export")
+        href = link.get_attribute("href")
+        prefix = "data:text/csv;charset=utf-8,"
+        assert href.startswith(prefix)
+        exported = list(csv.reader(io.StringIO(urllib.parse.unquote(href[len(prefix) :]))))
+        assert exported[0] == ["name", "series", "maker", "year", "variant", "count", "id"]
+        assert len(exported) == 2 and exported[1][-2:] == ["3", catalog[7]]
+        assert exported[1][0] == "Cover 007"
+        row = driver.find_element(By.CSS_SELECTOR, f'tr[data-item-id="{catalog[7]}"]')
+        row.find_element(By.CLASS_NAME, "remove").click()
+        browser.wait_for(lambda: rows(driver) == {}, what="the removal")
+        assert driver.find_element(By.ID, "collection-empty").is_displayed()
 
 
 def embed_on_server(mesh: Mesh, data: bytes) -> np.ndarray:

@@ -3,6 +3,7 @@
 // @photosearch/fingerprint module (/static/fingerprint/), which other apps import too.
 import { AS_TAKEN, createRuntime, Fingerprinter, RegionDescriber, TURNED, TURNS } from "/static/fingerprint/index.js";
 import { api, el, serverTimings } from "/static/js/api.js";
+import * as collection from "/static/js/collection.js";
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -174,12 +175,54 @@ function renderCandidates(result) {
 }
 
 function confirm(item) {
+  state.confirmed = item;
+  $("collect-result").textContent = "";
   $("confirmed").hidden = false;
   $("confirmed").dataset.itemId = item.id;
   $("confirmed-text").textContent = `${item.name}${item.series ? ` (${item.series})` : ""}`;
   $("add-photo").disabled = false;
   $("add-photo-result").textContent = "";
   $("results").hidden = true;
+}
+
+async function renderCollection() {
+  const rows = await collection.entries();
+  $("collection-empty").hidden = rows.length > 0;
+  $("collection-table").hidden = rows.length === 0;
+  $("collection-export").hidden = rows.length === 0;
+  $("collection-download").hidden = true;
+  $("collection-table").tBodies[0].replaceChildren(...rows.map((row) => {
+    const details = [row.series, row.maker, row.year, row.variant].filter(Boolean).join(" · ");
+    const update = (delta) => async () => { await collection.change(row, delta); await renderCollection(); };
+    return el("tr", { "data-item-id": row.id },
+      el("td", {}, el("strong", { text: row.name }), el("div", { class: "quiet", text: details })),
+      el("td", { class: "count", text: String(row.count) }),
+      el("td", { class: "row" },
+        el("button", { type: "button", class: "less", "aria-label": `One less ${row.name}`, text: "−", onclick: update(-1) }),
+        el("button", { type: "button", class: "more", "aria-label": `One more ${row.name}`, text: "+", onclick: update(1) }),
+        el("button", { type: "button", class: "remove", text: "Remove",
+          onclick: async () => { await collection.remove(row.id); await renderCollection(); } })));
+  }));
+}
+
+async function collectConfirmed() {
+  if (!state.confirmed) return;
+  try {
+    await collection.change(state.confirmed, 1);
+    $("collect-result").textContent = "In your collection.";
+    await renderCollection();
+  } catch (error) {
+    $("collect-result").textContent = `Not saved on this device: ${error.message}`;
+  }
+}
+
+async function exportCollection() {
+  const csv = collection.toCsv(await collection.entries());
+  const link = $("collection-download");
+  // A data: URL, which the page's CSP allows (a blob: one it would not fetch).
+  link.href = `data:text/csv;charset=utf-8,${encodeURIComponent(csv)}`;
+  link.hidden = false;
+  link.click();
 }
 
 async function addPhotoToConfirmed() {
@@ -374,6 +417,11 @@ async function start() {
   for (const id of ["camera", "file"]) $(id).addEventListener("change", (e) => onPhoto(e.target.files[0]));
   $("web-search").addEventListener("click", searchTheWeb);
   $("add-photo").addEventListener("click", addPhotoToConfirmed);
+  $("collect").addEventListener("click", collectConfirmed);
+  $("collection-export").addEventListener("click", exportCollection);
+  renderCollection().catch((error) => {
+    $("collection-empty").textContent = `Your collection cannot be kept on this device: ${error.message}`;
+  });
   $("add-manually").addEventListener("click", () => { $("manual-form").hidden = false; });
   $("band-add").addEventListener("click", () => {
     $("manual-form").hidden = false;
