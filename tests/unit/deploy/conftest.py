@@ -20,8 +20,14 @@ RENDERS: dict[str, tuple[str, dict[str, list[str]]]] = {
     "gpu": ("gpu", {}),
     # Every optional component at once, the next-model embedder first (it must be there
     # before tls patches the embedders).
-    "dev+next+tls+keda": ("dev", {"dev": ["embedder-next", "tls", "keda", "nats-tls"]}),
-    "prod+tls+keda": ("prod", {"prod": ["tls", "keda", "cnpg-backup", "nats-tls"]}),
+    "dev+next+tls+keda": (
+        "dev",
+        {"dev": ["embedder-next", "tls", "keda", "nats-tls", "monitoring"]},
+    ),
+    "prod+tls+keda": (
+        "prod",
+        {"prod": ["tls", "keda", "cnpg-backup", "nats-tls", "monitoring"]},
+    ),
     # gpu layers on prod: a component it adds must come out like prod's own objects.
     "gpu+next": ("gpu", {"gpu": ["embedder-next"]}),
     # The overlay docs/deploy.md shows for layering on prod (written by k8s_tree).

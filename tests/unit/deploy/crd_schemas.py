@@ -5,6 +5,8 @@ string fails the build instead of the apply."""
 
 from typing import Any
 
+from tests.unit.deploy.monitoring_schemas import MONITORING_SCHEMAS
+
 Schema = dict[str, Any]
 
 STR: Schema = {"type": "string", "minLength": 1}
@@ -282,6 +284,7 @@ ISSUER = _object(
 
 # (apiVersion, kind) -> schema
 CRD_SCHEMAS: dict[tuple[str, str], Schema] = {
+    **MONITORING_SCHEMAS,
     ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT,
     ("postgresql.cnpg.io/v1", "Cluster"): CNPG_CLUSTER,
     ("postgresql.cnpg.io/v1", "ScheduledBackup"): SCHEDULED_BACKUP,

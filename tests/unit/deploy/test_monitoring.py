@@ -16,7 +16,17 @@ from photosearch_catalog.metrics import CatalogMetrics
 from photosearch_embedder.metrics import EmbedderMetrics
 from photosearch_gateway.metrics import Metrics as GatewayMetrics
 from photosearch_search.metrics import SearchMetrics
-from tests.unit.deploy.manifests import K8S
+from tests.unit.deploy.conftest import enable_components
+from tests.unit.deploy.manifests import (
+    K8S,
+    Render,
+    config_maps_of,
+    container_ports,
+    kustomize,
+    name_of,
+    pod_labels,
+    selects,
+)
 
 ROOT = K8S.parent.parent
 COMPONENT = K8S / "components" / "monitoring"
@@ -122,3 +132,56 @@ def test_the_dashboard_is_well_formed() -> None:
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == "${datasource}"
             assert 'namespace=~"$namespace"' in target["expr"], panel["title"]
+
+
+@pytest.mark.parametrize("name", ["prod+tls+keda", "dev+next+tls+keda"])
+def test_the_component_scrapes_every_pod_on_its_metrics_port_and_never_the_public_one(
+    renders: dict[str, Render], name: str
+) -> None:
+    render = renders[name]
+    monitors = render.kinds("PodMonitor")
+    assert {name_of(m) for m in monitors} == {"photosearch", "nats", "database"}
+    assert {m["metadata"]["labels"]["release"] for m in monitors} == {"kube-prometheus-stack"}
+    assert render.get("PrometheusRule", "photosearch")["metadata"]["labels"]["release"] == (
+        "kube-prometheus-stack"
+    )
+    # The services' own port, NATS's exporter sidecar, the dev Postgres's postgres_exporter.
+    ports = {"nats": 7777, "database": 9187}
+    for workload in render.workloads:
+        if workload["kind"] == "Job":
+            continue
+        labels = pod_labels(workload)
+        scraped = [m for m in monitors if selects(m["spec"]["selector"]["matchLabels"], labels)]
+        assert scraped, f"{name_of(workload)} is not scraped"
+        expected = ports.get(labels["app.kubernetes.io/component"], 9464)
+        assert container_ports(workload).get("metrics") == expected, name_of(workload)
+    # The gateway's figures are on their own port, which neither its Service nor the Ingress
+    # routes to: /metrics is not public.
+    gateway = render.get("Deployment", "gateway")
+    assert config_maps_of(render.objects, gateway)["GATEWAY_METRICS_PORT"] == "9464"
+    service_ports = render.get("Service", "gateway")["spec"]["ports"]
+    assert all(p["targetPort"] != "metrics" and p["port"] != 9464 for p in service_ports)
+    for ingress in render.kinds("Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["port"] in ({"name": "http"}, {"number": 8080})
+    policy = render.get("NetworkPolicy", "metrics-from-monitoring")
+    (peer,) = policy["spec"]["ingress"][0]["from"]
+    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+
+
+def test_the_monitoring_settings_are_substituted(tmp_path: Path, k8s_tree: Path) -> None:
+    tree = tmp_path / "k8s"
+    shutil.copytree(k8s_tree, tree)
+    enable_components(tree, "prod", ["monitoring"])
+    settings = tree / "overlays" / "prod" / "monitoring-settings.yaml"
+    text = settings.read_text().replace("namespace: monitoring", "namespace: observability")
+    settings.write_text(text.replace("kube-prometheus-stack", "prom"))
+    render = Render("prod+monitoring", kustomize(tree / "overlays" / "prod"))
+    assert not render.has("ConfigMap", "monitoring-settings")  # local-config: not applied
+    policy = render.get("NetworkPolicy", "metrics-from-monitoring")
+    selector = policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
+    assert selector == {"kubernetes.io/metadata.name": "observability"}
+    for kind in ("PodMonitor", "PrometheusRule"):
+        assert {o["metadata"]["labels"]["release"] for o in render.kinds(kind)} == {"prom"}
+    assert all(o["metadata"]["namespace"] == "photosearch" for o in render.kinds("PodMonitor"))

@@ -40,7 +40,7 @@ ALLOWED = {
 }
 # callee -> namespaces allowed in (by kubernetes.io/metadata.name)
 FROM_OUTSIDE = {
-    "gateway": {"ingress-nginx", "monitoring"},
+    "gateway": {"ingress-nginx"},
     "database": {"cnpg-system"},
 }
 KEDA_NAMESPACE = "keda"
@@ -124,6 +124,7 @@ def test_only_the_gateway_and_the_data_operators_are_reachable_from_outside(
 ) -> None:
     namespaces = {"ingress-nginx", "monitoring", "cnpg-system", KEDA_NAMESPACE, "default", "x"}
     keda = guarded.has("ScaledObject", "embedder")
+    monitored = guarded.has("NetworkPolicy", "metrics-from-monitoring")
     for role, labels in _roles(guarded).items():
         ingress = _policies(guarded, labels, "Ingress")
         assert ingress, f"{role} accepts anything: no ingress policy selects it"
@@ -131,7 +132,12 @@ def test_only_the_gateway_and_the_data_operators_are_reachable_from_outside(
         expected = set(FROM_OUTSIDE.get(role, set()))
         if keda and role == "nats":
             expected.add(KEDA_NAMESPACE)
+        if monitored and role != "model-export":  # a Job: nothing to scrape
+            expected.add("monitoring")  # to the metrics port alone (below)
         assert admitted == expected, role
+    if monitored:
+        (rule,) = guarded.get("NetworkPolicy", "metrics-from-monitoring")["spec"]["ingress"]
+        assert rule["ports"] == [{"protocol": "TCP", "port": "metrics"}]
 
 
 def test_photosearch_pods_may_only_call_out_where_they_must(guarded: Render) -> None:
