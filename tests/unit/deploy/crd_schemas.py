@@ -5,8 +5,6 @@ string fails the build instead of the apply."""
 
 from typing import Any
 
-from tests.unit.deploy.monitoring_schemas import MONITORING_SCHEMAS
-
 Schema = dict[str, Any]
 
 STR: Schema = {"type": "string", "minLength": 1}
@@ -283,8 +281,100 @@ ISSUER = _object(
 )
 
 # (apiVersion, kind) -> schema
+# The Prometheus Operator's PodMonitor and PrometheusRule (the fields components/monitoring uses).
+PROMETHEUS_DURATION: Schema = {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h|d|w|y))+$"}
+LABEL_NAME: Schema = {"type": "string", "pattern": r"^[a-zA-Z_][a-zA-Z0-9_]*$"}
+MONITORING_API = "monitoring.coreos.com/v1"
+
+
+RELABELING: Schema = {
+    "type": "object",
+    "properties": {
+        "sourceLabels": {"type": "array", "items": STR},
+        "targetLabel": LABEL_NAME,
+        "regex": STR,
+        "replacement": {"type": "string"},
+        "action": {"enum": ["replace", "keep", "drop", "labelmap", "labeldrop", "labelkeep"]},
+    },
+    "additionalProperties": False,
+}
+POD_MONITOR = _object(
+    MONITORING_API,
+    "PodMonitor",
+    {
+        "type": "object",
+        "required": ["selector", "podMetricsEndpoints"],
+        "properties": {
+            "selector": {
+                "type": "object",
+                "properties": {"matchLabels": STR_MAP, "matchExpressions": {"type": "array"}},
+                "additionalProperties": False,
+            },
+            "namespaceSelector": {"type": "object"},
+            "podMetricsEndpoints": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["port"],
+                    "properties": {
+                        "port": STR,
+                        "path": {"type": "string", "pattern": "^/"},
+                        "interval": PROMETHEUS_DURATION,
+                        "scrapeTimeout": PROMETHEUS_DURATION,
+                        "relabelings": {"type": "array", "items": RELABELING},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "additionalProperties": False,
+    },
+)
+RULE: Schema = {
+    "type": "object",
+    "required": ["expr"],
+    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+    "properties": {
+        "alert": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9]*$"},
+        "record": STR,
+        "expr": STR,
+        "for": PROMETHEUS_DURATION,
+        "labels": STR_MAP,
+        "annotations": STR_MAP,
+    },
+    "additionalProperties": False,
+}
+PROMETHEUS_RULE = _object(
+    MONITORING_API,
+    "PrometheusRule",
+    {
+        "type": "object",
+        "required": ["groups"],
+        "properties": {
+            "groups": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "rules"],
+                    "properties": {
+                        "name": STR,
+                        "interval": PROMETHEUS_DURATION,
+                        "rules": {"type": "array", "minItems": 1, "items": RULE},
+                    },
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "additionalProperties": False,
+    },
+)
+
+
 CRD_SCHEMAS: dict[tuple[str, str], Schema] = {
-    **MONITORING_SCHEMAS,
+    (MONITORING_API, "PodMonitor"): POD_MONITOR,
+    (MONITORING_API, "PrometheusRule"): PROMETHEUS_RULE,
     ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT,
     ("postgresql.cnpg.io/v1", "Cluster"): CNPG_CLUSTER,
     ("postgresql.cnpg.io/v1", "ScheduledBackup"): SCHEDULED_BACKUP,
