@@ -8,10 +8,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from psycopg_pool import AsyncConnectionPool
 
-from photosearch.common.logging import get_logger
+from photosearch.common.periodic import repeat
 from photosearch_catalog.domain import ImportSummary
-
-log = get_logger(__name__)
 
 
 class CatalogMetrics:
@@ -85,12 +83,4 @@ class OutboxGauges:
         self._metrics.oldest.set(float(row[1]))
 
     async def run(self, stopping: asyncio.Event, seconds: float) -> None:
-        while not stopping.is_set():
-            try:
-                await self.sample()
-            except Exception as exc:  # Postgres away: readiness says so; retry next pass
-                log.warning("metrics.sample_failed", error=str(exc))
-            try:
-                await asyncio.wait_for(stopping.wait(), seconds)
-            except TimeoutError:
-                pass
+        await repeat(self.sample, seconds, stopping, failed="metrics.sample_failed")

@@ -11,12 +11,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from psycopg import AsyncConnection, sql
 
 from photosearch.common.infra import Infra
-from photosearch.common.logging import get_logger
+from photosearch.common.periodic import repeat
 from photosearch_search.domain import Model, SearchResult
 from photosearch_search.models import ModelRegistry
 from photosearch_search.workers import WorkerDirectory
-
-log = get_logger(__name__)
 
 # A plain search answers in a few ms, a re-ranked one in tens; a stall shows past 250 ms.
 SEARCH_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
@@ -157,14 +155,6 @@ class IndexGauges:
         """A background task (lifecycle.py)."""
 
         async def run(stopping: asyncio.Event) -> None:
-            while not stopping.is_set():
-                try:
-                    await self.sample()
-                except Exception as exc:  # Postgres or NATS away: the next pass retries
-                    log.warning("metrics.sample_failed", error=str(exc))
-                try:
-                    await asyncio.wait_for(stopping.wait(), seconds)
-                except TimeoutError:
-                    pass
+            await repeat(self.sample, seconds, stopping, failed="metrics.sample_failed")
 
         return run
