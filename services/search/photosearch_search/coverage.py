@@ -101,6 +101,17 @@ async def failures(conn: AsyncConnection, model_id: str, limit: int) -> tuple[in
     return total, [Failure(str(r[0]), str(r[1]), str(r[2])) for r in await cur.fetchall()]
 
 
+async def oldest_job_seconds(conn: AsyncConnection, model_id: str) -> float:
+    """Age of the oldest embed job of the model not answered yet (0: none waits)."""
+    cur = await conn.execute(
+        "SELECT coalesce(extract(epoch FROM now() - min(queued_at)), 0)::float8"
+        " FROM embed_requests WHERE model_id = %s",
+        (model_id,),
+    )
+    row = await cur.fetchone()
+    return float(row[0]) if row else 0.0
+
+
 async def outstanding_jobs(conn: AsyncConnection, model_id: str, rebuild_only: bool) -> int:
     query = "SELECT count(*) FROM embed_requests WHERE model_id = %s"
     if rebuild_only:

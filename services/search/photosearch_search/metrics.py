@@ -8,11 +8,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from psycopg import AsyncConnection, sql
 
 from photosearch.common.infra import Infra
 from photosearch.common.periodic import repeat
-from photosearch_search.domain import Model, SearchResult
+from photosearch_search import coverage
+from photosearch_search.domain import SearchResult
 from photosearch_search.models import ModelRegistry
 from photosearch_search.workers import WorkerDirectory
 
@@ -100,23 +100,6 @@ class SearchMetrics:
             self.region_candidates.inc(result.region_candidates)
 
 
-async def _index_counts(conn: AsyncConnection, model: Model) -> tuple[int, int, float, int]:
-    """(photos indexed, embeds pending, oldest pending in seconds, embeds failed)."""
-    cur = await conn.execute(
-        sql.SQL(
-            "SELECT (SELECT count(DISTINCT image_id) FROM {t}),"
-            " (SELECT count(*) FROM embed_requests WHERE model_id = %(m)s),"
-            " (SELECT coalesce(extract(epoch FROM now() - min(queued_at)), 0)::float8"
-            "  FROM embed_requests WHERE model_id = %(m)s),"
-            " (SELECT count(*) FROM embed_failures WHERE model_id = %(m)s)"
-        ).format(t=sql.Identifier(model.table)),
-        {"m": model.model_id},
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1]), float(row[2]), int(row[3])
-
-
 class IndexGauges:
     """Samples the index figures every few seconds: a scrape never waits on Postgres."""
 
@@ -137,11 +120,14 @@ class IndexGauges:
         models = await self._registry.all()
         async with self._infra.require_pool().connection() as conn:
             for model in models:
-                indexed, pending, oldest, failed = await _index_counts(conn, model)
-                m.indexed.labels(model.model_id).set(indexed)
-                m.pending.labels(model.model_id).set(pending)
-                m.oldest_pending.labels(model.model_id).set(oldest)
-                m.failed.labels(model.model_id).set(failed)
+                model_id = model.model_id
+                m.indexed.labels(model_id).set(await coverage.embedded_images(conn, model))
+                pending = await coverage.outstanding_jobs(conn, model_id, rebuild_only=False)
+                m.pending.labels(model_id).set(pending)
+                oldest = await coverage.oldest_job_seconds(conn, model_id)
+                m.oldest_pending.labels(model_id).set(oldest)
+                failed, _ = await coverage.failures(conn, model_id, 0)
+                m.failed.labels(model_id).set(failed)
         active = await self._registry.active_model_id()
         online = await self._workers.online()
         model_ids = {model.model_id for model in models} | {w.model_id for w in online}
