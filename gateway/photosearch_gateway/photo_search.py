@@ -4,6 +4,7 @@
 import time
 from dataclasses import dataclass
 
+from photosearch.common.clock import elapsed_ms
 from photosearch.common.local import SALIENT_CELLS
 from photosearch.common.model_files import ModelFiles, sri_sha256
 from photosearch.common.subjects import model_key
@@ -166,10 +167,6 @@ class Answer:
         return ", ".join(f"{stage};dur={ms:.2f}" for stage, ms in self.timings)
 
 
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
-
-
 async def find_candidates(gw: Gateway, query: SearchQuery) -> Answer:
     local = await _check_query(gw, query)
     request = search_pb.SearchRequest(
@@ -185,10 +182,10 @@ async def find_candidates(gw: Gateway, query: SearchQuery) -> Answer:
     started = time.perf_counter()
     reply = await gw.search.search(request)
     timings = [(t.stage, t.milliseconds) for t in reply.timings]
-    timings.append(("search", _ms_since(started)))
+    timings.append(("search", elapsed_ms(started)))
     started = time.perf_counter()
     items = await gw.catalog.batch_get_items([c.item_id for c in reply.candidates])
-    timings.append(("names", _ms_since(started)))
+    timings.append(("names", elapsed_ms(started)))
     result = SearchResult(
         model_id=reply.model_id or query.model_id,
         exact=reply.exact,

@@ -1,6 +1,5 @@
 """What the search service talks about, free of gRPC and SQL."""
 
-import time
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -192,8 +191,3 @@ class DuplicateReport:
     confusables: list[Confusable]
     images: int
     exact: bool
-
-
-def elapsed_ms(started: float) -> float:
-    """Milliseconds since `started` (a time.perf_counter() reading)."""
-    return (time.perf_counter() - started) * 1000

@@ -14,11 +14,12 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from photosearch.common.clock import elapsed_ms
 from photosearch.common.errors import InvalidArgument
 from photosearch.common.local import LocalGrid, from_proto
 from photosearch.events.v1 import events_pb2
 from photosearch_search.bands import BandSettings, band_of, mark_verified
-from photosearch_search.domain import Candidate, SearchQuery, SearchResult, elapsed_ms
+from photosearch_search.domain import Candidate, SearchQuery, SearchResult
 from photosearch_search.local_store import LocalDescriptorReader
 from photosearch_search.nearest import NearestItems, VectorQueries
 from photosearch_search.region_index import RegionIndex

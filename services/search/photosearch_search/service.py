@@ -8,9 +8,10 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from photosearch.common.clock import elapsed_ms
 from photosearch.events.v1 import events_pb2
 from photosearch_search.bands import BandSettings, band_of
-from photosearch_search.domain import SearchLimits, SearchQuery, SearchResult, elapsed_ms
+from photosearch_search.domain import SearchLimits, SearchQuery, SearchResult
 from photosearch_search.local_search import LocalSearch, parse_views
 from photosearch_search.metrics import SearchMetrics
 from photosearch_search.models import ModelRegistry
