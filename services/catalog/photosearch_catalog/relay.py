@@ -19,6 +19,7 @@ from psycopg.rows import TupleRow
 
 from photosearch.common import nats as nats_helpers
 from photosearch.common.logging import get_logger
+from photosearch.common.periodic import sleep_unless
 from photosearch_catalog.metrics import CatalogMetrics
 from photosearch_catalog.outbox import OUTBOX_CHANNEL, OUTBOX_RELAY_LOCK
 
@@ -78,10 +79,7 @@ class OutboxRelay:
             self._nc = None
 
     async def _pause(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass
+        await sleep_unless(self._stopping, seconds)
 
     async def _run(self) -> None:
         delay = 0.2

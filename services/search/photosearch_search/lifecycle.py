@@ -9,6 +9,7 @@ import grpc
 
 from photosearch.common.infra import Infra
 from photosearch.common.logging import get_logger
+from photosearch.common.periodic import sleep_unless
 from photosearch_search.domain import WorkerHeartbeat
 from photosearch_search.models import ModelRegistry
 from photosearch_search.nearest import VectorQueries
@@ -16,13 +17,6 @@ from photosearch_search.rebuild import Rebuilder
 from photosearch_search.workers import WorkerDirectory
 
 log = get_logger(__name__)
-
-
-async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stopping.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
 class SearchLifecycle:
@@ -97,7 +91,7 @@ class SearchLifecycle:
                 await work(self._stopping)
             except Exception as exc:
                 log.warning("background.restart", task=name, error=str(exc))
-                await _sleep_unless(self._stopping, 1.0)
+                await sleep_unless(self._stopping, 1.0)
 
     async def _watch(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -110,7 +104,7 @@ class SearchLifecycle:
                     await self._backfill(model_id)
             except Exception as exc:
                 log.warning("workers.watch_failed", error=str(exc))
-            await _sleep_unless(stopping, self._poll)
+            await sleep_unless(stopping, self._poll)
 
     async def _register_models(self, workers: list[WorkerHeartbeat]) -> None:
         for model_id, dim in sorted({(w.model_id, w.dim) for w in workers if w.dim > 0}):

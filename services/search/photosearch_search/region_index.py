@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from photosearch.common.local import LocalGrid
 from photosearch.common.logging import get_logger
+from photosearch.common.periodic import sleep_unless
 from photosearch_search import region_store
 from photosearch_search.codebook import Bag, Codebook, CodebookRule, bag_of, train
 from photosearch_search.domain import Filters, Model
@@ -158,10 +159,7 @@ class RegionMaintainer:
                         log.warning(
                             "regions.maintain_failed", model_id=model.model_id, error=str(exc)
                         )
-                try:
-                    await asyncio.wait_for(stopping.wait(), seconds)
-                except TimeoutError:
-                    pass
+                await sleep_unless(stopping, seconds)
 
         return run
 

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from photosearch.common.interceptors import ServiceInterceptor
 from photosearch.common.logging import get_logger
 from photosearch.common.metrics import ServiceMetrics, serve_metrics
+from photosearch.common.periodic import sleep_unless
 from photosearch.common.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -108,10 +109,7 @@ async def _start_with_retry(lifecycle: Lifecycle, stopping: asyncio.Event) -> bo
             return True
         except Exception as exc:  # dependencies may come up after us
             log.warning("startup.retry", error=str(exc), retry_in_s=delay)
-            try:
-                await asyncio.wait_for(stopping.wait(), delay)
-            except TimeoutError:
-                pass
+            await sleep_unless(stopping, delay)
             delay = min(delay * 2, 5.0)
     return False
 
@@ -129,10 +127,7 @@ async def _follow_readiness(
             serving = ok
             await server.set_serving(ok)
             log.info("health.changed", serving=ok)
-        try:
-            await asyncio.wait_for(stopping.wait(), interval)
-        except TimeoutError:
-            pass
+        await sleep_unless(stopping, interval)
 
 
 async def serve(

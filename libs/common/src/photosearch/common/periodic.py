@@ -1,4 +1,5 @@
-"""Background work repeated every few seconds until the service stops."""
+"""Background work repeated every few seconds until the service stops, and the wait
+between two passes that ends early when it does."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -6,6 +7,14 @@ from collections.abc import Awaitable, Callable
 from photosearch.common.logging import get_logger
 
 log = get_logger(__name__)
+
+
+async def sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if `stopping` is set meanwhile."""
+    try:
+        await asyncio.wait_for(stopping.wait(), seconds)
+    except TimeoutError:
+        pass
 
 
 async def repeat(
@@ -18,7 +27,4 @@ async def repeat(
             await work()
         except Exception as exc:
             log.warning(failed, error=str(exc))
-        try:
-            await asyncio.wait_for(stopping.wait(), seconds)
-        except TimeoutError:
-            pass
+        await sleep_unless(stopping, seconds)
