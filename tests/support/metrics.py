@@ -17,14 +17,6 @@ class Scrape:
                 return float(sample.value)
         return None
 
-    def total(self, name: str, **labels: str) -> float:
-        """The sum over every sample `name` whose labels include `labels`."""
-        return sum(
-            float(s.value)
-            for s in self.samples
-            if s.name == name and labels.items() <= s.labels.items()
-        )
-
 
 async def scrape(url: str) -> Scrape:
     async with httpx.AsyncClient(timeout=5) as client:
