@@ -2,8 +2,9 @@
 Search directly, against 100k clustered 384-d vectors, at 16 and 64 concurrent clients.
 
 The gateway's extra work per request: HTTP + JSON parsing and validation of the
-fingerprint, the (cached) settings and active-model checks, the Search call itself,
-and one catalog BatchGetItems to put names on the candidates. Both sides run in the
+fingerprint, the (cached) settings and active-model checks, and the Search call, whose
+answer carries the items' names (search keeps them from catalog's item events; the
+benchmark waits until search has heard of every item, so no search needs catalog). Both sides run in the
 same process layout (real catalog, search, gateway processes; embedded Postgres+NATS)
 and are measured one after the other in the same run, so the ratio is the overhead.
 
@@ -294,6 +295,7 @@ def run(args: argparse.Namespace, root: Path) -> list[str]:
             {"SEARCH_CATALOG_ADDR": catalog, "SEARCH_LOG_LEVEL": "warning"},
         )
         processes.append(search_process)
+        wait_named(url, items)
         gateway = start(
             "photosearch_gateway",
             {
@@ -386,6 +388,18 @@ def run(args: argparse.Namespace, root: Path) -> list[str]:
                 process.kill()
         nats.stop()
         pg.stop()
+
+
+def wait_named(url: str, items: int, timeout: float = 300) -> None:
+    """Until search has kept the names of all `items` from catalog's item events."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM items WHERE name IS NOT NULL").fetchone()
+            if row is not None and int(row[0]) >= items:
+                return
+            time.sleep(0.5)
+    raise RuntimeError(f"search did not hear of all {items} items in {timeout:.0f} s")
 
 
 def load(url: str, data: search_bench.Catalog, params: IndexParams, ids: list[str]) -> float:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from photosearch.catalog.v1 import catalog_pb2 as catalog_pb
 from photosearch.fallback.v1 import fallback_pb2 as fallback_pb
+from photosearch.search.v1 import search_pb2 as search_pb
 from photosearch_gateway.local_query import MAX_LOCAL_VIEWS, LocalView
 
 THUMBNAIL_SIZES = (128, 256, 512, 1024)
@@ -88,6 +89,18 @@ class ItemSummary(BaseModel):
     def from_proto(cls, item: catalog_pb.Item) -> "ItemSummary":
         return cls(
             id=item.id,
+            name=item.name,
+            series=item.series,
+            maker=item.maker,
+            year=item.year or None,
+            variant=item.variant,
+        )
+
+    @classmethod
+    def from_search(cls, item_id: str, item: search_pb.ItemSummary) -> "ItemSummary":
+        """From a search answer, which carries what search heard in catalog's item events."""
+        return cls(
+            id=item_id,
             name=item.name,
             series=item.series,
             maker=item.maker,

@@ -206,9 +206,9 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
     assert timings["final_results_ms"] == timings["first_results_ms"] > 0
     assert len(timings.get("local_ms", [])) == len(body.get("local", []))
     server = [stage for stage, ms in timings["server"] if ms >= 0]
-    assert server == ["candidates", *(["rerank"] if has_local else []), "search", "names"]
+    assert server == ["candidates", *(["rerank"] if has_local else []), "names", "search"]
     assert stages[:2] == ["Model", "Fingerprint on this device"]
-    assert "Item names" in stages and stages[-1] == "Photo to answer, on this page"
+    assert "Search: item names" in stages and stages[-1] == "Photo to answer, on this page"
     assert body["model_id"] == MODEL_ID and len(body["vector"]) == 1280
     assert all(isinstance(v, float | int) for v in body["vector"])
     # No request of the photo search carried the photo: nothing but the JSON fingerprint and,

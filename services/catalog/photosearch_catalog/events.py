@@ -30,6 +30,7 @@ def item_upserted(item_id: str, fields: ItemFields) -> Event:
         maker=fields.maker,
         tags=list(fields.tags),
         year=fields.year,
+        variant=fields.variant,
     )
     return subjects.ITEM_UPSERTED, message
 

@@ -1,5 +1,6 @@
-"""What search needs from catalog (how many images, and all of their ids), behind a
-small interface so the logic does not care how catalog is reached."""
+"""What search needs from catalog (how many images, all of their ids, and what answers
+show of items it has not heard of through events), behind a small interface so the
+logic does not care how catalog is reached."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -9,7 +10,7 @@ import grpc
 
 from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from photosearch.common.errors import Unavailable
-from photosearch_search.domain import ImageRef
+from photosearch_search.domain import ImageRef, ItemSummary
 
 
 class CatalogReader(Protocol):
@@ -18,6 +19,9 @@ class CatalogReader(Protocol):
 
     def image_refs(self, batch_size: int) -> AsyncIterator[list[ImageRef]]:
         """Every image id with its item id, in batches."""
+
+    async def item_summaries(self, item_ids: list[str]) -> dict[str, ItemSummary]:
+        """What answers show of these items (items catalog no longer has are absent)."""
 
 
 class GrpcCatalog:
@@ -35,6 +39,17 @@ class GrpcCatalog:
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"catalog did not answer CountImages: {exc.details()}") from exc
         return int(reply.count)
+
+    async def item_summaries(self, item_ids: list[str]) -> dict[str, ItemSummary]:
+        try:
+            reply = await self._stub.BatchGetItems(
+                catalog_pb2.BatchGetItemsRequest(ids=item_ids), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable(f"catalog did not answer BatchGetItems: {exc.details()}") from exc
+        return {
+            i.id: ItemSummary(i.name, i.series, i.maker, i.year, i.variant) for i in reply.items
+        }
 
     async def image_refs(self, batch_size: int) -> AsyncIterator[list[ImageRef]]:
         call = self._stub.StreamImageRefs(catalog_pb2.StreamImageRefsRequest(batch_size=batch_size))

@@ -90,6 +90,9 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     region_poll_seconds: float = Field(default=5.0, gt=0)
     # How often the index figures of /metrics (pending, failed, indexed, workers) are read.
     metrics_sample_seconds: float = Field(default=15.0, gt=0)
+    # Seconds between two passes that fill in, from catalog, the names of items search
+    # heard of before it kept them (summaries.py).
+    summary_backfill_seconds: float = Field(default=300.0, gt=0)
 
     @model_validator(mode="after")
     def _rerank_photos_bounded(self) -> "SearchSettings":

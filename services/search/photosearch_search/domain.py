@@ -68,6 +68,17 @@ class ImageHit:
 
 
 @dataclass(frozen=True)
+class ItemSummary:
+    """What a results page shows of an item, as catalog's item events spell it."""
+
+    name: str
+    series: str = ""
+    maker: str = ""
+    year: int = 0  # 0 = unknown
+    variant: str = ""
+
+
+@dataclass(frozen=True)
 class Candidate:
     item_id: str
     image_id: str
@@ -82,6 +93,8 @@ class Candidate:
     verified: bool = False
     # Found by the region index, not among the fingerprint's nearest items.
     from_regions: bool = False
+    # None: search has not heard of the item from catalog yet (summaries.py).
+    item: ItemSummary | None = None
 
 
 class Band(Enum):

@@ -14,6 +14,7 @@ from photosearch_search import repository as repo
 from photosearch_search.domain import GLOBAL_VARIANT, EmbeddingIn, ImageRef, Model
 from photosearch_search.jobs import EmbedJobQueue
 from photosearch_search.models import ModelRegistry
+from photosearch_search.summaries import summary_of
 from photosearch_search.vectors import unit_vector
 from photosearch_search.workers import WorkerDirectory
 
@@ -134,7 +135,9 @@ class Indexer:
             await repo.lock_items(conn, [event.item_id])
             # Read after the lock: the item's first vector may have registered its model.
             models = await self._registry.all_seen_by(conn)
-            await repo.upsert_item(conn, models, event.item_id, (series, maker, tags), seq)
+            await repo.upsert_item(
+                conn, models, event.item_id, (series, maker, tags), seq, summary_of(event)
+            )
 
     async def embed_results(
         self,

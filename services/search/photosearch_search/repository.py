@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from psycopg import AsyncConnection, sql
 
 from photosearch_search import local_store
-from photosearch_search.domain import EmbeddingIn, ImageRef, Model
+from photosearch_search.domain import EmbeddingIn, ImageRef, ItemSummary, Model
 
 # pg_advisory_xact_lock(namespace, hashtext(item_id)): serialises an item's deletion
 # with vectors arriving for it, so a late vector can never slip past the tombstone.
@@ -128,19 +128,27 @@ async def upsert_item(
     item_id: str,
     attributes: tuple[str | None, str | None, list[str]],
     seq: int,
+    summary: ItemSummary,
 ) -> bool:
     """Keep the item's filterable attributes (series, maker, tags), here and on its
-    vectors, unless the item was deleted or a later event (higher seq) already set them."""
+    vectors, and what answers show of it, unless the item was deleted or a later event
+    (higher seq) already set them."""
     cur = await conn.execute("SELECT 1 FROM deleted_items WHERE item_id = %s", (item_id,))
     if await cur.fetchone():
         return False
     series, maker, tags = attributes
+    shown = (summary.name, summary.series, summary.maker, summary.year or None, summary.variant)
     cur = await conn.execute(
-        "INSERT INTO items (item_id, series, maker, tags, seq) VALUES (%s, %s, %s, %s::text[], %s)"
+        "INSERT INTO items (item_id, series, maker, tags, seq,"
+        " name, series_shown, maker_shown, year, variant)"
+        " VALUES (%s, %s, %s, %s::text[], %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (item_id) DO UPDATE SET series = EXCLUDED.series,"
-        " maker = EXCLUDED.maker, tags = EXCLUDED.tags, seq = EXCLUDED.seq, updated_at = now()"
+        " maker = EXCLUDED.maker, tags = EXCLUDED.tags, seq = EXCLUDED.seq,"
+        " name = EXCLUDED.name, series_shown = EXCLUDED.series_shown,"
+        " maker_shown = EXCLUDED.maker_shown, year = EXCLUDED.year,"
+        " variant = EXCLUDED.variant, updated_at = now()"
         " WHERE items.seq <= EXCLUDED.seq RETURNING 1",
-        (item_id, series, maker, tags, seq),
+        (item_id, series, maker, tags, seq, *shown),
     )
     if await cur.fetchone() is None:
         return False  # an older event, redelivered after a newer one

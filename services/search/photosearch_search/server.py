@@ -21,6 +21,7 @@ from photosearch_search.rebuild import Rebuilder
 from photosearch_search.region_index import Codebooks, RegionIndex, RegionMaintainer
 from photosearch_search.service import SearchService
 from photosearch_search.servicer import SearchServicer
+from photosearch_search.summaries import BACKFILL_BATCH, SummaryBackfill, SummaryReader
 from photosearch_search.workers import WorkerDirectory
 
 SERVICE_NAME = "photosearch.search.v1.SearchService"
@@ -68,7 +69,16 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
         settings.bands(),
         settings.rerank_threads,
     )
-    search = SearchService(registry, nearest, local, settings.limits(), settings.bands(), metrics)
+    search = SearchService(
+        registry,
+        nearest,
+        local,
+        settings.limits(),
+        settings.bands(),
+        SummaryReader(vectors),
+        metrics,
+    )
+    backfill = SummaryBackfill(infra.require_pool, catalog, BACKFILL_BATCH)
     gauges = IndexGauges(infra, registry, workers, metrics)
     admin = IndexAdmin(infra, registry, catalog, queue, workers, rebuilder, settings.duplicates())
     consumers = event_consumers(infra, Indexer(infra, registry, queue, workers))
@@ -82,6 +92,7 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
             *(consumer.run for consumer in consumers),
             maintainer.every(registry, settings.region_poll_seconds),
             gauges.every(settings.metrics_sample_seconds),
+            backfill.every(settings.summary_backfill_seconds),
         ],
         catalog_channel,
         default_model_id=settings.default_model_id,

@@ -2,7 +2,8 @@
 filters, min_score, local views; only the views' dimension against the model's stored
 descriptors is checked later, on the search's connection, by local_search.py). The
 nearest items answer it (nearest.py), re-ranked by local matches when the query sends
-its own local descriptors (local_search.py). The admin's use cases: index_admin.py."""
+its own local descriptors (local_search.py), each with what a page shows of its item
+(summaries.py). The admin's use cases: index_admin.py."""
 
 import time
 from collections.abc import Iterable, Sequence
@@ -16,6 +17,7 @@ from photosearch_search.local_search import LocalSearch, parse_views
 from photosearch_search.metrics import SearchMetrics
 from photosearch_search.models import ModelRegistry
 from photosearch_search.nearest import NearestItems
+from photosearch_search.summaries import SummaryReader
 from photosearch_search.vectors import check_k, check_min_score, make_filters, query_vector
 
 
@@ -26,6 +28,7 @@ class SearchService:
     local_search: LocalSearch
     limits: SearchLimits
     bands: BandSettings
+    summaries: SummaryReader
     metrics: SearchMetrics = field(default_factory=SearchMetrics)
 
     async def search(
@@ -44,6 +47,10 @@ class SearchService:
         views) the top candidates are re-ranked by verified local matches."""
         started = time.perf_counter()
         result = await self._search(model_id, values, k, min_score, series, makers, tags, local)
+        named_at = time.perf_counter()
+        candidates = await self.summaries.attach(result.candidates)
+        timings = (*result.timings, ("names", elapsed_ms(named_at)))
+        result = replace(result, candidates=candidates, timings=timings)
         self.metrics.searched(result, time.perf_counter() - started)
         return result
 

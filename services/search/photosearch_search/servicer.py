@@ -5,7 +5,7 @@ from typing import Any
 import grpc
 
 from photosearch.search.v1 import search_pb2, search_pb2_grpc
-from photosearch_search.domain import Band
+from photosearch_search.domain import Band, ItemSummary
 from photosearch_search.index_admin import IndexAdmin
 from photosearch_search.service import SearchService
 
@@ -15,6 +15,18 @@ BANDS = {
     Band.POSSIBLE: search_pb2.MATCH_BAND_POSSIBLE,
     Band.NO_MATCH: search_pb2.MATCH_BAND_NO_MATCH,
 }
+
+
+def summary_to_proto(summary: ItemSummary | None) -> search_pb2.ItemSummary | None:
+    if summary is None:
+        return None  # the field stays unset: the caller asks catalog
+    return search_pb2.ItemSummary(
+        name=summary.name,
+        series=summary.series,
+        maker=summary.maker,
+        year=summary.year,
+        variant=summary.variant,
+    )
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
@@ -56,6 +68,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
                     verification=c.verification,
                     verified=c.verified,
                     from_regions=c.from_regions,
+                    item=summary_to_proto(c.item),
                 )
                 for c in result.candidates
             ],

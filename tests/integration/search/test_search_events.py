@@ -224,6 +224,7 @@ async def test_reindex_with_new_parameters_keeps_search_answering(start_harness)
 
 async def test_an_older_item_event_redelivered_late_does_not_undo_a_newer_one(start_harness):
     from photosearch_search import repository
+    from photosearch_search.domain import ItemSummary
 
     h = await start_harness()
     # Stream sequence 1 then 2 (this test's NATS has seen no other catalog event).
@@ -235,7 +236,9 @@ async def test_an_older_item_event_redelivered_late_does_not_undo_a_newer_one(st
     await eventually(lambda: _top_filtered(h, new_series, "item-1"))
 
     async with h.search.lifecycle.infra.require_pool().connection() as conn:
-        applied = await repository.upsert_item(conn, [], "item-1", ("old series", None, []), 1)
+        applied = await repository.upsert_item(
+            conn, [], "item-1", ("old series", None, []), 1, ItemSummary("Old name")
+        )
     assert not applied  # the first event, redelivered after the second was applied
     await _top_filtered(h, new_series, "item-1")
 

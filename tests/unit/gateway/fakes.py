@@ -49,6 +49,8 @@ class World:
     # Matched regions per image when a search carries local descriptors (re-ranking).
     inliers: dict[str, int] = field(default_factory=dict)
     last_web_image: bytes = b""
+    # Items search has not heard of through catalog's events yet: no summary in answers.
+    unheard: set[str] = field(default_factory=set)
 
     async def check(self, method: str, context: grpc.aio.ServicerContext) -> None:
         self.calls.append(method)
@@ -207,6 +209,7 @@ class FakeSearch(search_pb2_grpc.SearchServiceServicer):
                     inliers=c.inliers,
                     verification=c.verification,
                     verified=c.verified,
+                    item=self.summary(c.item_id),
                 )
                 for c in ranked[: request.k]
             ],
@@ -214,7 +217,21 @@ class FakeSearch(search_pb2_grpc.SearchServiceServicer):
             turned_views_wanted=wants_turned_views(request.local, evidence, rule),
             band=BANDS[band_of(ranked, bands)],
             timings=[spb.StageTiming(stage="candidates", milliseconds=1.25)]
-            + ([spb.StageTiming(stage="rerank", milliseconds=4.5)] if reranked else []),
+            + ([spb.StageTiming(stage="rerank", milliseconds=4.5)] if reranked else [])
+            + [spb.StageTiming(stage="names", milliseconds=0.5)],
+        )
+
+    def summary(self, item_id: str) -> spb.ItemSummary | None:
+        """What search heard of the item in catalog's events (deleted items: nothing)."""
+        item = self.w.items.get(item_id)
+        if item is None or item_id in self.w.unheard:
+            return None
+        return spb.ItemSummary(
+            name=item.name,
+            series=item.series,
+            maker=item.maker,
+            year=item.year,
+            variant=item.variant,
         )
 
     async def IndexStatus(self, request, context):

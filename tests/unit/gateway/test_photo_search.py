@@ -61,10 +61,30 @@ async def test_search_returns_ranked_items_with_names_and_thumbnails(
     assert first["score"] == pytest.approx(1.0)
     assert first["thumbnail_url"] == f"/api/v1/images/{near_image}/thumbnail?size=256"
     assert world.last_search is not None and world.last_search.k == 5
-    # Where the time went: search's stages, the Search RPC, then the name lookup.
+    # The names came with search's answer: no round trip to catalog.
+    assert "BatchGetItems" not in world.calls
+    # Where the time went: search's stages (its name lookup last), then the Search RPC.
     timing = [part.split(";dur=") for part in reply.headers["server-timing"].split(", ")]
-    assert [stage for stage, _ in timing] == ["candidates", "search", "names"]
+    assert [stage for stage, _ in timing] == ["candidates", "names", "search"]
     assert timing[0][1] == "1.25" and all(float(ms) >= 0 for _, ms in timing)
+
+
+async def test_search_asks_catalog_only_for_items_search_has_not_heard_of(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    known = world.add_item("Red car", series="Cars")
+    new = world.add_item("Green van")
+    world.add_image(known.id, b"\x89PNG1", [0.5, 0.5, 0.5, 0.5])
+    world.add_image(new.id, b"\x89PNG2", [1.0, 0.0, 0.0, 0.0])
+    world.unheard.add(new.id)
+    # The item added moments ago has its name from catalog, asked for that item alone.
+    reply = await client.post("/api/v1/search", json=query())
+    assert reply.status_code == 200, reply.text
+    names = [c["item"]["name"] for c in reply.json()["candidates"]]
+    assert names == ["Red car", "Green van"]
+    assert world.calls.count("BatchGetItems") == 1
+    timing = [part.split(";dur=")[0] for part in reply.headers["server-timing"].split(", ")]
+    assert timing == ["candidates", "names", "search", "catalog"]
 
 
 async def test_search_drops_items_deleted_since_indexing(
@@ -72,7 +92,7 @@ async def test_search_drops_items_deleted_since_indexing(
 ) -> None:
     gone = world.add_item("Gone")
     world.add_image(gone.id, b"\x89PNG3", VECTOR)
-    del world.items[gone.id]
+    del world.items[gone.id]  # before search heard of the deletion (and never named it)
     body = (await client.post("/api/v1/search", json=query())).json()
     assert body["candidates"] == []
 

@@ -257,8 +257,9 @@ async function search(query, quiet = false) {
 const STAGES = {
   candidates: "Search: nearest items",
   rerank: "Search: comparing regions",
+  names: "Search: item names",
   search: "Search, as the gateway saw it",
-  names: "Item names",
+  catalog: "Item names from catalog",
 };
 
 function showTimings(modelId) {

@@ -146,7 +146,9 @@ Global___ImageDeleted: _TypeAlias = ImageDeleted  # noqa: Y015
 
 @_typing.final
 class ItemUpserted(_message.Message):
-    """catalog.item.upserted: the attributes search filters on."""
+    """catalog.item.upserted: the attributes search filters on, and what a search answer
+    shows of the item (so the gateway need not ask catalog for names).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -156,11 +158,13 @@ class ItemUpserted(_message.Message):
     MAKER_FIELD_NUMBER: _builtins.int
     TAGS_FIELD_NUMBER: _builtins.int
     YEAR_FIELD_NUMBER: _builtins.int
+    VARIANT_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
     name: _builtins.str
     series: _builtins.str
     maker: _builtins.str
     year: _builtins.int
+    variant: _builtins.str
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -172,10 +176,11 @@ class ItemUpserted(_message.Message):
         maker: _builtins.str = ...,
         tags: _abc.Iterable[_builtins.str] | None = ...,
         year: _builtins.int = ...,
+        variant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["item_id", b"item_id", "maker", b"maker", "name", b"name", "series", b"series", "tags", b"tags", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item_id", b"item_id", "maker", b"maker", "name", b"name", "series", b"series", "tags", b"tags", "variant", b"variant", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

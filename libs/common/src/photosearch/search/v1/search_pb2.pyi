@@ -142,6 +142,7 @@ class Candidate(_message.Message):
     VERIFICATION_FIELD_NUMBER: _builtins.int
     VERIFIED_FIELD_NUMBER: _builtins.int
     FROM_REGIONS_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
     image_id: _builtins.str
     """The item's best-matching image."""
@@ -162,6 +163,12 @@ class Candidate(_message.Message):
     """Found by the region index (shared visual words), not among the fingerprint's
     nearest items.
     """
+    @_builtins.property
+    def item(self) -> Global___ItemSummary:
+        """What a results page shows of the item, as search last heard it from catalog's item
+        events. Absent when search has not heard of the item yet: ask catalog.
+        """
+
     def __init__(
         self,
         *,
@@ -173,14 +180,47 @@ class Candidate(_message.Message):
         verification: _builtins.float = ...,
         verified: _builtins.bool = ...,
         from_regions: _builtins.bool = ...,
+        item: Global___ItemSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_regions", b"from_regions", "global_score", b"global_score", "image_id", b"image_id", "inliers", b"inliers", "item_id", b"item_id", "score", b"score", "verification", b"verification", "verified", b"verified"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_regions", b"from_regions", "global_score", b"global_score", "image_id", b"image_id", "inliers", b"inliers", "item", b"item", "item_id", b"item_id", "score", b"score", "verification", b"verification", "verified", b"verified"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Candidate: _TypeAlias = Candidate  # noqa: Y015
+
+@_typing.final
+class ItemSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SERIES_FIELD_NUMBER: _builtins.int
+    MAKER_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    VARIANT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    series: _builtins.str
+    maker: _builtins.str
+    year: _builtins.int
+    """0 = unknown."""
+    variant: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        series: _builtins.str = ...,
+        maker: _builtins.str = ...,
+        year: _builtins.int = ...,
+        variant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["maker", b"maker", "name", b"name", "series", b"series", "variant", b"variant", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ItemSummary: _TypeAlias = ItemSummary  # noqa: Y015
 
 @_typing.final
 class SearchResponse(_message.Message):
