@@ -6,7 +6,8 @@ fingerprint, the (cached) settings and active-model checks, and the Search call,
 answer carries the items' names (search keeps them from catalog's item events; the
 benchmark waits until search has heard of every item, so no search needs catalog).
 Both sides run in the same process layout (real catalog, search, gateway processes;
-embedded Postgres+NATS) and are measured one after the other in the same run, so the ratio is the overhead.
+embedded Postgres+NATS) and are measured one after the other in the same run, so the
+ratio is the overhead.
 
     make bench-gateway                      # = .venv/bin/python bench/gateway.py
     .venv/bin/python bench/gateway.py --vectors 100000 --seconds 15 --clients 16,64
