@@ -267,6 +267,7 @@ def run(args: argparse.Namespace, root: Path) -> list[str]:
                 "photosearch_catalog",
                 {
                     "CATALOG_GRPC_PORT": str(catalog_port),
+                    "CATALOG_METRICS_PORT": "0",  # a free port: several services share this host
                     "CATALOG_DATABASE_URL": pg.create_database("catalog"),
                     "CATALOG_NATS_URL": nats.url,
                     "CATALOG_SETTINGS_KEY": Fernet.generate_key().decode(),

@@ -83,6 +83,7 @@ def start_catalog(
     env = {
         **os.environ,
         "CATALOG_GRPC_PORT": str(port),
+        "CATALOG_METRICS_PORT": "0",  # a free port: several services share this host
         "CATALOG_DATABASE_URL": pg.create_database("catalog"),
         "CATALOG_NATS_URL": nats.url,
         "CATALOG_SETTINGS_KEY": Fernet.generate_key().decode(),

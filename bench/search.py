@@ -147,6 +147,7 @@ def start_search(
     env = {
         **os.environ,
         "SEARCH_GRPC_PORT": str(port),
+        "SEARCH_METRICS_PORT": "0",  # a free port: several services share this host
         "SEARCH_DATABASE_URL": url,
         "SEARCH_NATS_URL": nats_url,
         "SEARCH_CATALOG_ADDR": "127.0.0.1:9",  # not used by Search
@@ -172,7 +173,8 @@ def start_search(
             except grpc.RpcError:
                 pass
             if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"search did not become SERVING; see {log}")
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"search did not become SERVING; its log ends:\n{tail}")
             time.sleep(0.1)
 
 
