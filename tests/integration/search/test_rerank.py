@@ -82,7 +82,7 @@ async def test_a_verified_candidate_outranks_a_closer_fingerprint(start_harness)
 
     plain = await eventually(all_in)
     assert not plain.reranked
-    assert [t.stage for t in plain.timings] == ["candidates"]
+    assert [t.stage for t in plain.timings] == ["candidates", "names"]
     assert [c.global_score for c in plain.candidates] == [c.score for c in plain.candidates]
     assert [c.inliers for c in plain.candidates] == [0, 0, 0]
     assert await stored(h) == [
@@ -93,7 +93,7 @@ async def test_a_verified_candidate_outranks_a_closer_fingerprint(start_harness)
 
     reply = await h.search_items(QUERY, k=10, local=query_views())
     assert reply.reranked
-    assert [t.stage for t in reply.timings] == ["candidates", "rerank"]
+    assert [t.stage for t in reply.timings] == ["candidates", "rerank", "names"]
     assert all(0 < t.milliseconds < 10_000 for t in reply.timings)
     assert [c.item_id for c in reply.candidates] == ["item-cover", "item-near", "item-plain"]
     cover, near, no_local = reply.candidates
