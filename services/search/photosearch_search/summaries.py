@@ -4,7 +4,7 @@ lookup in catalog per search. Items heard of before search kept names (rows writ
 by an older version) are filled in from catalog by a background pass."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from psycopg import AsyncConnection
@@ -27,24 +27,18 @@ def summary_of(event: events_pb2.ItemUpserted) -> ItemSummary:
     return ItemSummary(event.name, event.series, event.maker, event.year, event.variant)
 
 
-async def lookup(conn: AsyncConnection, item_ids: Sequence[str]) -> dict[str, ItemSummary]:
-    """The summaries search holds for these items (those it has not heard of are absent)."""
-    if not item_ids:
-        return {}
+async def attach(conn: AsyncConnection, candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates with their items' summaries, where search holds one (items it has
+    not heard of keep none)."""
     cur = await conn.execute(
         "SELECT item_id, name, series_shown, maker_shown, year, variant FROM items"
         " WHERE item_id = ANY(%s::text[]) AND name IS NOT NULL",
-        (list(item_ids),),
+        ([c.item_id for c in candidates],),
     )
-    return {
+    found = {
         str(r[0]): ItemSummary(str(r[1]), r[2] or "", r[3] or "", int(r[4] or 0), r[5] or "")
         for r in await cur.fetchall()
     }
-
-
-async def attach(conn: AsyncConnection, candidates: list[Candidate]) -> list[Candidate]:
-    """The candidates with their items' summaries, where search holds one."""
-    found = await lookup(conn, [c.item_id for c in candidates])
     return [replace(c, item=found.get(c.item_id)) for c in candidates]
 
 
