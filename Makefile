@@ -99,7 +99,7 @@ images: ## build one container image per service (needs a Docker engine)
 
 bench: bench-embed bench-search bench-import bench-gateway bench-fallback bench-quality ## every benchmark (slow)
 
-bench-embed: $(STAMP) ## embedder throughput/latency: eager vs ONNX fp32 vs int8
+bench-embed: $(STAMP) ## embedder throughput/latency: eager vs ONNX fp32 vs int8 vs EMBED_RUNTIME=auto
 	$(PY) bench/embed.py
 	$(PY) bench/embed_runtimes.py
 	$(PY) bench/embed_local.py --photos ../shared/datasets/smvs_dvd_covers/query/canon --count 12 --rounds 5

@@ -1,6 +1,7 @@
-"""Embedder throughput and latency: transformers eager vs ONNX fp32 vs ONNX int8, end to
-end (JPEG bytes -> decode -> preprocess -> model -> vector) on 640-px and 12-MP JPEGs,
-with batch-1 latency and each configuration's peak RSS (each runs in its own process).
+"""Embedder throughput and latency: transformers eager vs ONNX fp32 vs ONNX int8 vs the
+engine EMBED_RUNTIME=auto chooses on this host (OpenVINO included), end to end (JPEG
+bytes -> decode -> preprocess -> model -> vector) on 640-px and 12-MP JPEGs, with
+batch-1 latency and each configuration's peak RSS (each runs in its own process).
 
 DINOv2-small is measured with random weights in the real architecture (no download:
 speed does not depend on the weight values); EfficientNet-Lite0 with its real weights,
@@ -29,7 +30,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".data" / "bench-embed"
 MODELS = ("dinov2-small", "efficientnet-lite0")
-RUNTIMES = ("eager", "onnx-fp32", "onnx-int8")
+# "auto": what the service serves with by default (EMBED_RUNTIME=auto): the fastest
+# engine whose fingerprints match fp32, timed on this host (runtime_choice.py).
+RUNTIMES = ("eager", "onnx-fp32", "onnx-int8", "auto")
 PIPELINE = int(os.environ.get("BENCH_PIPELINE", "2"))  # = EMBED_PIPELINE_BATCHES default
 SETS = {"640px": (640, 480), "12MP": (4000, 3000)}
 
@@ -115,12 +118,16 @@ def eager_encoder(model: str) -> Any:
 async def measure(model: str, runtime: str, image_set: str, count: int) -> dict[str, Any]:
     """One configuration, in this process: the same decode path as the service."""
     from photosearch_embedder.manager import ModelManager
+    from photosearch_embedder.runtime_choice import ChoiceRequest, choose
     from photosearch_embedder.service import Embedder
 
     images = make_images(count, SETS[image_set])
-    quantization = "int8" if runtime == "onnx-int8" else "none"
+    quantization = "int8" if runtime in ("onnx-int8", "auto") else "none"
     files = export(model, quantization)
-    embedder = Embedder(ModelManager(files, batch_size=16, idle_grace=300))
+    choice = None
+    if runtime == "auto":  # timed once per host, then read from the export's cache
+        choice = choose(files, ChoiceRequest("auto", probe_seconds=3.0))
+    embedder = Embedder(ModelManager(files, batch_size=16, idle_grace=300, choice=choice))
     if runtime == "eager":
         run = eager_encoder(model)
 
@@ -151,6 +158,7 @@ async def measure(model: str, runtime: str, image_set: str, count: int) -> dict[
     return {
         "model": model,
         "runtime": runtime,
+        "engine": "pytorch eager" if runtime == "eager" else manager_engine(embedder),
         "images": image_set,
         "count": len(images),
         "images_per_s": round(len(images) / elapsed, 2),
@@ -159,6 +167,10 @@ async def measure(model: str, runtime: str, image_set: str, count: int) -> dict[
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0),
         "load_1min": round(os.getloadavg()[0], 1),  # other work on the machine meanwhile
     }
+
+
+def manager_engine(embedder: Any) -> str:
+    return str(embedder.manager.choice.fingerprint.engine.name)
 
 
 async def model_only_rate(embedder: Any, files: Any, image: bytes, seconds: float = 6) -> float:
@@ -258,7 +270,8 @@ def main() -> None:
                 }
                 rows.append(row)
                 print(
-                    f"{model:18} {runtime:10} {image_set:6} {row['images_per_s']:7.1f} img/s  "
+                    f"{model:18} {runtime:10} {row['engine']:17} {image_set:6} "
+                    f"{row['images_per_s']:7.1f} img/s  "
                     f"(model alone {row['model_only_images_per_s']:5.1f})  "
                     f"batch-1 {row['batch1_ms_median']:7.1f} ms  "
                     f"peak RSS {row['peak_rss_mb']:5.0f} MB  (rounds: {row['rounds']}, "
@@ -271,8 +284,9 @@ def main() -> None:
         }
         for image_set in SETS:
             if ("eager", image_set) in speed:
-                ratio = speed[("onnx-int8", image_set)] / speed[("eager", image_set)]
-                print(f"{model} {image_set}: int8 / eager = {ratio:.2f}x")
+                for runtime in ("onnx-int8", "auto"):
+                    ratio = speed[(runtime, image_set)] / speed[("eager", image_set)]
+                    print(f"{model} {image_set}: {runtime} / eager = {ratio:.2f}x")
         print(
             f"{model}: int8 vs fp32 fingerprints, lowest cosine over 24 photos = {fidelity[model]}"
         )

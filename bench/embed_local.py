@@ -27,7 +27,8 @@ from photosearch.common.local import from_feature_map, keep_salient
 from photosearch_embedder.export import export_model
 from photosearch_embedder.manager import ModelManager
 from photosearch_embedder.models import spec_for
-from photosearch_embedder.runtime import LocalEncoder, OnnxEncoder
+from photosearch_embedder.runtime import FingerprintEncoder, LocalEncoder
+from photosearch_embedder.runtime_choice import as_exported
 from photosearch_embedder.service import Embedder
 from photosearch_embedder.variants import parse_variants
 
@@ -63,8 +64,10 @@ def main() -> None:
     embedder = Embedder(manager)
     pre = embedder.preprocess
     assert pre.local is not None
-    fingerprint = OnnxEncoder(files, "cpu", args.threads)
-    local = LocalEncoder(files, pre.local, "cpu", args.threads)
+    exported = as_exported(files)  # both graphs in onnxruntime, as exported
+    assert exported.local is not None
+    fingerprint = FingerprintEncoder(files, exported.fingerprint.engine, "cpu", args.threads)
+    local = LocalEncoder(files, pre.local, exported.local.engine, "cpu", args.threads)
     paths = sorted(args.photos.glob("*.jpg"))[: args.count]
     photos = [p.read_bytes() for p in paths]
     images = [pre.decode(d, parse_variants([])) for d in photos]

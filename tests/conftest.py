@@ -3,6 +3,7 @@ JetStream on free ports in temp dirs, started once per session; the embedder's t
 test models (tests/support/embedder_models.py), made once per session when asked for."""
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from photosearch_devstack.postgres import EmbeddedPostgres
 from tests.support.embedder_models import exported_tiny, models_root, save_tiny_dinov2
 
 _database_numbers = itertools.count()
+# Embedders started by tests run the export's graph in onnxruntime as exported, untimed:
+# timing the runtimes costs seconds per start. The tests of the runtime choice, and the
+# mesh the end-to-end tests start (tests/support/mesh.py), use EMBED_RUNTIME=auto.
+os.environ.setdefault("EMBED_RUNTIME", "onnxruntime")
 
 
 @pytest.fixture(scope="session")

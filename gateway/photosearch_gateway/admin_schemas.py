@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, SecretStr, StringConstraints, model_validator
 
 from photosearch.catalog.v1 import catalog_pb2 as catalog_pb
+from photosearch.embedder.v1 import embedder_pb2 as embedder_pb
 from photosearch.events.v1 import events_pb2
 from photosearch.search.v1 import search_pb2 as search_pb
 from photosearch_gateway.schemas import ItemSummary, Strict, thumbnail_url, utc_time
@@ -66,6 +67,14 @@ class Worker(BaseModel):
     version: str
     started_at: datetime | None
     model_loaded: bool
+    runtime: str = Field(
+        default="",
+        description="Engine of the fingerprint graph on this worker, chosen by measurement on "
+        'its host (EMBED_RUNTIME), e.g. "openvino int8".',
+    )
+    runtime_rate: float = Field(
+        default=0.0, description="Images per second that engine measured there (0: not timed)."
+    )
 
     @classmethod
     def from_proto(cls, beat: events_pb2.WorkerHeartbeat) -> "Worker":
@@ -79,6 +88,8 @@ class Worker(BaseModel):
             version=beat.version,
             started_at=utc_time(beat.started_at),
             model_loaded=beat.model_loaded,
+            runtime=beat.runtime,
+            runtime_rate=round(beat.runtime_rate, 1),
         )
 
 
@@ -93,6 +104,30 @@ class RebuildGate(BaseModel):
     reason: str | None = Field(description="Why a rebuild is refused right now.")
 
 
+class RuntimeTrial(BaseModel):
+    """One engine the embedder timed for one graph when it chose its runtime."""
+
+    graph: str = Field(description='"fingerprint" or "local".')
+    engine: str
+    rate: float = Field(description="Images (or photos) per second; 0 = not timed.")
+    min_cosine: float | None = Field(
+        description="Lowest cosine to the fp32 graph on the calibration photos."
+    )
+    problem: str | None = Field(description="Why it cannot serve.")
+    chosen: bool
+
+    @classmethod
+    def from_proto(cls, trial: embedder_pb.RuntimeTrial) -> "RuntimeTrial":
+        return cls(
+            graph=trial.graph,
+            engine=trial.engine,
+            rate=round(trial.rate, 1),
+            min_cosine=trial.min_cosine if trial.HasField("min_cosine") else None,
+            problem=trial.problem or None,
+            chosen=trial.chosen,
+        )
+
+
 class EmbedderInfo(BaseModel):
     """What the embedder service says about its model (e.g. why a fallback model runs)."""
 
@@ -102,6 +137,13 @@ class EmbedderInfo(BaseModel):
     quantization: str | None = None
     available: bool = False
     model_note: str | None = None
+    runtime_setting: str | None = None
+    runtime: str | None = Field(default=None, description="Engine of the fingerprint graph.")
+    local_runtime: str | None = Field(default=None, description="Engine of the local graph.")
+    runtime_cached: bool = Field(
+        default=False, description="The choice was measured on an earlier start on this host."
+    )
+    runtime_trials: list[RuntimeTrial] = []
 
 
 class IndexStatus(BaseModel):

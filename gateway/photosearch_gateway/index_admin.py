@@ -12,6 +12,7 @@ from photosearch_gateway.admin_schemas import (
     ModelList,
     RebuildAccepted,
     RebuildGate,
+    RuntimeTrial,
 )
 from photosearch_gateway.errors import ApiError
 from photosearch_gateway.schemas import ItemSummary
@@ -52,6 +53,11 @@ async def embedder_info(gw: Gateway) -> EmbedderInfo:
         quantization=info.quantization or None,
         available=info.available,
         model_note=info.model_note or None,
+        runtime_setting=info.runtime_setting or None,
+        runtime=info.runtime or None,
+        local_runtime=info.local_runtime or None,
+        runtime_cached=info.runtime_cached,
+        runtime_trials=[RuntimeTrial.from_proto(t) for t in info.runtime_trials],
     )
 
 

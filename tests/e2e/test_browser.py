@@ -73,6 +73,9 @@ def mesh(
     extra = {
         "EMBED_MODEL": str(model.directory),
         "EMBED_HEARTBEAT_INTERVAL_SECONDS": "1",
+        # The default runtime choice, timed briefly (cached with the export afterwards).
+        "EMBED_RUNTIME": "auto",
+        "EMBED_RUNTIME_PROBE_SECONDS": "0.3",
         "GATEWAY_MODEL_DIR": str(model.directory.parent),
         "GATEWAY_SEARCH_RATE_PER_MINUTE": "0",
         "GATEWAY_CORS_ORIGINS": app_origin,
@@ -658,7 +661,16 @@ def test_admin_page_shows_the_index_and_the_rebuild_gate(
         assert driver.find_element(By.ID, "photo-search").is_selected()
         assert "set (hidden)" in driver.find_element(By.ID, "key-state").text
         assert VISION_KEY not in driver.page_source
-        assert "cpu" in driver.find_element(By.ID, "workers").text
+        workers = driver.find_element(By.ID, "workers").text
+        assert "cpu" in workers and "img/s" in workers, workers
+        # The engines the embedder timed: one serving per graph, each other one slower
+        # or refused with its reason.
+        driver.find_element(By.ID, "runtime-summary").click()
+        rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#runtime-trials tr")]
+        assert [r.split()[0] for r in rows if r.endswith("serving")] == ["fingerprint", "local"]
+        assert len(rows) == 8 and all(
+            r.endswith(("serving", "slower")) or "drifts from fp32" in r for r in rows
+        ), rows
         assert driver.find_element(By.ID, "rebuild").is_enabled()
         mesh.stop_service("embedder")
         browser.wait_for(

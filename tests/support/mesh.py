@@ -34,6 +34,10 @@ def mesh_env(files: ModelFiles, **overrides: str) -> dict[str, str]:
         "EMBED_MODEL": str(files.directory),
         "EMBED_HEARTBEAT_INTERVAL_SECONDS": "1",
         "EMBED_HEARTBEAT_TTL_SECONDS": "4",
+        # The default runtime choice, timed briefly (once per session: it is cached with
+        # the export).
+        "EMBED_RUNTIME": "auto",
+        "EMBED_RUNTIME_PROBE_SECONDS": "0.3",
         "SEARCH_WORKERS_POLL_SECONDS": "0.5",
         "GATEWAY_MODEL_DIR": str(files.directory.parent),
         "GATEWAY_SEARCH_RATE_PER_MINUTE": "0",

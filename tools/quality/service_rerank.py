@@ -15,6 +15,7 @@ from photosearch.common.local import LocalGrid, from_feature_map, keep_salient
 from photosearch.common.model_files import ModelFiles
 from photosearch_embedder.preprocess import PreprocessSpec
 from photosearch_embedder.runtime import LocalEncoder
+from photosearch_embedder.runtime_choice import as_exported
 from photosearch_embedder.variants import parse_variants
 from tools.quality.datasets import Photo
 
@@ -29,7 +30,10 @@ class ServiceDescriptors:
         self.preprocess = PreprocessSpec.from_json(files.preprocess())
         if self.preprocess.local is None:
             raise ValueError(f"{files.model_id}: the export has no local graph")
-        self.encoder = LocalEncoder(files, self.preprocess.local, "cpu")
+        # The export's local graph in onnxruntime, as exported (the figures' reference).
+        engine = as_exported(files).local
+        assert engine is not None
+        self.encoder = LocalEncoder(files, self.preprocess.local, engine.engine, "cpu")
         self.cache_dir = cache_dir
         manifest = json.loads((files.directory / "manifest.json").read_text())
         self.tag = manifest["files"][self.preprocess.local.onnx]  # the graph's sha256

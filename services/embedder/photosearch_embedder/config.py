@@ -10,6 +10,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from photosearch.common.errors import InvalidArgument
 from photosearch.common.settings import NatsSettings, ServiceSettings
 from photosearch_embedder.prepare import ModelRequest
+from photosearch_embedder.runtime_choice import ChoiceRequest, RuntimeSetting
 from photosearch_embedder.variants import parse_variants
 from photosearch_embedder.worker import WorkerOptions
 
@@ -30,6 +31,16 @@ class EmbedderSettings(NatsSettings, ServiceSettings):
     # "auto" = the model family's default (see docs/models.md).
     quantize: Literal["auto", "int8", "none"] = "auto"
     device: Literal["cpu", "cuda"] = "cpu"
+    # Which runtime runs the graphs: "auto" times every installed candidate (onnxruntime
+    # int8/fp32, OpenVINO fp32/bf16/int8) on first start on a host and serves with the
+    # fastest whose fingerprints match fp32 (runtime_choice.py); "openvino" chooses among
+    # its precisions only; "onnxruntime" runs the export's graph as exported, untimed.
+    runtime: RuntimeSetting = "auto"
+    # Seconds each candidate is timed for (per graph), once per host and model.
+    runtime_probe_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Where the runtime choice and OpenVINO's int8 graphs are kept (a folder per model);
+    # empty: beside the export in the model cache. Set it where that cache is read-only.
+    runtime_cache_dir: Path | None = None
     # Seconds without work before the model leaves memory; 0 = as soon as the queue drains.
     model_idle_grace: float = Field(default=300.0, ge=0)
     batch_size: int = Field(default=16, ge=1, le=256)
@@ -57,6 +68,11 @@ class EmbedderSettings(NatsSettings, ServiceSettings):
     # Threads onnxruntime uses inside one inference call; 0 = one per core.
     inference_threads: int = Field(default=0, ge=0, le=256)
 
+    @field_validator("runtime_cache_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("index_variants", mode="before")
     @classmethod
     def _split_variants(cls, value: object) -> object:
@@ -76,6 +92,16 @@ class EmbedderSettings(NatsSettings, ServiceSettings):
             model_name=self.model_name,
             quantize=self.quantize,
             probe_seconds=self.hub_probe_seconds,
+        )
+
+    def choice_request(self, device: str) -> ChoiceRequest:
+        return ChoiceRequest(
+            self.runtime,
+            device,
+            threads=self.inference_threads,
+            batch_size=self.batch_size,
+            probe_seconds=self.runtime_probe_seconds,
+            cache_dir=self.runtime_cache_dir,
         )
 
     def worker_options(self, worker_id: str) -> WorkerOptions:

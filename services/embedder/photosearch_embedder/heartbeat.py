@@ -90,6 +90,8 @@ def heartbeat_message(
     started_at: Timestamp,
     model_loaded: bool,
     local: bool = False,
+    runtime: str = "",
+    runtime_rate: float = 0.0,
 ) -> events_pb2.WorkerHeartbeat:
     return events_pb2.WorkerHeartbeat(
         worker_id=worker_id,
@@ -101,4 +103,6 @@ def heartbeat_message(
         version=version,
         started_at=started_at,
         model_loaded=model_loaded,
+        runtime=runtime,
+        runtime_rate=runtime_rate,
     )

@@ -19,6 +19,7 @@ from photosearch.common.model_files import ModelFiles
 from photosearch_embedder.heartbeat import Heartbeat
 from photosearch_embedder.models import ModelUnavailable
 from photosearch_embedder.prepare import ModelRequest, PreparedModel, prepare_model
+from photosearch_embedder.runtime_choice import RuntimeChoice, RuntimeUnavailable
 from photosearch_embedder.service import Embedder
 from photosearch_embedder.source import ImageSource
 from photosearch_embedder.status import EmbedderStatus
@@ -33,7 +34,9 @@ class EmbedderParts:
     """How server.py makes each part that can only exist once what it needs does: the
     model's files for the embedder, a JetStream connection for the worker and heartbeat."""
 
-    open_model: Callable[[ModelFiles], Embedder]
+    # Blocking (it may time the runtimes for a while): run off the event loop.
+    choose_runtime: Callable[[ModelFiles], RuntimeChoice]
+    open_model: Callable[[ModelFiles, RuntimeChoice], Embedder]
     worker: Callable[[JetStreamContext, Embedder], EmbedWorker]
     heartbeat: Callable[[JetStreamContext], Heartbeat]
 
@@ -71,8 +74,8 @@ class EmbedderLifecycle:
         return self.infra.nats_ok() and self.status.worker is not None
 
     async def _run_bring_up(self) -> None:
-        model = await self._prepare()
-        embedder = self.parts.open_model(model.files)
+        model, choice = await self._prepare()
+        embedder = self.parts.open_model(model.files, choice)
         embedder.manager.start()
         self.status.embedder = embedder
         log.info(
@@ -82,21 +85,28 @@ class EmbedderLifecycle:
             local_dim=embedder.local_dim,
             device=embedder.device,
             onnx=model.files.onnx,
+            runtime=choice.summary(),
             note=model.note,
         )
         self.status.problem = ""
         await self._start_queue_work(embedder)
 
-    async def _prepare(self) -> PreparedModel:
-        """The prepared model, asked for again every MODEL_RETRY_SECONDS until it can be
-        had (the status says why not meanwhile)."""
+    async def _prepare(self) -> tuple[PreparedModel, RuntimeChoice]:
+        """The prepared model and the engines it runs in on this host, asked for again
+        every MODEL_RETRY_SECONDS until they can be had (the status says why not)."""
         while True:
             try:
-                self.status.model = await prepare_model(self.request)
-                return self.status.model
+                self.status.model = model = await prepare_model(self.request)
+                self.status.problem = "the runtimes are being timed on this host"
+                choice = await asyncio.to_thread(self.parts.choose_runtime, model.files)
+                self.status.choice = choice
+                return model, choice
             except ModelUnavailable as exc:
                 self.status.problem = str(exc)
                 log.error("model.unavailable", model=self.request.model, error=str(exc))
+            except RuntimeUnavailable as exc:
+                self.status.problem = str(exc)
+                log.error("runtime.unavailable", error=str(exc))
             except Exception as exc:
                 self.status.problem = f"preparing the model failed: {exc}"
                 log.exception("model.prepare_failed", model=self.request.model)

@@ -15,7 +15,13 @@ from photosearch.common.model_files import ModelFiles
 from photosearch_embedder.metrics import EmbedderMetrics
 from photosearch_embedder.preprocess import LocalSpec, PreprocessSpec
 from photosearch_embedder.resolve import has_local
-from photosearch_embedder.runtime import LocalEncoder, OnnxEncoder, pick_device, release_memory
+from photosearch_embedder.runtime import (
+    FingerprintEncoder,
+    LocalEncoder,
+    pick_device,
+    release_memory,
+)
+from photosearch_embedder.runtime_choice import RuntimeChoice, as_exported
 
 log = get_logger(__name__)
 
@@ -30,6 +36,7 @@ class ModelManager:
         batch_size: int = 16,
         threads: int = 0,
         metrics: EmbedderMetrics | None = None,
+        choice: RuntimeChoice | None = None,
     ) -> None:
         self.files = files
         self.metrics = metrics or EmbedderMetrics()
@@ -40,8 +47,10 @@ class ModelManager:
         self.idle_grace = idle_grace
         self.batch_size = batch_size
         self.threads = threads
+        # The engines each graph runs in (default: onnxruntime, as exported).
+        self.choice = choice or as_exported(files)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="inference")
-        self._encoder: OnnxEncoder | None = None
+        self._encoder: FingerprintEncoder | None = None
         self._local: LocalEncoder | None = None
         self._busy = 0
         self._last_used = time.monotonic()
@@ -90,19 +99,27 @@ class ModelManager:
             raise RuntimeError(f"{self.model_id} has no local graph")
         if self._local is None:
             self._load()
-            self._local = LocalEncoder(self.files, self.local, self.device, self.threads)
+            engine = self.choice.local.engine if self.choice.local else None
+            assert engine is not None, "an export with a local graph has a local choice"
+            self._local = LocalEncoder(
+                self.files, self.local, engine, self.device, self.threads, self.choice.cache
+            )
         return self._local.describe(pixel_values)
 
     def _load(self) -> None:
         if self._encoder is None:
             started = time.monotonic()
-            self._encoder = OnnxEncoder(self.files, self.device, self.threads)
+            engine = self.choice.fingerprint.engine
+            self._encoder = FingerprintEncoder(
+                self.files, engine, self.device, self.threads, self.choice.cache
+            )
             seconds = time.monotonic() - started
             self.metrics.model_load_seconds.labels(self.model_id).observe(seconds)
             log.info(
                 "model.loaded",
                 model_id=self.model_id,
                 device=self.device,
+                engine=engine.name,
                 seconds=round(seconds, 2),
             )
 

@@ -84,20 +84,28 @@ class _StatusCollector(Collector):
             labels=["model_id"],
         )
         runtime = InfoMetricFamily(
-            "embedder_runtime", "The runtime serving the model: engine, device, quantization."
+            "embedder_runtime",
+            "The engines serving the model (chosen per host, EMBED_RUNTIME): engine and "
+            "precision of the fingerprint graph, the local graph's engine, device, "
+            "the export's quantization.",
         )
         ready.add_metric([state.model_id], 1 if state.available else 0)
         if state.available:
             loaded.add_metric([state.model_id], 1 if state.loaded else 0)
-            runtime.add_metric(
-                [],
-                {
-                    "model_id": state.model_id,
-                    "engine": "onnxruntime",
-                    "device": state.device,
-                    "quantization": state.quantization,
-                },
-            )
+            labels = {
+                "model_id": state.model_id,
+                "engine": "onnxruntime",
+                "device": state.device,
+                "quantization": state.quantization,
+            }
+            if state.choice is not None:
+                fingerprint, local = state.choice.fingerprint.engine, state.choice.local
+                labels |= {
+                    "engine": fingerprint.runtime,
+                    "precision": fingerprint.precision,
+                    "local_engine": local.engine.name if local else "",
+                }
+            runtime.add_metric([], labels)
         yield ready
         yield loaded
         yield runtime

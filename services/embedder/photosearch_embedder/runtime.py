@@ -1,21 +1,25 @@
-"""One exported model in memory: an onnxruntime session on CPU or CUDA.
+"""One exported model in memory: its graphs opened in the engines chosen for this host
+(runtime_choice.py), on CPU or CUDA.
 
 Blocking calls only; the model manager runs them on its inference thread."""
 
 import ctypes
 import ctypes.util
 import gc
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from photosearch.common.logging import get_logger
 from photosearch.common.model_files import ModelFiles
-from photosearch_embedder.preprocess import INPUT_NAME, OUTPUT_NAME, LocalSpec
+from photosearch_embedder import calibration
+from photosearch_embedder.engines import CUDA, Engine, Session, open_session
+from photosearch_embedder.preprocess import INPUT_NAME, OUTPUT_NAME, LocalSpec, PreprocessSpec
+from photosearch_embedder.runtime_choice import VIEWS
 
 log = get_logger(__name__)
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
 
 
 def pick_device(requested: str) -> str:
@@ -44,47 +48,78 @@ def release_memory() -> None:
             pass
 
 
-def open_session(path: str, device: str, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-    # Idle onnxruntime threads would spin on the cores the decode threads need
-    # (measured: no faster alone, much slower beside other work).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    providers = [CUDA, CPU] if device == "cuda" else [CPU]
-    return ort.InferenceSession(path, options, providers=providers)
+def _open(
+    files: ModelFiles,
+    engine: Engine,
+    device: str,
+    threads: int,
+    io: tuple[str, str],
+    inputs: Callable[[], list[np.ndarray]],
+    cache: Path | None,
+) -> Session:
+    return open_session(
+        engine,
+        files.directory,
+        device=device,
+        threads=threads,
+        io=io,
+        calibration=inputs,
+        cache=cache,
+    )
 
 
-class OnnxEncoder:
+class FingerprintEncoder:
     """pixel_values (N, 3, H, W) float32 -> L2-normalised fingerprints (N, dim)."""
 
-    def __init__(self, files: ModelFiles, device: str, threads: int = 0) -> None:
-        self.session = open_session(str(files.onnx_path), device, threads)
+    def __init__(
+        self,
+        files: ModelFiles,
+        engine: Engine,
+        device: str,
+        threads: int = 0,
+        cache: Path | None = None,
+    ) -> None:
+        def inputs() -> list[np.ndarray]:
+            preprocess = PreprocessSpec.from_json(files.preprocess())
+            pixels = calibration.fingerprint_inputs(preprocess, VIEWS)
+            return [row[None] for row in pixels]
+
+        self.engine = engine
+        io = (INPUT_NAME, OUTPUT_NAME)
+        self.session = _open(files, engine, device, threads, io, inputs, cache)
         self.dim = files.dim
 
     def encode(self, pixel_values: np.ndarray) -> np.ndarray:
         if len(pixel_values) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: pixel_values})
-        vectors: np.ndarray = outputs[0]
-        return vectors
+        return self.session.run(pixel_values)
 
     def close(self) -> None:
-        del self.session
+        self.session.close()
 
 
 class LocalEncoder:
     """One photo's (1, 3, H, W) local input -> (dim, rows, cols) unit cells."""
 
-    def __init__(self, files: ModelFiles, spec: LocalSpec, device: str, threads: int = 0) -> None:
-        self.spec = spec
-        self.session = open_session(str(files.directory / spec.onnx), device, threads)
+    def __init__(
+        self,
+        files: ModelFiles,
+        spec: LocalSpec,
+        engine: Engine,
+        device: str,
+        threads: int = 0,
+        cache: Path | None = None,
+    ) -> None:
+        def inputs() -> list[np.ndarray]:
+            return calibration.local_inputs(PreprocessSpec.from_json(files.preprocess()))
+
+        self.engine = engine
+        io = (spec.input_name, spec.output_name)
+        self.session = _open(files, engine, device, threads, io, inputs, cache)
 
     def describe(self, pixel_values: np.ndarray) -> np.ndarray:
-        outputs = self.session.run([self.spec.output_name], {self.spec.input_name: pixel_values})
-        feature_map: np.ndarray = outputs[0][0]
+        feature_map: np.ndarray = self.session.run(pixel_values)[0]
         return feature_map
 
     def close(self) -> None:
-        del self.session
+        self.session.close()

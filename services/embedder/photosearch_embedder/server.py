@@ -16,6 +16,8 @@ from photosearch_embedder.heartbeat import Heartbeat
 from photosearch_embedder.lifecycle import EmbedderLifecycle, EmbedderParts
 from photosearch_embedder.manager import ModelManager
 from photosearch_embedder.metrics import EmbedderMetrics
+from photosearch_embedder.runtime import pick_device, release_memory
+from photosearch_embedder.runtime_choice import RuntimeChoice, choose
 from photosearch_embedder.service import Embedder
 from photosearch_embedder.servicer import EmbedderServicer
 from photosearch_embedder.source import CatalogImageSource, ImageSource
@@ -45,14 +47,22 @@ async def build_server(
     metrics = EmbedderMetrics(service_metrics.registry)
     metrics.watch(status)
 
-    def open_model(files: ModelFiles) -> Embedder:
+    device = pick_device(settings.device)
+
+    def choose_runtime(files: ModelFiles) -> RuntimeChoice:
+        choice = choose(files, settings.choice_request(device))
+        release_memory()  # what the timed candidates held goes back before serving
+        return choice
+
+    def open_model(files: ModelFiles, choice: RuntimeChoice) -> Embedder:
         manager = ModelManager(
             files,
-            device=settings.device,
+            device=device,
             idle_grace=settings.model_idle_grace,
             batch_size=settings.batch_size,
             threads=settings.inference_threads,
             metrics=metrics,
+            choice=choice,
         )
         return Embedder(manager, decode_threads=settings.decode_threads)
 
@@ -74,7 +84,7 @@ async def build_server(
         images,
         status,
         settings.model_request(),
-        EmbedderParts(open_model, worker, heartbeat),
+        EmbedderParts(choose_runtime, open_model, worker, heartbeat),
     )
     server = await create_server(
         settings.grpc_address, [SERVICE_NAME], settings.tls_dir, service_metrics

@@ -11,10 +11,31 @@ import grpc
 from photosearch.common.local import to_proto
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from photosearch.events.v1 import events_pb2
+from photosearch_embedder.runtime_choice import GraphChoice, RuntimeChoice
 from photosearch_embedder.service import EmbedAsk, Embedder, Fingerprints
 from photosearch_embedder.status import EmbedderStatus
 
 T = TypeVar("T")
+
+
+def _add_runtime(reply: embedder_pb2.InfoResponse, choice: RuntimeChoice) -> None:
+    reply.runtime_setting = choice.setting
+    reply.runtime = choice.fingerprint.engine.name
+    reply.runtime_cached = choice.cached
+    graphs: list[tuple[str, GraphChoice]] = [("fingerprint", choice.fingerprint)]
+    if choice.local is not None:
+        reply.local_runtime = choice.local.engine.name
+        graphs.append(("local", choice.local))
+    for graph, chosen in graphs:
+        for trial in chosen.trials:
+            reply.runtime_trials.add(
+                graph=graph,
+                engine=trial.engine.name,
+                rate=trial.rate,
+                min_cosine=trial.min_cosine,
+                problem=trial.problem,
+                chosen=trial.engine == chosen.engine,
+            )
 
 
 def _ask(request: embedder_pb2.EmbedRequest) -> EmbedAsk:
@@ -112,6 +133,8 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
             reply.device = model.device
             reply.loaded = model.loaded
             reply.local_dim = model.local_dim
+        if model.choice is not None:
+            _add_runtime(reply, model.choice)
         if (depth := await status.queue_depth()) is not None:
             reply.queue_pending, reply.queue_in_flight = depth
         return reply

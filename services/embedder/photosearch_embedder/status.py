@@ -15,6 +15,7 @@ from photosearch.events.v1 import events_pb2
 from photosearch_embedder.heartbeat import heartbeat_message
 from photosearch_embedder.prepare import PreparedModel
 from photosearch_embedder.resolve import quantization_of
+from photosearch_embedder.runtime_choice import RuntimeChoice
 from photosearch_embedder.service import Embedder
 from photosearch_embedder.worker import EmbedWorker
 
@@ -58,6 +59,8 @@ class ModelState:
     device: str = ""
     loaded: bool = False
     local_dim: int = 0
+    # The engines the graphs run in on this host (None until chosen).
+    choice: RuntimeChoice | None = None
 
 
 class EmbedderStatus:
@@ -69,6 +72,7 @@ class EmbedderStatus:
         self.index_variants = list(index_variants)
         self.problem = "the model is being prepared"  # why no model serves yet
         self.model: PreparedModel | None = None
+        self.choice: RuntimeChoice | None = None
         self.embedder: Embedder | None = None
         self.worker: EmbedWorker | None = None
 
@@ -93,6 +97,7 @@ class EmbedderStatus:
             device=embedder.device,
             loaded=embedder.loaded,
             local_dim=embedder.local_dim,
+            choice=embedder.manager.choice,
         )
 
     async def queue_depth(self) -> tuple[int, int] | None:
@@ -110,6 +115,7 @@ class EmbedderStatus:
         """This worker's entry in the presence bucket (beats start once a model is ready)."""
         embedder = self.embedder
         assert embedder is not None
+        fingerprint = embedder.manager.choice.fingerprint
         return heartbeat_message(
             worker_id=self.identity.worker_id,
             model_id=embedder.model_id,
@@ -120,4 +126,6 @@ class EmbedderStatus:
             started_at=self.identity.started_at,
             model_loaded=embedder.loaded,
             local=embedder.local_dim > 0,
+            runtime=fingerprint.engine.name,
+            runtime_rate=fingerprint.rate,
         )

@@ -158,11 +158,18 @@ async def test_heartbeat_and_info_describe_the_worker_and_shutdown_removes_it(
     assert list(beat.capabilities) == ["embed", "local"]
     assert (beat.model_id, beat.dim, beat.device, beat.batch_size) == (model.model_id, 48, "cpu", 4)
     assert beat.version and beat.started_at.seconds > 0 and not beat.model_loaded
+    assert (beat.runtime, beat.runtime_rate) == ("onnxruntime fp32", 0)  # untimed
 
     async with service.channel() as channel:
         stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
         info = await stub.Info(embedder_pb2.InfoRequest())
         assert (info.worker_id, info.model_id, info.dim) == ("worker-a", model.model_id, 48)
+        assert (info.runtime_setting, info.runtime, info.local_runtime) == (
+            "onnxruntime",
+            "onnxruntime fp32",
+            "onnxruntime fp32",
+        )
+        assert not info.runtime_trials
         assert info.available and not info.loaded and info.quantization == "none"
         assert info.local_dim == 48
         assert list(info.index_variants) == ["global"]
@@ -176,6 +183,50 @@ async def test_heartbeat_and_info_describe_the_worker_and_shutdown_removes_it(
     await eventually(loaded_in_heartbeat, 10)
     await service.stop()
     assert await heartbeat_of(js, "worker-a") is None
+
+
+async def test_auto_times_the_runtimes_once_and_a_restart_reuses_the_choice(
+    nats_server, js, tiny_model: ModelFiles, tmp_path: Path
+) -> None:
+    model = export_for_this_test(tiny_model, tmp_path)
+    quick = dict(runtime="auto", runtime_probe_seconds=0.05, worker_id="worker-auto")
+    service = await start(nats_server, model, MemoryImageSource(), **quick)
+    async with service.channel() as channel:
+        info = await embedder_pb2_grpc.EmbedderServiceStub(channel).Info(embedder_pb2.InfoRequest())
+        vector = await embedder_pb2_grpc.EmbedderServiceStub(channel).Embed(
+            embedder_pb2.EmbedRequest(image=photo("coffee"))
+        )
+    assert info.runtime_setting == "auto" and not info.runtime_cached
+    for graph, served in (("fingerprint", info.runtime), ("local", info.local_runtime)):
+        trials = [t for t in info.runtime_trials if t.graph == graph]
+        assert {t.engine for t in trials} == {
+            "onnxruntime fp32",
+            "openvino fp32",
+            "openvino bf16",
+            "openvino int8",
+        }
+        chosen = [t for t in trials if t.chosen]
+        assert [t.engine for t in chosen] == [served]
+        assert chosen[0].rate == max(t.rate for t in trials if not t.problem) > 0
+        assert all(t.problem or t.min_cosine >= 0.998 for t in trials)
+    beat = await heartbeat_of(js, "worker-auto")
+    assert beat is not None and beat.runtime == info.runtime
+    assert beat.runtime_rate == next(t.rate for t in info.runtime_trials if t.chosen)
+    await service.stop()
+
+    with capture_logs() as logs:
+        again = await start(nats_server, model, MemoryImageSource(), **quick)
+        async with again.channel() as channel:
+            stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
+            restarted = await stub.Info(embedder_pb2.InfoRequest())
+            same = await stub.Embed(embedder_pb2.EmbedRequest(image=photo("coffee")))
+    assert restarted.runtime_cached and restarted.runtime == info.runtime
+    assert list(restarted.runtime_trials) == list(info.runtime_trials)
+    assert "runtime.cached" in [e["event"] for e in logs]
+    assert "runtime.chosen" not in [e["event"] for e in logs]
+    first, second = (np.array(v.embeddings[0].values) for v in (vector, same))
+    assert float(first @ second) > 0.9999
+    await again.stop()
 
 
 async def test_grpc_embed_and_stream(

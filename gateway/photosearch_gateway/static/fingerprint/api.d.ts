@@ -550,6 +550,29 @@ export interface components {
             available: boolean;
             /** Model Note */
             model_note?: string | null;
+            /** Runtime Setting */
+            runtime_setting?: string | null;
+            /**
+             * Runtime
+             * @description Engine of the fingerprint graph.
+             */
+            runtime?: string | null;
+            /**
+             * Local Runtime
+             * @description Engine of the local graph.
+             */
+            local_runtime?: string | null;
+            /**
+             * Runtime Cached
+             * @description The choice was measured on an earlier start on this host.
+             * @default false
+             */
+            runtime_cached: boolean;
+            /**
+             * Runtime Trials
+             * @default []
+             */
+            runtime_trials: components["schemas"]["RuntimeTrial"][];
         };
         /**
          * ErrorBody
@@ -926,6 +949,36 @@ export interface components {
              */
             retry_failed: boolean;
         };
+        /**
+         * RuntimeTrial
+         * @description One engine the embedder timed for one graph when it chose its runtime.
+         */
+        RuntimeTrial: {
+            /**
+             * Graph
+             * @description "fingerprint" or "local".
+             */
+            graph: string;
+            /** Engine */
+            engine: string;
+            /**
+             * Rate
+             * @description Images (or photos) per second; 0 = not timed.
+             */
+            rate: number;
+            /**
+             * Min Cosine
+             * @description Lowest cosine to the fp32 graph on the calibration photos.
+             */
+            min_cosine: number | null;
+            /**
+             * Problem
+             * @description Why it cannot serve.
+             */
+            problem: string | null;
+            /** Chosen */
+            chosen: boolean;
+        };
         /** SearchResult */
         SearchResult: {
             /** Model Id */
@@ -1012,6 +1065,18 @@ export interface components {
             started_at: string | null;
             /** Model Loaded */
             model_loaded: boolean;
+            /**
+             * Runtime
+             * @description Engine of the fingerprint graph on this worker, chosen by measurement on its host (EMBED_RUNTIME), e.g. "openvino int8".
+             * @default
+             */
+            runtime: string;
+            /**
+             * Runtime Rate
+             * @description Images per second that engine measured there (0: not timed).
+             * @default 0
+             */
+            runtime_rate: number;
         };
         /**
          * LocalView

@@ -40,10 +40,26 @@ function showIndex(s) {
   $("workers").replaceChildren(...(s.workers.length
     ? s.workers.map((w) => el("tr", {},
         el("td", { text: w.worker_id }), el("td", { text: w.device }),
+        el("td", { text: w.runtime + (w.runtime_rate ? ` (${w.runtime_rate} img/s)` : "") }),
         el("td", { text: w.model_id }), el("td", { text: w.model_loaded ? "yes" : "no" })))
-    : [el("tr", {}, el("td", { colspan: "4", text: "No embedder worker is online." }))]));
+    : [el("tr", {}, el("td", { colspan: "5", text: "No embedder worker is online." }))]));
+  showRuntimes(s.embedder);
   $("failures-box").hidden = s.failures.length === 0;
   $("failures").replaceChildren(...s.failures.map((f) => el("li", { text: `${f.image_id}: ${f.reason}` })));
+}
+
+// The engines the embedder timed on its host, the chosen one first per graph.
+function showRuntimes(embedder) {
+  const trials = embedder.runtime_trials || [];
+  $("runtime-box").hidden = trials.length === 0;
+  $("runtime-summary").textContent = `Runtimes timed on the embedder (EMBED_RUNTIME=${embedder.runtime_setting})` +
+    (embedder.runtime_cached ? ", measured on an earlier start" : "");
+  const ordered = [...trials].sort((a, b) => a.graph.localeCompare(b.graph) || b.chosen - a.chosen || b.rate - a.rate);
+  $("runtime-trials").replaceChildren(...ordered.map((t) => el("tr", { class: t.chosen ? "chosen" : "" },
+    el("td", { text: t.graph }), el("td", { text: t.engine }),
+    el("td", { text: t.rate ? String(t.rate) : "" }),
+    el("td", { text: t.min_cosine === null ? "" : t.min_cosine.toFixed(5) }),
+    el("td", { text: t.chosen ? "serving" : (t.problem || "slower") }))));
 }
 
 function showModels(list) {

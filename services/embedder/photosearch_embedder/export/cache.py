@@ -33,6 +33,7 @@ from photosearch_embedder.resolve import (
 )
 
 log = get_logger(__name__)
+FP32 = onnx_name("none")
 EXPORT_INFO = "export.json"
 
 
@@ -79,6 +80,8 @@ def _complete_local(spec: ModelSpec, files: ModelFiles) -> ModelFiles:
 
 def _publish(directory: Path, model_id: str, dim: int, onnx: str) -> ModelFiles:
     names = [onnx, LOCAL_ONNX, PREPROCESS, EXPORT_INFO]
+    if onnx != FP32 and (directory / FP32).is_file():
+        names.insert(1, FP32)  # the reference the runtime choice checks candidates with
     files = ModelFiles(
         directory, model_id, dim, onnx, {n: sha256_file(directory / n) for n in names}
     )

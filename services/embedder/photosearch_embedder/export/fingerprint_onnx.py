@@ -1,6 +1,6 @@
 """Write the fingerprint graph of a model (the ONNX file search and the browser compare
 vectors of) and check it on the calibration photos: fp32 against PyTorch, then int8
-against fp32, keeping int8 only where it stays faithful.
+against fp32, keeping int8 only where it stays faithful (fp32 is kept beside it).
 
 The graph: `pixel_values` float32 NCHW with a dynamic batch -> L2-normalised
 `fingerprint`."""
@@ -74,8 +74,9 @@ def export_onnx(
         )
         int8.unlink()
         return int(expected.shape[1]), "none", checks
+    # fp32 stays beside int8: the runtime choice compares every candidate with it, and
+    # runtimes with their own int8 (OpenVINO) start from it (docs/models.md).
     log.info("export.int8", model_id=spec.model_id, **checks)
-    fp32.unlink()
     return int(expected.shape[1]), "int8", checks
 
 

@@ -135,6 +135,11 @@ class InfoResponse(_message.Message):
     QUEUE_IN_FLIGHT_FIELD_NUMBER: _builtins.int
     QUANTIZATION_FIELD_NUMBER: _builtins.int
     LOCAL_DIM_FIELD_NUMBER: _builtins.int
+    RUNTIME_SETTING_FIELD_NUMBER: _builtins.int
+    RUNTIME_FIELD_NUMBER: _builtins.int
+    LOCAL_RUNTIME_FIELD_NUMBER: _builtins.int
+    RUNTIME_TRIALS_FIELD_NUMBER: _builtins.int
+    RUNTIME_CACHED_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     model_id: _builtins.str
     dim: _builtins.int
@@ -157,10 +162,23 @@ class InfoResponse(_message.Message):
     """"int8" or "none"."""
     local_dim: _builtins.int
     """Dimension of the local descriptors (0 = this model has no local graph)."""
+    runtime_setting: _builtins.str
+    """EMBED_RUNTIME ("auto", "openvino" or "onnxruntime")."""
+    runtime: _builtins.str
+    """The engine each graph runs in ("onnxruntime int8", "openvino bf16", ...; empty
+    local_runtime = no local graph), and every candidate tried on this host.
+    """
+    local_runtime: _builtins.str
+    runtime_cached: _builtins.bool
+    """The choice was read from the export's runtime-choice.json, measured on an
+    earlier start on a host of the same kind.
+    """
     @_builtins.property
     def index_variants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Variants computed for every queued image ("global" first)."""
 
+    @_builtins.property
+    def runtime_trials(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuntimeTrial]: ...
     def __init__(
         self,
         *,
@@ -178,11 +196,58 @@ class InfoResponse(_message.Message):
         queue_in_flight: _builtins.int = ...,
         quantization: _builtins.str = ...,
         local_dim: _builtins.int = ...,
+        runtime_setting: _builtins.str = ...,
+        runtime: _builtins.str = ...,
+        local_runtime: _builtins.str = ...,
+        runtime_trials: _abc.Iterable[Global___RuntimeTrial] | None = ...,
+        runtime_cached: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "batch_size", b"batch_size", "device", b"device", "dim", b"dim", "index_variants", b"index_variants", "loaded", b"loaded", "local_dim", b"local_dim", "model_id", b"model_id", "model_note", b"model_note", "quantization", b"quantization", "queue_in_flight", b"queue_in_flight", "queue_pending", b"queue_pending", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "batch_size", b"batch_size", "device", b"device", "dim", b"dim", "index_variants", b"index_variants", "loaded", b"loaded", "local_dim", b"local_dim", "local_runtime", b"local_runtime", "model_id", b"model_id", "model_note", b"model_note", "quantization", b"quantization", "queue_in_flight", b"queue_in_flight", "queue_pending", b"queue_pending", "runtime", b"runtime", "runtime_cached", b"runtime_cached", "runtime_setting", b"runtime_setting", "runtime_trials", b"runtime_trials", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InfoResponse: _TypeAlias = InfoResponse  # noqa: Y015
+
+@_typing.final
+class RuntimeTrial(_message.Message):
+    """One candidate engine timed for one graph when the runtime was chosen."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
+    RATE_FIELD_NUMBER: _builtins.int
+    MIN_COSINE_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    CHOSEN_FIELD_NUMBER: _builtins.int
+    graph: _builtins.str
+    """"fingerprint" or "local"."""
+    engine: _builtins.str
+    rate: _builtins.float
+    """Images (fingerprint) or photos (local) per second; 0 = not timed."""
+    min_cosine: _builtins.float
+    """Lowest cosine to the fp32 graph on the calibration photos (unset = not run)."""
+    problem: _builtins.str
+    """Why it cannot serve (empty = it could)."""
+    chosen: _builtins.bool
+    def __init__(
+        self,
+        *,
+        graph: _builtins.str = ...,
+        engine: _builtins.str = ...,
+        rate: _builtins.float = ...,
+        min_cosine: _builtins.float | None = ...,
+        problem: _builtins.str = ...,
+        chosen: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_min_cosine", b"_min_cosine", "min_cosine", b"min_cosine"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_min_cosine", b"_min_cosine", "chosen", b"chosen", "engine", b"engine", "graph", b"graph", "min_cosine", b"min_cosine", "problem", b"problem", "rate", b"rate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__min_cosine: _TypeAlias = _typing.Literal["min_cosine"]  # noqa: Y015
+    _WhichOneofArgType__min_cosine: _TypeAlias = _typing.Literal["_min_cosine", b"_min_cosine"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_cosine) -> _WhichOneofReturnType__min_cosine | None: ...
+
+Global___RuntimeTrial: _TypeAlias = RuntimeTrial  # noqa: Y015

@@ -326,6 +326,8 @@ class WorkerHeartbeat(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     MODEL_LOADED_FIELD_NUMBER: _builtins.int
+    RUNTIME_FIELD_NUMBER: _builtins.int
+    RUNTIME_RATE_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     model_id: _builtins.str
     dim: _builtins.int
@@ -333,6 +335,12 @@ class WorkerHeartbeat(_message.Message):
     batch_size: _builtins.int
     version: _builtins.str
     model_loaded: _builtins.bool
+    runtime: _builtins.str
+    """The engine the fingerprint graph runs in on this worker (e.g. "openvino int8",
+    chosen by measurement on its host) and the images per second it measured there
+    (0 = not timed: EMBED_RUNTIME=onnxruntime).
+    """
+    runtime_rate: _builtins.float
     @_builtins.property
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -349,10 +357,12 @@ class WorkerHeartbeat(_message.Message):
         version: _builtins.str = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
         model_loaded: _builtins.bool = ...,
+        runtime: _builtins.str = ...,
+        runtime_rate: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "capabilities", b"capabilities", "device", b"device", "dim", b"dim", "model_id", b"model_id", "model_loaded", b"model_loaded", "started_at", b"started_at", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "capabilities", b"capabilities", "device", b"device", "dim", b"dim", "model_id", b"model_id", "model_loaded", b"model_loaded", "runtime", b"runtime", "runtime_rate", b"runtime_rate", "started_at", b"started_at", "version", b"version", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,224 @@
+"""The runtimes an exported ONNX graph can run in, behind one small interface: a
+session takes the graph's one input array and returns its one output array.
+
+onnxruntime runs the files as exported (fp32, or the export's dynamic int8); OpenVINO
+reads the fp32 graph and runs it in fp32 or bfloat16, or in its own static int8 made by
+NNCF post-training quantisation on the calibration photos (cached next to the export,
+made once per graph). Which engine serves is decided by measurement (runtime_choice.py).
+Blocking calls only; the model manager runs them on its inference thread."""
+
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from photosearch.common.logging import get_logger
+from photosearch.common.model_files import sha256_file
+
+log = get_logger(__name__)
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+ONNXRUNTIME, OPENVINO = "onnxruntime", "openvino"
+RUNTIMES = (ONNXRUNTIME, OPENVINO)
+# Python packages each runtime (and OpenVINO's own int8) needs.
+PACKAGES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino", "nncf": "nncf"}
+OPENVINO_INT8_DIR = "openvino-int8"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One way to run one graph: a runtime, a precision, the export's file it reads."""
+
+    runtime: str
+    precision: str  # "fp32", "int8" or "bf16"
+    graph: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.runtime} {self.precision}"
+
+    def needs(self) -> list[str]:
+        """The Python packages this engine needs."""
+        wanted = [PACKAGES[self.runtime]]
+        if self.runtime == OPENVINO and self.precision == "int8":
+            wanted.append(PACKAGES["nncf"])
+        return wanted
+
+    def missing(self) -> list[str]:
+        return [p for p in self.needs() if importlib.util.find_spec(p) is None]
+
+
+class Session(Protocol):
+    def run(self, inputs: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the runtime packages installed here ("" = not installed)."""
+    versions = {}
+    for package in sorted(set(PACKAGES.values())):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = ""
+    return versions
+
+
+class OnnxruntimeSession:
+    def __init__(self, path: Path, device: str, threads: int, io: tuple[str, str]) -> None:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        # Idle onnxruntime threads would spin on the cores the decode threads need
+        # (measured: no faster alone, much slower beside other work).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers = [CUDA, CPU] if device == "cuda" else [CPU]
+        self.session: Any = ort.InferenceSession(str(path), options, providers=providers)
+        self.input, self.output = io
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.session.run([self.output], {self.input: inputs})[0]
+        return out
+
+    def close(self) -> None:
+        self.session = None
+
+
+class OpenvinoSession:
+    def __init__(self, model: Any, precision: str, threads: int, output: str) -> None:
+        import openvino as ov
+
+        config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "LATENCY",
+            # int8 graphs carry their own precision; bf16 only where the CPU has it
+            # (OpenVINO falls back to fp32 elsewhere, and the timing shows it).
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        }
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled: Any = ov.Core().compile_model(model, "CPU", config)
+        self.request: Any = self.compiled.create_infer_request()
+        self.output = self.compiled.output(output)
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        result = self.request.infer({0: inputs})
+        return np.array(result[self.output], dtype=np.float32)
+
+    def close(self) -> None:
+        self.request = self.compiled = None
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Replicas sharing a cache volume make a quantised graph one at a time."""
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def openvino_int8(
+    directory: Path, graph: str, calibration: list[np.ndarray], cache: Path | None = None
+) -> Path:
+    """OpenVINO's static int8 of `directory`/`graph` (NNCF post-training quantisation on
+    the calibration inputs), made once and kept in `cache` (default: `directory`) under
+    openvino-int8/, keyed by the graph's digest and the NNCF version; the path of its .xml.
+    Where the cache cannot be written (a read-only volume) it is made in a temporary
+    directory for this process."""
+    key = f"{sha256_file(directory / graph)[:16]}-nncf{metadata.version('nncf')}"
+    folder = (cache or directory) / OPENVINO_INT8_DIR
+    xml = folder / key / (Path(graph).stem + ".xml")
+    if xml.is_file():
+        return xml
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _file_lock(folder / ".lock"):
+            if not xml.is_file():  # another replica may have made it meanwhile
+                _quantize(directory / graph, calibration, folder, xml)
+        return xml
+    except OSError as exc:
+        log.warning("engine.openvino_int8_not_cached", folder=str(folder), error=str(exc))
+        scratch = Path(tempfile.mkdtemp(prefix="openvino-int8-"))
+        xml = scratch / key / xml.name
+        _quantize(directory / graph, calibration, scratch, xml)
+        return xml
+
+
+def _quantize(source: Path, calibration: list[np.ndarray], folder: Path, xml: Path) -> None:
+    """Write the NNCF int8 of `source` as `xml` (via a temporary sibling, renamed last)."""
+    import openvino as ov
+
+    nncf = import_nncf()
+    model = ov.Core().read_model(str(source))
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(calibration),
+        model_type=nncf.ModelType.TRANSFORMER if _is_transformer(model) else None,
+        subset_size=len(calibration),
+    )
+    tmp = folder / f".{xml.parent.name}.{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    ov.save_model(quantized, str(tmp / xml.name))
+    (tmp / "source.json").write_text(json.dumps({"graph": source.name, "key": xml.parent.name}))
+    shutil.rmtree(xml.parent, ignore_errors=True)  # a half-made one from a crash
+    tmp.replace(xml.parent)
+    log.info("engine.openvino_int8_made", graph=source.name, path=str(xml))
+
+
+def import_nncf() -> Any:
+    """nncf, with its usage reporting off. By default it sends usage events to Google
+    Analytics from the first quantisation on; NNCF_CI set before the import replaces
+    its reporter with a stub (nncf/telemetry/wrapper.py), so nothing leaves the host."""
+    os.environ["NNCF_CI"] = "1"
+    import nncf
+
+    return nncf
+
+
+def _is_transformer(model: Any) -> bool:
+    """ViTs (DINOv2) quantise best with NNCF's transformer preset (it leaves softmax
+    and layer norms in float); convolutional networks with the default."""
+    return any(op.get_type_name() == "Softmax" for op in model.get_ops())
+
+
+def open_session(
+    engine: Engine,
+    directory: Path,
+    *,
+    device: str,
+    threads: int,
+    io: tuple[str, str],
+    calibration: Callable[[], list[np.ndarray]],
+    cache: Path | None = None,
+) -> Session:
+    """A ready session of `engine` on the export in `directory`; `io` names the graph's
+    input and output; `calibration` gives the inputs OpenVINO's int8 is calibrated on,
+    `cache` where that int8 is kept (default: beside the export)."""
+    if missing := engine.missing():
+        raise RuntimeError(f"{engine.name} needs the Python package {', '.join(missing)}")
+    path = directory / engine.graph
+    if engine.runtime == ONNXRUNTIME:
+        return OnnxruntimeSession(path, device, threads, io)
+    if device != "cpu":
+        raise RuntimeError(f"{engine.name} runs on CPU here, not {device}")
+    import openvino as ov
+
+    if engine.precision == "int8":
+        path = openvino_int8(directory, engine.graph, calibration(), cache)
+    return OpenvinoSession(ov.Core().read_model(str(path)), engine.precision, threads, io[1])

@@ -1,0 +1,225 @@
+"""EMBED_RUNTIME: the embedder times the engines it could serve with on the tiny
+model's real export, keeps only those whose answers match the fp32 graph, serves the
+fastest, and keeps the choice next to the export for the next start."""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+from structlog.testing import capture_logs
+
+from photosearch.common.model_files import ModelFiles
+from photosearch_embedder import engines
+from photosearch_embedder.engines import Engine
+from photosearch_embedder.manager import ModelManager
+from photosearch_embedder.resolve import read_export
+from photosearch_embedder.runtime_choice import (
+    CHOICE_FILE,
+    MIN_COSINE,
+    ChoiceRequest,
+    RuntimeUnavailable,
+    candidates,
+    choose,
+)
+from tests.support.embedder_models import cosine, exported_tiny
+from tests.unit.embedder.test_manager import pixels
+
+QUICK = 0.05  # seconds each candidate is timed: enough to rank, short for a test
+
+
+@pytest.fixture
+def model(tiny_model: ModelFiles, tmp_path: Path) -> ModelFiles:
+    """A private copy of the tiny fp32 export (the choice writes next to it)."""
+    shutil.copytree(tiny_model.directory, tmp_path / "model")
+    return read_export(tmp_path / "model")
+
+
+def quick(setting: str = "auto", **values: object) -> ChoiceRequest:
+    return ChoiceRequest(setting, probe_seconds=QUICK, batch_size=4, **values)  # type: ignore[arg-type]
+
+
+def without(monkeypatch: pytest.MonkeyPatch, *packages: str) -> None:
+    """Make `packages` look uninstalled to the engines."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        engines.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in packages else real(name, *a),
+    )
+
+
+def impostor(files: ModelFiles, name: str = "impostor.onnx") -> Engine:
+    """The fingerprint graph with its largest weight scrambled: the same shapes and
+    speed, different answers (what a broken runtime or precision would give)."""
+    graph = onnx.load(str(files.onnx_path))
+    largest = max(graph.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    weights = numpy_helper.to_array(largest)
+    scrambled = np.random.default_rng(0).permutation(weights.ravel()).reshape(weights.shape)
+    largest.CopyFrom(numpy_helper.from_array(scrambled.astype(weights.dtype), largest.name))
+    onnx.save(graph, str(files.directory / name))
+    return Engine("onnxruntime", "fp32", name)
+
+
+def test_auto_serves_the_fastest_candidate_whose_answers_match_fp32(model: ModelFiles) -> None:
+    choice = choose(model, quick())
+    for graph in (choice.fingerprint, choice.local):
+        assert graph is not None
+        names = {t.engine.name for t in graph.trials}
+        assert {"onnxruntime fp32", "openvino fp32", "openvino bf16", "openvino int8"} == names
+        good = [t for t in graph.trials if not t.problem]
+        assert good and all(t.min_cosine is not None and t.min_cosine >= MIN_COSINE for t in good)
+        assert graph.engine == max(good, key=lambda t: t.rate).engine
+        assert graph.rate > 0
+    assert not choice.cached and choice.setting == "auto"
+    assert "fingerprint: " in choice.summary() and "local: " in choice.summary()
+
+
+async def test_the_chosen_engines_serve_what_fp32_computes(model: ModelFiles) -> None:
+    """Whatever won, the manager's vectors and local cells agree with onnxruntime fp32."""
+    forced = Engine("openvino", "int8", "model_fp32.onnx")
+    choice = choose(
+        model,
+        quick(),
+        engines=lambda graph: (
+            [forced] if graph == "fingerprint" else [Engine("openvino", "bf16", "local.onnx")]
+        ),
+    )
+    assert choice.fingerprint.engine == forced
+    assert choice.local is not None and choice.local.engine.runtime == "openvino"
+    served, reference = ModelManager(model, choice=choice), ModelManager(model)
+    batch = pixels(model, 3)
+    assert cosine(await served.encode(batch), await reference.encode(batch)).min() >= MIN_COSINE
+    local = served.preprocess.local
+    assert local is not None
+    tensor = np.random.default_rng(1).normal(size=(1, 3, 224, 308)).astype(np.float32)
+    got, expected = await served.describe(tensor), await reference.describe(tensor)
+    cells = lambda grid: grid.reshape(grid.shape[0], -1).T  # noqa: E731
+    assert cosine(cells(got), cells(expected)).min() >= 0.99
+    await served.close()
+    await reference.close()
+
+
+def test_a_candidate_whose_answers_drift_is_never_chosen_nor_timed(model: ModelFiles) -> None:
+    wrong = impostor(model)
+    right = Engine("onnxruntime", "fp32", model.onnx)
+    with capture_logs() as logs:
+        choice = choose(
+            model,
+            quick(),
+            engines=lambda graph: (
+                [wrong, right]
+                if graph == "fingerprint"
+                else [Engine("onnxruntime", "fp32", "local.onnx")]
+            ),
+        )
+    assert choice.fingerprint.engine == right
+    trial = next(t for t in choice.fingerprint.trials if t.engine == wrong)
+    assert trial.rate == 0 and trial.min_cosine is not None and trial.min_cosine < MIN_COSINE
+    assert "drifts from fp32" in trial.problem
+    rejected = [e for e in logs if e["event"] == "runtime.rejected"]
+    assert [e["file"] for e in rejected] == ["impostor.onnx"]
+    with pytest.raises(RuntimeUnavailable, match="no engine can run the fingerprint graph"):
+        choose(model, quick(threads=1), engines=lambda graph: [wrong])
+
+
+def test_the_choice_is_kept_next_to_the_export_and_reused_after_a_restart(
+    model: ModelFiles,
+) -> None:
+    first = choose(model, quick())
+    assert (model.directory / CHOICE_FILE).is_file()
+    with capture_logs() as logs:
+        again = choose(read_export(model.directory), quick())  # a new process reads it
+    assert again.cached and not first.cached
+    assert again.fingerprint == first.fingerprint and again.local == first.local
+    assert again.measured_at == first.measured_at
+    assert [e["event"] for e in logs] == ["runtime.cached"]
+    # Other threads (or another kind of host) measure anew, beside the first entry.
+    other = choose(model, quick(threads=1))
+    assert not other.cached and other.host != first.host
+    assert choose(model, quick()).cached and choose(model, quick(threads=1)).cached
+
+
+def test_a_runtime_cache_elsewhere_leaves_the_export_untouched(
+    model: ModelFiles, tmp_path: Path
+) -> None:
+    """Where the model cache is read-only (Kubernetes mounts it so), EMBED_RUNTIME_CACHE_DIR
+    holds the choice and OpenVINO's int8 graphs, one folder per model."""
+    before = sorted(p.name for p in model.directory.iterdir())
+    elsewhere = tmp_path / "runtime-cache"
+    choice = choose(model, quick(cache_dir=elsewhere))
+    folder = ModelFiles.directory_for(elsewhere, model.model_id)
+    assert (folder / CHOICE_FILE).is_file() and (folder / "openvino-int8").is_dir()
+    assert sorted(p.name for p in model.directory.iterdir()) == before
+    assert choice.cache == folder
+    again = choose(model, quick(cache_dir=elsewhere))
+    assert again.cached and again.cache == folder
+
+
+def test_a_runtime_that_is_not_installed_is_skipped_with_a_log_line(
+    model: ModelFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without(monkeypatch, "openvino", "nncf")
+    with capture_logs() as logs:
+        choice = choose(model, quick())
+    assert choice.fingerprint.engine == Engine("onnxruntime", "fp32", "model_fp32.onnx")
+    skipped = [e for e in logs if e["event"] == "runtime.skipped"]
+    assert {e["engine"] for e in skipped} == {"openvino fp32", "openvino bf16", "openvino int8"}
+    assert all("openvino" in e["reason"] and "not installed" in e["reason"] for e in skipped)
+    with pytest.raises(RuntimeUnavailable, match="openvino is not installed"):
+        choose(model, quick("openvino"))
+
+
+def test_only_nncf_missing_leaves_openvino_fp32_and_bf16(
+    model: ModelFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without(monkeypatch, "nncf")
+    choice = choose(model, quick("openvino"))
+    problems = {t.engine.name: t.problem for t in choice.fingerprint.trials}
+    assert problems["openvino int8"] == "the Python package nncf is not installed"
+    assert problems["openvino fp32"] == "" and choice.fingerprint.engine.runtime == "openvino"
+
+
+def test_onnxruntime_runs_the_export_as_exported_without_timing(model: ModelFiles) -> None:
+    choice = choose(model, quick("onnxruntime"))
+    assert choice.fingerprint.engine == Engine("onnxruntime", "fp32", model.onnx)
+    assert choice.fingerprint.trials == () and not (model.directory / CHOICE_FILE).exists()
+
+
+def test_an_int8_export_keeps_fp32_beside_it_as_the_reference(embedder_models: Path) -> None:
+    files = exported_tiny(embedder_models, "int8")
+    assert files.onnx == "model_int8.onnx" and "model_fp32.onnx" in files.files
+    names = [e.name for e in candidates(files, "auto", "cpu", "fingerprint")]
+    assert names == [
+        "onnxruntime int8",
+        "onnxruntime fp32",
+        "openvino fp32",
+        "openvino bf16",
+        "openvino int8",
+    ]
+    assert [e.graph for e in candidates(files, "auto", "cpu", "fingerprint")][2:] == [
+        "model_fp32.onnx"
+    ] * 3
+    # On a GPU only the CUDA provider of onnxruntime is a candidate.
+    assert [e.name for e in candidates(files, "auto", "cuda", "local")] == ["onnxruntime fp32"]
+
+
+def test_nncf_is_imported_with_its_usage_reporting_off() -> None:
+    """NNCF reports usage to Google Analytics unless told not to; a fresh interpreter
+    (not pytest, which nncf exempts by itself) shows the embedder's import turns it off."""
+    probe = (
+        "from photosearch_embedder.engines import import_nncf; import_nncf(); "
+        "from nncf.telemetry import wrapper; print(type(wrapper.telemetry).__name__)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NNCF")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "MagicMock"
