@@ -26,13 +26,13 @@ def fingerprint_inputs(
     return np.concatenate([preprocess.tensors(p, variants) for p in calibration_photos()])
 
 
-def local_inputs(preprocess: PreprocessSpec) -> list[np.ndarray]:
-    """Each calibration photo upright and turned a quarter, as the local graph's
-    (1, 3, H, W) input (two shapes per photo: the graph's sizes are dynamic)."""
+def local_inputs(preprocess: PreprocessSpec, turns: tuple[int, ...] = (0,)) -> list[np.ndarray]:
+    """Each calibration photo turned clockwise by each of `turns`, as the local graph's
+    (1, 3, H, W) input (a quarter turn gives another shape: the graph's sizes are dynamic)."""
     inputs = []
     for photo in calibration_photos():
         image = preprocess.decode(photo, parse_variants([]))
-        inputs += [preprocess.local_tensor(image, degrees) for degrees in (0, 90)]
+        inputs += [preprocess.local_tensor(image, degrees) for degrees in turns]
     return inputs
 
 

@@ -97,7 +97,7 @@ class EmbedderLifecycle:
         while True:
             try:
                 self.status.model = model = await prepare_model(self.request)
-                self.status.problem = "the runtimes are being timed on this host"
+                self.status.problem = "choosing the engines for this host (timed once, then cached)"
                 choice = await asyncio.to_thread(self.parts.choose_runtime, model.files)
                 self.status.choice = choice
                 return model, choice

@@ -14,10 +14,9 @@ import onnxruntime as ort
 
 from photosearch.common.logging import get_logger
 from photosearch.common.model_files import ModelFiles
-from photosearch_embedder import calibration
 from photosearch_embedder.engines import CUDA, Engine, Session, open_session
 from photosearch_embedder.preprocess import INPUT_NAME, OUTPUT_NAME, LocalSpec, PreprocessSpec
-from photosearch_embedder.runtime_choice import VIEWS
+from photosearch_embedder.runtime_trials import FINGERPRINT, LOCAL, calibration_inputs
 
 log = get_logger(__name__)
 
@@ -80,9 +79,7 @@ class FingerprintEncoder:
         cache: Path | None = None,
     ) -> None:
         def inputs() -> list[np.ndarray]:
-            preprocess = PreprocessSpec.from_json(files.preprocess())
-            pixels = calibration.fingerprint_inputs(preprocess, VIEWS)
-            return [row[None] for row in pixels]
+            return calibration_inputs(PreprocessSpec.from_json(files.preprocess()), FINGERPRINT)
 
         self.engine = engine
         io = (INPUT_NAME, OUTPUT_NAME)
@@ -111,7 +108,7 @@ class LocalEncoder:
         cache: Path | None = None,
     ) -> None:
         def inputs() -> list[np.ndarray]:
-            return calibration.local_inputs(PreprocessSpec.from_json(files.preprocess()))
+            return calibration_inputs(PreprocessSpec.from_json(files.preprocess()), LOCAL)
 
         self.engine = engine
         io = (spec.input_name, spec.output_name)

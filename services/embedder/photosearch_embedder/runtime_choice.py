@@ -4,68 +4,38 @@ Which runtime is fastest differs between hosts of the same kind (onnxruntime's i
 kernels ran 2.3x slower on one than on another; OpenVINO's bf16 and int8 need CPU
 features some hosts lack), so the embedder times its candidates where it runs:
 each candidate first computes the calibration photos, and is kept only when its answers
-match the fp32 graph's (lowest cosine >= MIN_COSINE, cell by cell for the local graph);
-the kept ones are timed for a few seconds each, and the fastest serves. The choice and
-every measurement are cached next to the export (runtime-choice.json), keyed by what
-the speed depends on (CPU, cores, threads, device, runtime versions, the graphs), so
-a restart or another replica on the same kind of host reuses it.
+match the fp32 graph's (lowest cosine >= MIN_COSINE, cell by cell for the local graph;
+runtime_trials.py); the kept ones are timed for a few seconds each, and the fastest
+serves. The choice and every measurement are cached next to the export
+(runtime-choice.json, runtime_cache.py), keyed by what the speed depends on, so a
+restart or another replica on the same kind of host reuses it, after checking the
+chosen engines against fp32 once more.
 
 EMBED_RUNTIME: "auto" (every runtime installed), "openvino" (its precisions only), or
 "onnxruntime" (the export's own graph as exported, no timing)."""
 
-import hashlib
-import json
-import os
-import platform
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
-
-import numpy as np
 
 from photosearch.common.errors import FailedPrecondition
 from photosearch.common.logging import get_logger
 from photosearch.common.model_files import ModelFiles
-from photosearch_embedder import calibration
-from photosearch_embedder.engines import (
-    ONNXRUNTIME,
-    OPENVINO,
-    Engine,
-    open_session,
-    package_versions,
-)
-from photosearch_embedder.preprocess import INPUT_NAME, OUTPUT_NAME, PreprocessSpec
+from photosearch_embedder import runtime_cache
+from photosearch_embedder.engines import ONNXRUNTIME, OPENVINO, Engine
+from photosearch_embedder.preprocess import PreprocessSpec
 from photosearch_embedder.resolve import has_local, onnx_name
+from photosearch_embedder.runtime_trials import FINGERPRINT, LOCAL, RULE, GraphBench, Trial
 
 log = get_logger(__name__)
 RuntimeSetting = Literal["auto", "onnxruntime", "openvino"]
-# A candidate serves only if its fingerprints stay this close to fp32's (int8 measured
-# 0.9988 for onnxruntime, 0.9992 for OpenVINO+NNCF on DINOv2-small; docs/models.md).
-MIN_COSINE = 0.998
-CHOICE_FILE = "runtime-choice.json"
-FINGERPRINT, LOCAL = "fingerprint", "local"
 FP32 = onnx_name("none")
-# The calibration photos are checked (and OpenVINO's int8 calibrated) in these views too.
-VIEWS = ("mirror", "crop:0.6")
 
 
 class RuntimeUnavailable(FailedPrecondition):
     """EMBED_RUNTIME names a runtime that cannot run here; the message says why."""
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One candidate engine on one graph: its speed (items per second; 0 = not timed),
-    its lowest cosine to fp32 (None = not run), or why it cannot serve."""
-
-    engine: Engine
-    rate: float = 0.0
-    min_cosine: float | None = None
-    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,7 +72,7 @@ class RuntimeChoice:
             line = f"{graph}: {choice.engine.name}"
             if choice.rate:
                 line += f" {choice.rate:.1f}/s"
-            others = [_trial_text(t) for t in choice.trials if t.engine != choice.engine]
+            others = [t.text() for t in choice.trials if t.engine != choice.engine]
             if others:
                 line += f" (also tried: {', '.join(others)})"
             parts.append(line)
@@ -132,12 +102,6 @@ class RuntimeChoice:
             data["measured_at"],
             cached=True,
         )
-
-
-def _trial_text(trial: Trial) -> str:
-    if trial.problem:
-        return f"{trial.engine.name}: {trial.problem}"
-    return f"{trial.engine.name} {trial.rate:.1f}/s"
 
 
 def as_exported(files: ModelFiles) -> RuntimeChoice:
@@ -172,42 +136,13 @@ def candidates(files: ModelFiles, setting: RuntimeSetting, device: str, graph: s
     else:
         served = reference = _local_graph(files)
     engines = []
-    if setting == "auto" or device != "cpu":
+    if setting == "auto" or (device != "cpu" and setting == ONNXRUNTIME):
         engines += [
             Engine(ONNXRUNTIME, _precision(g), g) for g in dict.fromkeys([served, reference])
         ]
     if device == "cpu" and setting in ("auto", OPENVINO) and _precision(reference) == "fp32":
         engines += [Engine(OPENVINO, p, reference) for p in ("fp32", "bf16", "int8")]
     return engines
-
-
-def host_key(files: ModelFiles, setting: str, device: str, threads: int) -> dict[str, Any]:
-    """What a measured speed depends on; a choice is reused only where all of it agrees."""
-    return {
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count() or 0,
-        "machine": platform.machine(),
-        "device": device,
-        "threads": threads,
-        "setting": setting,
-        "packages": package_versions(),
-        "graphs": hashlib.sha256(json.dumps(files.files, sort_keys=True).encode()).hexdigest()[:16],
-    }
-
-
-@cache
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _key_digest(key: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -235,74 +170,94 @@ def choose(
     *,
     engines: Callable[[str], list[Engine]] | None = None,
 ) -> RuntimeChoice:
-    """The engines this host serves `files` with: cached, or measured now and cached.
-    `engines(graph)` overrides the candidate list (tests)."""
+    """The engines this host serves `files` with: cached (and checked again against fp32,
+    which also makes anything the engines need that has gone missing), or measured now and
+    cached. `engines(graph)` overrides the candidate list (tests)."""
     if request.setting == ONNXRUNTIME and engines is None:
         return as_exported(files)
-    key = host_key(files, request.setting, request.device, request.threads)
-    digest = _key_digest(key)
+    key = runtime_cache.host_key(
+        files,
+        setting=request.setting,
+        device=request.device,
+        threads=request.threads,
+        batch_size=request.batch_size,
+        rule=RULE,
+    )
+    digest = runtime_cache.digest(key)
     folder = request.folder(files)
-    if cached := _read_cached(folder, digest):
-        log.info("runtime.cached", model_id=files.model_id, choice=cached.summary())
-        return replace(cached, cache_dir=str(folder))
+    benches: dict[str, GraphBench] = {}
+
+    def bench(graph: str) -> GraphBench:
+        if graph not in benches:
+            benches[graph] = GraphBench(
+                files,
+                graph,
+                _reference(files, graph),
+                device=request.device,
+                threads=request.threads,
+                batch_size=request.batch_size,
+                cache=folder,
+            )
+        return benches[graph]
+
+    if entry := runtime_cache.read(folder, digest):
+        cached = _from_cache(entry["choice"], folder)
+        if cached is not None:
+            if problem := _recheck(cached, bench):
+                log.warning("runtime.cache_stale", model_id=files.model_id, reason=problem)
+            else:
+                log.info("runtime.cached", model_id=files.model_id, choice=cached.summary())
+                return cached
     listing = engines or (lambda graph: candidates(files, request.setting, request.device, graph))
     choice = RuntimeChoice(
-        _choose_graph(files, request, FINGERPRINT, listing(FINGERPRINT)),
-        _choose_graph(files, request, LOCAL, listing(LOCAL)) if has_local(files) else None,
+        _choose_graph(files, request, bench(FINGERPRINT), listing(FINGERPRINT)),
+        _choose_graph(files, request, bench(LOCAL), listing(LOCAL)) if has_local(files) else None,
         request.setting,
         digest,
         datetime.now(UTC).isoformat(timespec="seconds"),
         cache_dir=str(folder),
     )
     log.info("runtime.chosen", model_id=files.model_id, choice=choice.summary(), host=key)
-    _write_cached(folder, digest, key, choice)
+    runtime_cache.write(folder, digest, {"host": key, "choice": choice.to_json()})
     return choice
 
 
+def _reference(files: ModelFiles, graph: str) -> Engine:
+    """The fp32 graph in onnxruntime: what every candidate must agree with."""
+    name = reference_graph(files) if graph == FINGERPRINT else _local_graph(files)
+    return Engine(ONNXRUNTIME, _precision(name), name)
+
+
+def _from_cache(data: dict[str, Any], folder: Path) -> "RuntimeChoice | None":
+    try:
+        return replace(RuntimeChoice.from_json(data), cache_dir=str(folder))
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("runtime.cache_unreadable", folder=str(folder), error=str(exc))
+        return None
+
+
+def _recheck(choice: "RuntimeChoice", bench: Callable[[str], GraphBench]) -> str:
+    """Why a cached choice may not serve as it is ("" = it may): each chosen engine must
+    still load and answer as fp32 does (its int8 graph may have been removed, say)."""
+    for graph, chosen in ((FINGERPRINT, choice.fingerprint), (LOCAL, choice.local)):
+        if chosen is None:
+            continue
+        trial = bench(graph).check(chosen.engine)
+        if trial.problem:
+            return f"{graph}: {trial.text()}"
+    return ""
+
+
 def _choose_graph(
-    files: ModelFiles, request: ChoiceRequest, graph: str, engines: list[Engine]
+    files: ModelFiles, request: ChoiceRequest, bench: GraphBench, engines: list[Engine]
 ) -> GraphChoice:
-    preprocess = PreprocessSpec.from_json(files.preprocess())
-    if graph == FINGERPRINT:
-        pixels = calibration.fingerprint_inputs(preprocess, VIEWS)
-        inputs, io = [pixels], (INPUT_NAME, OUTPUT_NAME)
-        reference = Engine(ONNXRUNTIME, _precision(reference_graph(files)), reference_graph(files))
-        timed = np.concatenate([pixels] * (request.batch_size // len(pixels) + 1))
-        timed_inputs, per_call = [timed[: request.batch_size]], request.batch_size
-    else:
-        assert preprocess.local is not None
-        inputs = calibration.local_inputs(preprocess)
-        io = (preprocess.local.input_name, preprocess.local.output_name)
-        reference = Engine(ONNXRUNTIME, "fp32", preprocess.local.onnx)
-        timed_inputs, per_call = inputs, 1
+    graph = bench.graph
     if not engines:
         raise RuntimeUnavailable(
             f"EMBED_RUNTIME={request.setting} has no engine for the {graph} graph of "
             f"{files.model_id} on {request.device}"
         )
-
-    def calibration_set() -> list[np.ndarray]:
-        return [row[None] for row in inputs[0]] if graph == FINGERPRINT else inputs
-
-    def session(engine: Engine) -> Any:
-        return open_session(
-            engine,
-            files.directory,
-            device=request.device,
-            threads=request.threads,
-            io=io,
-            calibration=calibration_set,
-            cache=request.folder(files),
-        )
-
-    opened = session(reference)
-    try:
-        expected = _outputs(opened, inputs)
-    finally:
-        opened.close()
-    trials = [
-        _trial(e, session, inputs, expected, timed_inputs, per_call, request) for e in engines
-    ]
+    trials = [bench.trial(e, request.probe_seconds) for e in engines]
     for trial in trials:
         if trial.problem:
             event = "runtime.skipped" if trial.min_cosine is None else "runtime.rejected"
@@ -317,107 +272,7 @@ def _choose_graph(
     if not good:
         raise RuntimeUnavailable(
             f"no engine can run the {graph} graph of {files.model_id} here: "
-            + "; ".join(_trial_text(t) for t in trials)
+            + "; ".join(t.text() for t in trials)
         )
     best = max(good, key=lambda t: t.rate)
     return GraphChoice(best.engine, tuple(trials))
-
-
-def _trial(
-    engine: Engine,
-    session: Callable[[Engine], Any],
-    inputs: list[np.ndarray],
-    expected: list[np.ndarray],
-    timed_inputs: list[np.ndarray],
-    per_call: int,
-    request: ChoiceRequest,
-) -> Trial:
-    if missing := engine.missing():
-        return Trial(engine, problem=not_installed(missing))
-    try:
-        opened = session(engine)
-    except Exception as exc:  # a runtime that cannot load this graph is one fewer choice
-        return Trial(engine, problem=f"could not load the graph: {_short(exc)}")
-    try:
-        got = _outputs(opened, inputs)
-        lowest = min(_min_cosine(g, e) for g, e in zip(got, expected, strict=True))
-        if not lowest >= MIN_COSINE:  # also refuses NaN
-            return Trial(
-                engine,
-                min_cosine=round(lowest, 6),
-                problem=f"drifts from fp32 (lowest cosine {lowest:.5f} < {MIN_COSINE})",
-            )
-        return Trial(
-            engine, _rate(opened, timed_inputs, per_call, request.probe_seconds), round(lowest, 6)
-        )
-    except Exception as exc:
-        return Trial(engine, problem=f"failed on the calibration photos: {_short(exc)}")
-    finally:
-        opened.close()
-
-
-def not_installed(packages: list[str]) -> str:
-    if len(packages) == 1:
-        return f"the Python package {packages[0]} is not installed"
-    return f"the Python packages {' and '.join(packages)} are not installed"
-
-
-def _outputs(session: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    return [np.asarray(session.run(x), dtype=np.float32) for x in inputs]
-
-
-def _min_cosine(got: np.ndarray, expected: np.ndarray) -> float:
-    """Lowest cosine between matching unit vectors: rows of a fingerprint batch, or the
-    cells of a local feature map (1, dim, rows, cols)."""
-    if got.shape != expected.shape:
-        return float("nan")
-    if got.ndim == 4:
-        got, expected = (a[0].reshape(a.shape[1], -1).T for a in (got, expected))
-    return calibration.min_cosine(got, expected)
-
-
-def _rate(session: Any, inputs: list[np.ndarray], per_call: int, seconds: float) -> float:
-    """Items per second over about `seconds` (after one warm-up round)."""
-    for x in inputs:
-        session.run(x)
-    done, started = 0, time.perf_counter()
-    while True:
-        for x in inputs:
-            session.run(x)
-            done += per_call
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds:
-            return round(done / elapsed, 2)
-
-
-def _short(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-
-
-def _read_cached(directory: Path, digest: str) -> RuntimeChoice | None:
-    try:
-        entry = json.loads((directory / CHOICE_FILE).read_text()).get(digest)
-        return RuntimeChoice.from_json(entry["choice"]) if entry else None
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("runtime.cache_unreadable", path=str(directory / CHOICE_FILE), error=str(exc))
-        return None
-
-
-def _write_cached(directory: Path, digest: str, key: dict[str, Any], choice: RuntimeChoice) -> None:
-    """Add this host's choice to runtime-choice.json (other hosts' entries stay); a
-    read-only cache volume only costs the next start a new measurement."""
-    path = directory / CHOICE_FILE
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        try:
-            document = json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):
-            document = {}
-        document[digest] = {"host": key, "choice": choice.to_json()}
-        tmp = path.with_name(f".{CHOICE_FILE}.{os.getpid()}")
-        tmp.write_text(json.dumps(document, indent=2))
-        tmp.replace(path)
-    except OSError as exc:
-        log.warning("runtime.cache_not_written", path=str(path), error=str(exc))

@@ -3,6 +3,7 @@ model's real export, keeps only those whose answers match the fp32 graph, serves
 fastest, and keeps the choice next to the export for the next start."""
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -20,14 +21,14 @@ from photosearch_embedder import engines
 from photosearch_embedder.engines import Engine
 from photosearch_embedder.manager import ModelManager
 from photosearch_embedder.resolve import read_export
+from photosearch_embedder.runtime_cache import CHOICE_FILE
 from photosearch_embedder.runtime_choice import (
-    CHOICE_FILE,
-    MIN_COSINE,
     ChoiceRequest,
     RuntimeUnavailable,
     candidates,
     choose,
 )
+from photosearch_embedder.runtime_trials import MIN_COSINE
 from tests.support.embedder_models import cosine, exported_tiny
 from tests.unit.embedder.test_manager import pixels
 
@@ -144,6 +145,63 @@ def test_the_choice_is_kept_next_to_the_export_and_reused_after_a_restart(
     other = choose(model, quick(threads=1))
     assert not other.cached and other.host != first.host
     assert choose(model, quick()).cached and choose(model, quick(threads=1)).cached
+
+
+def test_a_cached_choice_is_checked_again_and_remade_when_it_no_longer_holds(
+    model: ModelFiles,
+) -> None:
+    forced = Engine("openvino", "int8", "model_fp32.onnx")
+    local = Engine("onnxruntime", "fp32", "local.onnx")
+    only = lambda graph: [forced] if graph == "fingerprint" else [local]  # noqa: E731
+    first = choose(model, quick(), engines=only)
+    # Its int8 graph removed: checked again (which makes it again), still served.
+    shutil.rmtree(model.directory / "openvino-int8")
+    again = choose(model, quick(), engines=only)
+    assert again.cached and again.fingerprint.engine == forced
+    assert (model.directory / "openvino-int8").is_dir()
+    # An entry naming a graph that is gone: measured anew, the entry replaced.
+    path = model.directory / CHOICE_FILE
+    document = json.loads(path.read_text())
+    for entry in document.values():
+        entry["choice"]["fingerprint"]["engine"]["graph"] = "gone.onnx"
+    path.write_text(json.dumps(document))
+    with capture_logs() as logs:
+        remade = choose(model, quick(), engines=only)
+    assert "runtime.cache_stale" in [e["event"] for e in logs]
+    assert not remade.cached and remade.fingerprint.engine == forced
+    assert remade.measured_at >= first.measured_at
+    # A file that is not a document at all: measured anew and rewritten.
+    path.write_text("[1, 2")
+    assert not choose(model, quick(), engines=only).cached
+    assert choose(model, quick(), engines=only).cached
+
+
+def test_choosing_never_loads_pytorch_into_the_serving_process(model: ModelFiles) -> None:
+    """NNCF imports PyTorch when it is installed: its quantisation runs in a child."""
+    probe = (
+        "import sys; from pathlib import Path; "
+        "from photosearch_embedder.resolve import read_export; "
+        "from photosearch_embedder.runtime_choice import ChoiceRequest, choose; "
+        "choice = choose(read_export(Path(sys.argv[1])), "
+        "ChoiceRequest('openvino', probe_seconds=0.05, batch_size=4)); "
+        "print(choice.fingerprint.engine.name, 'torch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(model.directory)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    trials = json.loads((model.directory / CHOICE_FILE).read_text())
+    names = [
+        t["engine"]["precision"]
+        for entry in trials.values()
+        for t in entry["choice"]["fingerprint"]["trials"]
+        if not t["problem"]
+    ]
+    assert "int8" in names  # NNCF did run
+    assert done.stdout.split()[-1] == "False"
 
 
 def test_a_runtime_cache_elsewhere_leaves_the_export_untouched(
