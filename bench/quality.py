@@ -63,6 +63,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--no-robustness", action="store_true")
     parser.add_argument(
+        "--embed-runtime",
+        default="onnxruntime",
+        choices=["onnxruntime", "auto", "openvino"],
+        help="the mesh embedder's EMBED_RUNTIME (onnxruntime: mesh and offline compute the "
+        "same vectors; auto: what a deployment serves, compared with offline onnxruntime)",
+    )
+    parser.add_argument(
         "--suite-technique",
         action="append",
         default=[],
@@ -119,7 +126,9 @@ def run_mesh(
     with tempfile.TemporaryDirectory(prefix="quality-mesh-") as tmp:
         started = time.monotonic()
         images = sum(len(d.catalog) for d in datasets)
-        mesh = start_mesh(Path(tmp), args.model, args.cache / "models", images)
+        mesh = start_mesh(
+            Path(tmp), args.model, args.cache / "models", images, runtime=args.embed_runtime
+        )
         client = MeshClient(mesh)
         try:
             info["mesh_start_seconds"] = round(time.monotonic() - started, 1)

@@ -297,9 +297,12 @@ def start_mesh(
     model_cache: Path,
     catalog_images: int,
     timeout: float = 300,
+    runtime: str = "onnxruntime",
 ) -> Mesh:
     """`catalog_images`: what the run imports first; search trains its region index's
-    codebook once they are all in (as the offline replica trains it on all of them)."""
+    codebook once they are all in (as the offline replica trains it on all of them).
+    `runtime`: the embedder's EMBED_RUNTIME; onnxruntime (as exported) by default, so
+    that mesh and offline compute the same vectors and must agree exactly."""
     mesh = Mesh(
         data_dir,
         services=list(SERVICES),
@@ -307,6 +310,7 @@ def start_mesh(
             "EMBED_MODEL": model,
             "EMBED_MODEL_CACHE_DIR": str(model_cache.resolve()),
             "EMBED_MODEL_IDLE_GRACE": "600",
+            "EMBED_RUNTIME": runtime,
             "LOG_LEVEL": "warning",
             "SEARCH_REGION_MIN_PHOTOS": str(max(catalog_images, 1)),
             "SEARCH_REGION_POLL_SECONDS": "1",
