@@ -367,6 +367,13 @@ def measure_rpc(dataset: Any, catalog: list[Photo], owners: list[str], queries: 
             for name, values in times.items():
                 out[f"{name}_ms_p50"] = round(percentile(values, 50), 2)
                 out[f"{name}_ms_p99"] = round(percentile(values, 99), 2)
+            # Where a re-ranked search's time goes, stage by stage (the reply's timings).
+            stages: dict[str, list[float]] = {}
+            for reply in replies:
+                for stage in reply.timings:
+                    stages.setdefault(stage.stage, []).append(stage.milliseconds)
+            for stage, values in stages.items():
+                out[f"local_stage_{stage}_ms_p50"] = round(percentile(values, 50), 2)
             beside = asyncio.run(beside_reranking(address, plain[: len(queries)], local))
             out["plain_beside_2_reranking_clients_ms_p50"] = round(percentile(beside, 50), 2)
             out["plain_beside_2_reranking_clients_ms_p99"] = round(percentile(beside, 99), 2)
