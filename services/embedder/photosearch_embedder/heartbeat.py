@@ -47,6 +47,10 @@ class Heartbeat:
         self._kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
         self._key = ""
+        self._stopping = asyncio.Event()
+        # A put that hangs (NATS slow or away) must not hold up the next beats: the entry
+        # would lapse while the worker is live. Each beat gets at most this long.
+        self.beat_timeout = max(min(interval, ttl / 3), 0.1)
 
     async def start(self) -> None:
         self._kv = await ensure_kv(self.js, subjects.WORKERS_BUCKET, self.ttl, self.replicas)
@@ -60,23 +64,30 @@ class Heartbeat:
         await self._kv.put(self._key, state.SerializeToString())
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
+        while not self._stopping.is_set():
             try:
-                await self.beat()
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await asyncio.wait_for(self.beat(), self.beat_timeout)
             except Exception as exc:  # NATS away: keep trying; the entry may lapse meanwhile
-                log.warning("heartbeat.failed", error=str(exc))
+                log.warning("heartbeat.failed", error=str(exc) or type(exc).__name__)
 
     async def stop(self) -> None:
+        """Beats stop, then the entry is deleted; bounded in time even where a NATS call
+        swallows the cancellation (the loop also checks the stop flag)."""
+        self._stopping.set()
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.wait({self._task}, timeout=self.beat_timeout + 1)
             self._task = None
         if self._kv is not None and self._key:
             try:
-                await self._kv.delete(self._key)
+                await asyncio.wait_for(self._kv.delete(self._key), self.beat_timeout + 1)
             except Exception as exc:  # it expires by itself within the bucket TTL
-                log.warning("heartbeat.delete_failed", error=str(exc))
+                log.warning("heartbeat.delete_failed", error=str(exc) or type(exc).__name__)
 
 
 def heartbeat_message(

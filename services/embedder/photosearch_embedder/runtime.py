@@ -6,7 +6,6 @@ Blocking calls only; the model manager runs them on its inference thread."""
 import ctypes
 import ctypes.util
 import gc
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +49,17 @@ def release_memory() -> None:
 def _open(
     files: ModelFiles,
     engine: Engine,
+    graph: str,
+    io: tuple[str, str],
     device: str,
     threads: int,
-    io: tuple[str, str],
-    inputs: Callable[[], list[np.ndarray]],
     cache: Path | None,
 ) -> Session:
+    """`graph`'s session in `engine` (OpenVINO's int8 of it is calibrated as when chosen)."""
+
+    def inputs() -> list[np.ndarray]:
+        return calibration_inputs(PreprocessSpec.from_json(files.preprocess()), graph)
+
     return open_session(
         engine,
         files.directory,
@@ -78,12 +82,9 @@ class FingerprintEncoder:
         threads: int = 0,
         cache: Path | None = None,
     ) -> None:
-        def inputs() -> list[np.ndarray]:
-            return calibration_inputs(PreprocessSpec.from_json(files.preprocess()), FINGERPRINT)
-
         self.engine = engine
         io = (INPUT_NAME, OUTPUT_NAME)
-        self.session = _open(files, engine, device, threads, io, inputs, cache)
+        self.session = _open(files, engine, FINGERPRINT, io, device, threads, cache)
         self.dim = files.dim
 
     def encode(self, pixel_values: np.ndarray) -> np.ndarray:
@@ -107,12 +108,9 @@ class LocalEncoder:
         threads: int = 0,
         cache: Path | None = None,
     ) -> None:
-        def inputs() -> list[np.ndarray]:
-            return calibration_inputs(PreprocessSpec.from_json(files.preprocess()), LOCAL)
-
         self.engine = engine
         io = (spec.input_name, spec.output_name)
-        self.session = _open(files, engine, device, threads, io, inputs, cache)
+        self.session = _open(files, engine, LOCAL, io, device, threads, cache)
 
     def describe(self, pixel_values: np.ndarray) -> np.ndarray:
         feature_map: np.ndarray = self.session.run(pixel_values)[0]
