@@ -21,6 +21,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from photosearch.common.local import SALIENT_CELLS, LocalGrid, from_proto
@@ -230,12 +231,16 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
 def test_my_collection_is_kept_on_the_device_across_reloads_and_exports_as_csv(
     mesh: Mesh, catalog: dict[int, str], tmp_path: Path
 ) -> None:
-    def rows(driver) -> dict[str, str]:
+    def rows(driver) -> dict[str, str] | None:
+        """The listed items and counts; None while the table is being redrawn."""
         table = driver.find_elements(By.CSS_SELECTOR, "#collection-table tbody tr")
-        return {
-            r.get_attribute("data-item-id"): r.find_element(By.CLASS_NAME, "count").text
-            for r in table
-        }
+        try:
+            return {
+                r.get_attribute("data-item-id"): r.find_element(By.CLASS_NAME, "count").text
+                for r in table
+            }
+        except StaleElementReferenceException:  # a row replaced between find and read
+            return None
 
     with browser.chromium() as driver:
         open_page(driver, mesh)
