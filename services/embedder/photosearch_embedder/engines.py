@@ -7,7 +7,6 @@ NNCF post-training quantisation on the calibration photos (cached next to the ex
 made once per graph). Which engine serves is decided by measurement (runtime_choice.py).
 Blocking calls only; the model manager runs them on its inference thread."""
 
-import fcntl
 import importlib.util
 import json
 import os
@@ -15,8 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -27,12 +25,12 @@ import onnxruntime as ort
 
 from photosearch.common.logging import get_logger
 from photosearch.common.model_files import sha256_file
+from photosearch_embedder.file_lock import file_lock
 
 log = get_logger(__name__)
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 ONNXRUNTIME, OPENVINO = "onnxruntime", "openvino"
-RUNTIMES = (ONNXRUNTIME, OPENVINO)
 # Python packages each runtime (and OpenVINO's own int8) needs.
 PACKAGES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino", "nncf": "nncf"}
 OPENVINO_INT8_DIR = "openvino-int8"
@@ -104,7 +102,7 @@ class OnnxruntimeSession:
 
 
 class OpenvinoSession:
-    def __init__(self, model: Any, precision: str, threads: int, output: str) -> None:
+    def __init__(self, path: Path, precision: str, threads: int, output: str) -> None:
         import openvino as ov
 
         config: dict[str, Any] = {
@@ -115,7 +113,8 @@ class OpenvinoSession:
         }
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled: Any = ov.Core().compile_model(model, "CPU", config)
+        core = ov.Core()
+        self.compiled: Any = core.compile_model(core.read_model(str(path)), "CPU", config)
         self.request: Any = self.compiled.create_infer_request()
         self.output = self.compiled.output(output)
 
@@ -125,17 +124,6 @@ class OpenvinoSession:
 
     def close(self) -> None:
         self.request = self.compiled = None
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Replicas sharing a cache volume make a quantised graph one at a time."""
-    with path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def openvino_int8(
@@ -153,7 +141,7 @@ def openvino_int8(
         return xml
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with _file_lock(folder / ".lock"):
+        with file_lock(folder / ".lock"):
             if not xml.is_file():  # another replica may have made it meanwhile
                 _quantize(directory / graph, calibration, folder, xml)
         return xml
@@ -224,8 +212,6 @@ def open_session(
         return OnnxruntimeSession(path, device, threads, io)
     if device != "cpu":
         raise RuntimeError(f"{engine.name} runs on CPU here, not {device}")
-    import openvino as ov
-
     if engine.precision == "int8":
         path = openvino_int8(directory, engine.graph, calibration(), cache)
-    return OpenvinoSession(ov.Core().read_model(str(path)), engine.precision, threads, io[1])
+    return OpenvinoSession(path, engine.precision, threads, io[1])

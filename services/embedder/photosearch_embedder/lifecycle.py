@@ -99,7 +99,6 @@ class EmbedderLifecycle:
                 self.status.model = model = await prepare_model(self.request)
                 self.status.problem = "choosing the engines for this host (timed once, then cached)"
                 choice = await asyncio.to_thread(self.parts.choose_runtime, model.files)
-                self.status.choice = choice
                 return model, choice
             except ModelUnavailable as exc:
                 self.status.problem = str(exc)

@@ -99,10 +99,10 @@ class ModelManager:
             raise RuntimeError(f"{self.model_id} has no local graph")
         if self._local is None:
             self._load()
-            engine = self.choice.local.engine if self.choice.local else None
-            assert engine is not None, "an export with a local graph has a local choice"
+            chosen = self.choice.local
+            assert chosen is not None, "an export with a local graph has a local choice"
             self._local = LocalEncoder(
-                self.files, self.local, engine, self.device, self.threads, self.choice.cache
+                self.files, self.local, chosen.engine, self.device, self.threads, self.choice.cache
             )
         return self._local.describe(pixel_values)
 

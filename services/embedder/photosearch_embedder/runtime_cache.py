@@ -8,7 +8,6 @@ the runtime packages, the export's files and the rule of the check. Replicas sha
 volume update the file one at a time under a lock; a file that cannot be read or
 written costs the next start a new measurement, never the start itself."""
 
-import fcntl
 import hashlib
 import json
 import os
@@ -21,6 +20,7 @@ from typing import Any
 from photosearch.common.logging import get_logger
 from photosearch.common.model_files import ModelFiles
 from photosearch_embedder.engines import package_versions
+from photosearch_embedder.file_lock import file_lock
 
 log = get_logger(__name__)
 CHOICE_FILE = "runtime-choice.json"
@@ -117,8 +117,7 @@ def write(folder: Path, key_digest: str, entry: dict[str, Any]) -> None:
     path = folder / CHOICE_FILE
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with (folder / f".{CHOICE_FILE}.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with file_lock(folder / f".{CHOICE_FILE}.lock"):
             try:
                 document = json.loads(path.read_text())
             except (FileNotFoundError, ValueError):

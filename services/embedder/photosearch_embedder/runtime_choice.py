@@ -63,12 +63,15 @@ class RuntimeChoice:
     def cache(self) -> Path | None:
         return Path(self.cache_dir) if self.cache_dir else None
 
+    def graphs(self) -> list[tuple[str, GraphChoice]]:
+        """(graph name, its choice): the fingerprint graph, then the local one if any."""
+        local = [(LOCAL, self.local)] if self.local is not None else []
+        return [(FINGERPRINT, self.fingerprint), *local]
+
     def summary(self) -> str:
         """One line for people: the engines, their rates, what else was tried."""
         parts = []
-        for graph, choice in ((FINGERPRINT, self.fingerprint), (LOCAL, self.local)):
-            if choice is None:
-                continue
+        for graph, choice in self.graphs():
             line = f"{graph}: {choice.engine.name}"
             if choice.rate:
                 line += f" {choice.rate:.1f}/s"
@@ -239,9 +242,7 @@ def _from_cache(data: dict[str, Any], folder: Path) -> "RuntimeChoice | None":
 def _recheck(choice: "RuntimeChoice", bench: Callable[[str], GraphBench]) -> str:
     """Why a cached choice may not serve as it is ("" = it may): each chosen engine must
     still load and answer as fp32 does (its int8 graph may have been removed, say)."""
-    for graph, chosen in ((FINGERPRINT, choice.fingerprint), (LOCAL, choice.local)):
-        if chosen is None:
-            continue
+    for graph, chosen in choice.graphs():
         trial = bench(graph).check(chosen.engine)
         if trial.problem:
             return f"{graph}: {trial.text()}"

@@ -11,7 +11,7 @@ import grpc
 from photosearch.common.local import to_proto
 from photosearch.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from photosearch.events.v1 import events_pb2
-from photosearch_embedder.runtime_choice import GraphChoice, RuntimeChoice
+from photosearch_embedder.runtime_choice import RuntimeChoice
 from photosearch_embedder.service import EmbedAsk, Embedder, Fingerprints
 from photosearch_embedder.status import EmbedderStatus
 
@@ -22,11 +22,9 @@ def _add_runtime(reply: embedder_pb2.InfoResponse, choice: RuntimeChoice) -> Non
     reply.runtime_setting = choice.setting
     reply.runtime = choice.fingerprint.engine.name
     reply.runtime_cached = choice.cached
-    graphs: list[tuple[str, GraphChoice]] = [("fingerprint", choice.fingerprint)]
     if choice.local is not None:
         reply.local_runtime = choice.local.engine.name
-        graphs.append(("local", choice.local))
-    for graph, chosen in graphs:
+    for graph, chosen in choice.graphs():
         for trial in chosen.trials:
             reply.runtime_trials.add(
                 graph=graph,

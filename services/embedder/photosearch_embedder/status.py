@@ -72,7 +72,6 @@ class EmbedderStatus:
         self.index_variants = list(index_variants)
         self.problem = "the model is being prepared"  # why no model serves yet
         self.model: PreparedModel | None = None
-        self.choice: RuntimeChoice | None = None
         self.embedder: Embedder | None = None
         self.worker: EmbedWorker | None = None
 

@@ -9,7 +9,6 @@ Replicas sharing a cache volume take turns under a file lock.
 torch is imported only where a graph is written (the two imports marked below), so a
 run that finds its export ready (the init container on every pod start) never loads it."""
 
-import fcntl
 import json
 import shutil
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from photosearch.common.logging import get_logger
 from photosearch.common.model_files import PREPROCESS, ModelFiles, sha256_file
 from photosearch.common.subjects import model_key
 from photosearch_embedder.export.calibration import calibration_photos
+from photosearch_embedder.file_lock import file_lock
 from photosearch_embedder.models import ModelSpec
 from photosearch_embedder.preprocess import LOCAL_ONNX, PreprocessSpec
 from photosearch_embedder.resolve import (
@@ -41,12 +41,8 @@ EXPORT_INFO = "export.json"
 def _export_lock(cache_dir: Path, model_id: str) -> Iterator[None]:
     """Replicas sharing a cache volume export one at a time (the others then find it)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with (cache_dir / f".{model_key(model_id)}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with file_lock(cache_dir / f".{model_key(model_id)}.lock"):
+        yield
 
 
 def _export_local(spec: ModelSpec, directory: Path) -> tuple[PreprocessSpec, dict[str, float]]:
