@@ -102,6 +102,7 @@ bench: bench-embed bench-search bench-import bench-gateway bench-fallback bench-
 bench-embed: $(STAMP) ## embedder throughput/latency: eager vs ONNX fp32 vs int8 vs EMBED_RUNTIME=auto
 	$(PY) bench/embed.py
 	$(PY) bench/embed_runtimes.py
+	$(PY) bench/embed_decode.py
 	$(PY) bench/embed_local.py --photos ../shared/datasets/smvs_dvd_covers/query/canon --count 12 --rounds 5
 
 bench-search: $(STAMP) ## pgvector search latency/recall at 100k and 1M vectors
