@@ -18,7 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help install system-deps protos protos-check api-types api-types-check lint fmt typecheck \
         check test test-unit \
         test-integration test-e2e run import demo images bench bench-embed bench-search \
-        bench-import bench-gateway bench-quality bench-rerank bench-fallback bench-soak clean
+        bench-import bench-copies bench-gateway bench-quality bench-rerank bench-fallback bench-soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -97,7 +97,7 @@ images: ## build one container image per service (needs a Docker engine)
 	  docker build -f services/$$svc/Dockerfile -t photosearch-$$svc:dev . || exit 1; done
 	docker build -f gateway/Dockerfile -t photosearch-gateway:dev .
 
-bench: bench-embed bench-search bench-import bench-gateway bench-fallback bench-quality ## every benchmark (slow)
+bench: bench-embed bench-search bench-import bench-copies bench-gateway bench-fallback bench-quality ## every benchmark (slow)
 
 bench-embed: $(STAMP) ## embedder throughput/latency: eager vs ONNX fp32 vs int8 vs EMBED_RUNTIME=auto
 	$(PY) bench/embed.py
@@ -113,6 +113,9 @@ bench-import: $(STAMP) ## import 1,000 generated images, then re-run (adds nothi
 
 bench-gateway: $(STAMP) ## POST /search through the gateway vs search gRPC directly
 	$(PY) bench/gateway.py
+
+bench-copies: $(STAMP) ## copies caught by perceptual hashes alone (no model): misses per transform
+	$(PY) bench/copies.py
 
 bench-quality: $(STAMP) ## retrieval quality on ../shared/datasets through the real mesh
 	$(PY) bench/quality.py

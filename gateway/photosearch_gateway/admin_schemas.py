@@ -9,6 +9,7 @@ from photosearch.catalog.v1 import catalog_pb2 as catalog_pb
 from photosearch.embedder.v1 import embedder_pb2 as embedder_pb
 from photosearch.events.v1 import events_pb2
 from photosearch.search.v1 import search_pb2 as search_pb
+from photosearch_gateway.duplicate_pairs import MergedPair, Signal
 from photosearch_gateway.schemas import ItemSummary, Strict, thumbnail_url, utc_time
 
 ModelId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -227,12 +228,31 @@ class ImageRef(BaseModel):
     item_id: str
     image_id: str
     thumbnail_url: str
+    copy_hash: str | None = Field(
+        default=None, description="The image's PDQ hash (64 hex digits) when hashes matched."
+    )
+    hash_quality: int | None = Field(
+        default=None, description="PDQ's 0-100 confidence in that hash (below 50: flat)."
+    )
 
 
 class DuplicatePair(BaseModel):
     a: ImageRef
     b: ImageRef
-    score: float
+    signals: list[Signal] = Field(
+        description="What found the pair: the model's fingerprints (search), the images' "
+        "perceptual hashes (catalog), or both."
+    )
+    score: float | None = Field(
+        description="Fingerprint similarity; null when only the hashes found the pair."
+    )
+    hash_distance: int | None = Field(
+        description="Bits (of 256) between a's matching view and b's PDQ hash; null when "
+        "only the fingerprints found the pair."
+    )
+    hash_view: str | None = Field(
+        description="Which view of a matched b: as is, mirrored, turned 90, centre 90 %, ..."
+    )
 
 
 class Confusable(BaseModel):
@@ -248,21 +268,43 @@ class Confusable(BaseModel):
 class DuplicateReport(BaseModel):
     model_id: str
     threshold: float
-    images: int = Field(description="Images compared.")
+    images: int = Field(description="Images compared by fingerprint.")
     exact: bool = Field(description="Every pair was compared (else nearest neighbours).")
+    hash_max_distance: int = Field(description="Bits of 256 within which hashes match.")
+    hashed_images: int = Field(description="Images compared by perceptual hash.")
+    unhashed_images: int = Field(
+        description="Images still waiting to be hashed (stored before hashing existed)."
+    )
     duplicates: list[DuplicatePair]
     confusables: list[Confusable]
 
     @classmethod
     def from_proto(
-        cls, report: search_pb.DuplicateReportResponse, items: dict[str, ItemSummary]
+        cls,
+        report: search_pb.DuplicateReportResponse,
+        copies: catalog_pb.FindCopiesResponse,
+        pairs: list[MergedPair],
+        items: dict[str, ItemSummary],
     ) -> "DuplicateReport":
-        def ref(item_id: str, image_id: str) -> ImageRef:
+        def ref(item_id: str, image_id: str, hash_hex: str = "", quality: int = 0) -> ImageRef:
             return ImageRef(
                 item=items.get(item_id),
                 item_id=item_id,
                 image_id=image_id,
                 thumbnail_url=thumbnail_url(image_id, 128),
+                copy_hash=hash_hex or None,
+                hash_quality=quality if hash_hex else None,
+            )
+
+        def pair(p: MergedPair) -> DuplicatePair:
+            c = p.copy
+            return DuplicatePair(
+                a=ref(p.item_id_a, p.image_id_a, *((c.hash_a, c.quality_a) if c else ())),
+                b=ref(p.item_id_b, p.image_id_b, *((c.hash_b, c.quality_b) if c else ())),
+                signals=p.signals,
+                score=p.score,
+                hash_distance=c.distance if c else None,
+                hash_view=c.view if c else None,
             )
 
         return cls(
@@ -270,14 +312,10 @@ class DuplicateReport(BaseModel):
             threshold=report.threshold,
             images=report.images,
             exact=report.exact,
-            duplicates=[
-                DuplicatePair(
-                    a=ref(p.item_id_a, p.image_id_a),
-                    b=ref(p.item_id_b, p.image_id_b),
-                    score=p.score,
-                )
-                for p in report.duplicates
-            ],
+            hash_max_distance=copies.max_distance,
+            hashed_images=copies.images,
+            unhashed_images=copies.unhashed,
+            duplicates=[pair(p) for p in pairs],
             confusables=[
                 Confusable(
                     item=items.get(c.item_id),

@@ -4,6 +4,7 @@ model switch and the duplicates report enriched with item names."""
 import asyncio
 
 from photosearch.events.v1 import events_pb2
+from photosearch_gateway import duplicate_pairs
 from photosearch_gateway.admin_schemas import (
     DuplicateReport,
     EmbedderInfo,
@@ -116,14 +117,19 @@ async def set_active_model(gw: Gateway, model_id: str, force: bool) -> str:
 
 
 async def duplicate_report(
-    gw: Gateway, model_id: str, threshold: float, limit: int
+    gw: Gateway, model_id: str, threshold: float, limit: int, hash_distance: int
 ) -> DuplicateReport:
-    report = await gw.search.duplicate_report(model_id, threshold, limit)
-    ids = {p.item_id_a for p in report.duplicates} | {p.item_id_b for p in report.duplicates}
+    """Search's fingerprint pairs and catalog's copy-hash pairs, merged (duplicate_pairs)."""
+    report, copies = await asyncio.gather(
+        gw.search.duplicate_report(model_id, threshold, limit),
+        gw.catalog.find_copies(hash_distance, limit),
+    )
+    pairs = duplicate_pairs.merge(list(report.duplicates), list(copies.pairs), limit)
+    ids = {p.item_id_a for p in pairs} | {p.item_id_b for p in pairs}
     ids |= {c.item_id for c in report.confusables} | {c.nearest_item_id for c in report.confusables}
     ordered = sorted(ids)
     # BatchGetItems in slices keeps each message small on a large report.
     slices = [ordered[i : i + 500] for i in range(0, len(ordered), 500)]
     found = await asyncio.gather(*(gw.catalog.batch_get_items(s) for s in slices))
     items = {k: ItemSummary.from_proto(v) for part in found for k, v in part.items()}
-    return DuplicateReport.from_proto(report, items)
+    return DuplicateReport.from_proto(report, copies, pairs, items)

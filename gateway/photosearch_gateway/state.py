@@ -48,7 +48,7 @@ class Gateway:
                 retry_after=settings.retry_after_seconds,
             )
 
-        self.catalog = CatalogClient(upstream("catalog"))
+        self.catalog = CatalogClient(upstream("catalog"), settings.admin_timeout_seconds)
         self.search = SearchClient(upstream("search"), settings.admin_timeout_seconds)
         self.embedder = EmbedderClient(upstream("embedder"))
         self.fallback = FallbackClient(upstream("fallback", settings.fallback_timeout_seconds))

@@ -4,7 +4,8 @@ when the model has a local graph), and shows the right item; the page's fingerpr
 the embedder service's; a photo whose view as taken verifies nothing is searched again with
 its turned views; the web fallback pre-fills the manual entry; another origin's page that
 imports the fingerprint module from its own paths finds the item too; the API docs load
-from the gateway itself; the admin page shows the index and the workers."""
+from the gateway itself; the admin page shows the index and the workers, and a copy that
+its perceptual hash found."""
 
 import base64
 import csv
@@ -685,3 +686,48 @@ def test_admin_page_shows_the_index_and_the_rebuild_gate(
         )
         reason = driver.find_element(By.ID, "rebuild-reason").text
         assert "no embedder worker is online" in reason
+
+
+def test_admin_duplicate_view_shows_a_copy_found_by_its_hash(
+    mesh: Mesh, catalog: dict[int, str], tmp_path: Path
+) -> None:
+    """A mirrored, re-encoded copy of a cover entered as another item is listed with the
+    signal that found it, the view that matched and both PDQ hashes."""
+    cover = Image.open(dvd_reference(4)).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    copy_path = tmp_path / "copy.jpg"
+    cover.save(copy_path, "JPEG", quality=35)
+    with httpx.Client(base_url=mesh.gateway_url, timeout=30) as http:
+        item = http.post("/api/v1/items", json={"name": "Cover 004 copy"}).json()
+        photo = {"photo": ("copy.jpg", copy_path.read_bytes(), "image/jpeg")}
+        assert http.post(f"/api/v1/items/{item['id']}/images", files=photo).status_code == 201
+        admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+
+        def hashed() -> bool:  # catalog hashes just after the add
+            report = http.get("/api/v1/admin/duplicates", headers=admin).json()
+            return report["unhashed_images"] == 0
+
+        browser.wait_for(hashed, timeout=30, what="the copy to be hashed")
+    with browser.chromium() as driver:
+        driver.get(mesh.gateway_url + "/admin")
+        driver.find_element(By.ID, "token").send_keys(mesh.secrets["admin_token"])
+        driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        browser.wait_for(
+            lambda: driver.execute_script("return document.body.dataset.loaded"), what="admin"
+        )
+        driver.find_element(By.ID, "duplicates-load").click()
+
+        def copy_row():
+            for row in driver.find_elements(By.CSS_SELECTOR, "#duplicates li"):
+                if "Cover 004 copy" in row.text and "copy_hash" in row.get_attribute(
+                    "data-signals"
+                ):
+                    return row
+            return None
+
+        row = browser.wait_for(copy_row, what="the copy in the duplicate view")
+        assert "Cover 004 ↔" in row.text or "↔ Cover 004" in row.text, row.text
+        assert re.search(r"copy \(PDQ \d+ bits, mirrored\)", row.text), row.text
+        codes = [c.text for c in row.find_elements(By.CSS_SELECTOR, "code.hash")]
+        assert len(codes) == 2 and all(re.fullmatch(r"[0-9a-f]{64}", c) for c in codes), codes
+        summary = driver.find_element(By.ID, "duplicates-summary").text
+        assert "by perceptual hash, within 31 bits" in summary, summary

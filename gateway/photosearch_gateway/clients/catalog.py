@@ -6,9 +6,10 @@ from photosearch_gateway.clients.base import Upstream
 
 
 class CatalogClient:
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, admin_timeout: float) -> None:
         self.rpc = upstream
         self.stub = catalog_pb2_grpc.CatalogServiceStub(upstream.channel)
+        self.admin_timeout = admin_timeout
 
     async def list_items(self, request: pb.ListItemsRequest) -> pb.ListItemsResponse:
         return await self.rpc.unary("ListItems", self.stub.ListItems, request)
@@ -52,6 +53,10 @@ class CatalogClient:
         await self.rpc.unary(
             "DeleteImage", self.stub.DeleteImage, pb.DeleteImageRequest(id=image_id)
         )
+
+    async def find_copies(self, max_distance: int, limit: int) -> pb.FindCopiesResponse:
+        request = pb.FindCopiesRequest(max_distance=max_distance, limit=limit)
+        return await self.rpc.unary("FindCopies", self.stub.FindCopies, request, self.admin_timeout)
 
     async def get_settings(self) -> pb.Settings:
         return await self.rpc.unary("GetSettings", self.stub.GetSettings, pb.GetSettingsRequest())

@@ -83,10 +83,15 @@ async def duplicate_report(
     model_id: ModelQuery = "",
     threshold: Annotated[float, Query(ge=0.0, le=1.0, description="0 = the default")] = 0.0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    hash_distance: Annotated[
+        int, Query(ge=0, le=47, description="PDQ bits of 256; 0 = the recommended 31")
+    ] = 0,
 ) -> DuplicateReport:
-    """Likely duplicate entries (images of different items that look alike) and the items
-    most easily confused with another. A model search does not know is a 404."""
-    return await index_admin.duplicate_report(gw, model_id, threshold, limit)
+    """Likely duplicate entries: images of different items that look alike to the model
+    (fingerprints) or are copies of one picture (perceptual hashes, whatever the model),
+    and the items most easily confused with another. A model search does not know is a
+    404."""
+    return await index_admin.duplicate_report(gw, model_id, threshold, limit, hash_distance)
 
 
 @router.delete("/items/{item_id}", status_code=204, response_class=Response, responses=errors(404))

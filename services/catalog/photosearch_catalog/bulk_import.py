@@ -122,7 +122,8 @@ class ImportService:
         ]
         if writes:
             async with conn.transaction():
-                await self._write(conn, writes, state, summary)
+                stored = await self._write(conn, writes, state, summary)
+            self.catalog.on_stored(stored)
         summary.items_existing += sum(1 for p in planned if p.key in state)
 
     async def _write(
@@ -131,7 +132,8 @@ class ImportService:
         writes: list[_Planned],
         state: dict[str, tuple[str, ItemFields, set[str]]],
         summary: ImportSummary,
-    ) -> None:
+    ) -> list[str]:
+        """Write the batch; the ids of the images stored."""
         repo = self.catalog.repo
         outbox: list[Event] = []
         item_ids = {key: item_id for key, (item_id, _, _) in state.items()}
@@ -167,3 +169,4 @@ class ImportService:
         await enqueue(conn, outbox)
         summary.images_added += len(stored)
         summary.images_existing += len(rows) - len(stored)
+        return [s.id for s in stored]

@@ -50,6 +50,10 @@ class CatalogSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
     # How often the outbox figures of /metrics (events waiting, oldest age) are read.
     metrics_sample_seconds: float = Field(default=15.0, gt=0)
+    # How often the copy hasher looks for every image without a current hash (besides
+    # the ones this replica stores, hashed at once): stored before hashing existed, by
+    # an older scheme, or by a replica that stopped before hashing them.
+    copy_hash_recheck_seconds: float = Field(default=300.0, gt=0)
 
     @field_validator("settings_key")
     @classmethod

@@ -8,6 +8,7 @@ from photosearch.catalog.v1 import catalog_pb2
 from photosearch.common.errors import InvalidArgument
 from photosearch_catalog.domain import (
     AdminSettings,
+    CopyReport,
     ExternalRef,
     Image,
     ImageRef,
@@ -131,4 +132,27 @@ def settings_to_proto(settings: AdminSettings) -> catalog_pb2.Settings:
         photo_search_enabled=settings.photo_search_enabled,
         web_fallback_enabled=settings.web_fallback_enabled,
         vision_api_key_set=settings.vision_api_key_set,
+    )
+
+
+def copy_report_to_proto(report: CopyReport) -> catalog_pb2.FindCopiesResponse:
+    return catalog_pb2.FindCopiesResponse(
+        pairs=[
+            catalog_pb2.CopyPair(
+                item_id_a=p.item_id_a,
+                image_id_a=p.image_id_a,
+                item_id_b=p.item_id_b,
+                image_id_b=p.image_id_b,
+                distance=p.distance,
+                view=p.view,
+                quality_a=p.quality_a,
+                quality_b=p.quality_b,
+                hash_a=p.hash_a.hex(),
+                hash_b=p.hash_b.hex(),
+            )
+            for p in report.pairs
+        ],
+        max_distance=report.max_distance,
+        images=report.images,
+        unhashed=report.unhashed,
     )

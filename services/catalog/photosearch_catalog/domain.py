@@ -12,6 +12,47 @@ class ImageRole(enum.IntEnum):
 
 
 @dataclass(frozen=True)
+class CopyHash:
+    """An image's perceptual hashes (copy_hash.py): its canonical hash and its views'."""
+
+    views: bytes  # hashes of HASH_BYTES each, canonical first
+    quality: int  # PDQ's 0-100 confidence in the canonical hash
+    version: int
+
+
+@dataclass(frozen=True)
+class StoredCopyHash:
+    image_id: str
+    item_id: str
+    quality: int
+    views: bytes
+
+
+@dataclass(frozen=True)
+class CopyPair:
+    """Two images of different items whose hashes say one is a copy of the other."""
+
+    item_id_a: str
+    image_id_a: str
+    item_id_b: str
+    image_id_b: str
+    distance: int  # bits between a's matching view and b's canonical hash
+    view: str  # which view of a matched: "as is", "mirrored", "centre 90 %", ...
+    quality_a: int
+    quality_b: int
+    hash_a: bytes  # canonical hashes
+    hash_b: bytes
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    pairs: list[CopyPair]
+    max_distance: int
+    images: int  # images hashed and compared
+    unhashed: int  # images the copy hasher has not hashed yet (not compared)
+
+
+@dataclass(frozen=True)
 class ExternalRef:
     system: str
     ref: str

@@ -1,10 +1,12 @@
 """What the catalog service runs around its gRPC server: Postgres, which serving
-depends on, and the outbox relay, which publishes the committed events to NATS."""
+depends on, the outbox relay, which publishes the committed events to NATS, and the
+copy hasher."""
 
 import asyncio
 from dataclasses import dataclass, field
 
 from photosearch.common.infra import Infra
+from photosearch_catalog.copy_hasher import CopyHasher
 from photosearch_catalog.metrics import OutboxGauges
 from photosearch_catalog.relay import OutboxRelay
 
@@ -17,9 +19,11 @@ class CatalogLifecycle:
     infra: Infra
     relay: OutboxRelay
     gauges: OutboxGauges
+    hasher: CopyHasher
     sample_seconds: float = 15.0
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _sampler: asyncio.Task[None] | None = field(default=None, init=False)
+    _hasher: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
         await self.infra.start()
@@ -27,13 +31,15 @@ class CatalogLifecycle:
         self._sampler = asyncio.create_task(
             self.gauges.run(self._stopping, self.sample_seconds), name="outbox-gauges"
         )
+        self._hasher = asyncio.create_task(self.hasher.run(self._stopping), name="copy-hasher")
 
     async def ready(self) -> bool:
         return await self.infra.database_ok()
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._sampler is not None:
-            await self._sampler
+        for task in (self._sampler, self._hasher):
+            if task is not None:
+                await task
         await self.relay.stop()
         await self.infra.stop()

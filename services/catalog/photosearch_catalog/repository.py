@@ -6,7 +6,16 @@ from typing import Any
 from psycopg import AsyncConnection, errors
 
 from photosearch.common.errors import AlreadyExists
-from photosearch_catalog.domain import Image, ImageRef, Item, ItemFields, ItemFilter, NewImage
+from photosearch_catalog.domain import (
+    CopyHash,
+    Image,
+    ImageRef,
+    Item,
+    ItemFields,
+    ItemFilter,
+    NewImage,
+    StoredCopyHash,
+)
 from photosearch_catalog.rows import (
     IMAGE_COLUMNS,
     ITEM_COLUMNS,
@@ -80,6 +89,50 @@ class CatalogRepository:
             async for result in cur.results():
                 inserted.extend(image_from_row(row) for row in await result.fetchall())
         return inserted
+
+    async def put_copy_hashes(
+        self, conn: AsyncConnection, hashes: list[tuple[str, CopyHash]]
+    ) -> None:
+        if not hashes:
+            return
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO image_copy_hashes (image_id, version, quality, views)"
+                " SELECT id, %s, %s, %s FROM images WHERE id = %s"  # gone: nothing to hash
+                " ON CONFLICT (image_id) DO UPDATE SET version = excluded.version,"
+                " quality = excluded.quality, views = excluded.views",
+                [(h.version, h.quality, h.views, image_id) for image_id, h in hashes],
+            )
+
+    async def copy_hashes(self, conn: AsyncConnection, version: int) -> list[StoredCopyHash]:
+        """Every image's hashes of this scheme version, with its item."""
+        async with conn.cursor(binary=True) as cur:
+            await cur.execute(
+                "SELECT m.id::text, m.item_id::text, h.quality, h.views FROM image_copy_hashes h"
+                " JOIN images m ON m.id = h.image_id WHERE h.version = %s ORDER BY m.id",
+                (version,),
+            )
+            rows = await cur.fetchall()
+        return [StoredCopyHash(r[0], r[1], int(r[2]), bytes(r[3])) for r in rows]
+
+    async def unhashed_images(self, conn: AsyncConnection, version: int, limit: int) -> list[str]:
+        """Images without a hash of this version (stored before hashing, or by an older
+        scheme), oldest id first."""
+        cur = await conn.execute(
+            "SELECT m.id::text FROM images m LEFT JOIN image_copy_hashes h ON h.image_id = m.id"
+            " WHERE h.image_id IS NULL OR h.version <> %s ORDER BY m.id LIMIT %s",
+            (version, limit),
+        )
+        return [row[0] for row in await cur.fetchall()]
+
+    async def count_unhashed(self, conn: AsyncConnection, version: int) -> int:
+        cur = await conn.execute(
+            "SELECT count(*) FROM images m LEFT JOIN image_copy_hashes h ON h.image_id = m.id"
+            " WHERE h.image_id IS NULL OR h.version <> %s",
+            (version,),
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def update_item(self, conn: AsyncConnection, item_id: str, fields: ItemFields) -> None:
         await conn.execute(

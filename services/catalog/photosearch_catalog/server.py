@@ -7,6 +7,7 @@ from photosearch.common.metrics import ServiceMetrics
 from photosearch_catalog.admin_settings import AdminSettingsService
 from photosearch_catalog.bulk_import import ImportService
 from photosearch_catalog.config import CatalogSettings
+from photosearch_catalog.copy_hasher import CopyHasher
 from photosearch_catalog.intake import ThumbnailCache
 from photosearch_catalog.lifecycle import CatalogLifecycle
 from photosearch_catalog.metrics import CatalogMetrics, OutboxGauges
@@ -30,11 +31,14 @@ async def build_server(settings: CatalogSettings) -> tuple[GrpcServer, CatalogLi
     metrics = CatalogMetrics(service_metrics.registry)
     relay = OutboxRelay(settings.database_url, settings.nats_url, settings.relay_options(), metrics)
     limits = settings.image_limits()
+    store = PostgresImageStore(infra.require_pool)
+    hasher = CopyHasher(infra.require_pool, store, limits, settings.copy_hash_recheck_seconds)
     catalog = CatalogService(
         infra.require_pool,
-        PostgresImageStore(infra.require_pool),
+        store,
         limits,
         ThumbnailCache(limits, settings.thumbnail_cache_bytes),
+        on_stored=hasher.want,
     )
     servicer = CatalogServicer(
         catalog,
@@ -46,4 +50,4 @@ async def build_server(settings: CatalogSettings) -> tuple[GrpcServer, CatalogLi
     )
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(servicer, server.server)  # type: ignore[no-untyped-call]
     gauges = OutboxGauges(infra.require_pool, metrics)
-    return server, CatalogLifecycle(infra, relay, gauges, settings.metrics_sample_seconds)
+    return server, CatalogLifecycle(infra, relay, gauges, hasher, settings.metrics_sample_seconds)

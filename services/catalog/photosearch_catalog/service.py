@@ -10,8 +10,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from photosearch.common.errors import InvalidArgument, NotFound, Unavailable
 from photosearch_catalog import events
+from photosearch_catalog.copy_report import copy_report
 from photosearch_catalog.cursor import decode_token, encode_token
 from photosearch_catalog.domain import (
+    CopyReport,
     Image,
     ImageRef,
     ImageRole,
@@ -47,11 +49,14 @@ class CatalogService:
         store: ImageStore,
         limits: ImageLimits,
         thumbnails: ThumbnailCache,
+        on_stored: Callable[[list[str]], None] = lambda image_ids: None,
     ) -> None:
         self._pool_of = pool
         self.store = store
         self.limits = limits
         self.thumbnails = thumbnails
+        # Told the ids of images once committed (the copy hasher hashes them).
+        self.on_stored = on_stored
         self.repo = CatalogRepository()
 
     def pool(self) -> AsyncConnectionPool:
@@ -158,6 +163,8 @@ class CatalogService:
         image = await validate_image(data, role, filename, self.limits, sha)
         async with self.pool().connection() as conn, conn.transaction():
             stored = await self.store_image(conn, item_id, image)
+        if stored is not None:
+            self.on_stored([stored.id])
         if stored is None:  # a concurrent call stored the same bytes first
             async with self.pool().connection() as conn:
                 again = await self.repo.find_image(conn, item_id, sha)
@@ -232,3 +239,6 @@ class CatalogService:
     async def count_images(self) -> int:
         async with self.pool().connection() as conn:
             return await self.repo.count_images(conn)
+
+    async def find_copies(self, max_distance: int, limit: int) -> CopyReport:
+        return await copy_report(self.pool(), self.repo, max_distance, limit)

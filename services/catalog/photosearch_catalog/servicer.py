@@ -10,6 +10,7 @@ from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from photosearch_catalog.admin_settings import AdminSettingsService
 from photosearch_catalog.bulk_import import ImportService
 from photosearch_catalog.convert import (
+    copy_report_to_proto,
     fields_from_proto,
     image_refs_to_proto,
     image_to_proto,
@@ -114,6 +115,12 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.CountImagesRequest, context: Context
     ) -> catalog_pb2.CountImagesResponse:
         return catalog_pb2.CountImagesResponse(count=await self.catalog.count_images())
+
+    async def FindCopies(
+        self, request: catalog_pb2.FindCopiesRequest, context: Context
+    ) -> catalog_pb2.FindCopiesResponse:
+        report = await self.catalog.find_copies(request.max_distance, request.limit)
+        return copy_report_to_proto(report)
 
     async def ImportItems(
         self, request_iterator: AsyncIterator[catalog_pb2.ImportRecord], context: Context

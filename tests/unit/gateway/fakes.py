@@ -90,6 +90,37 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no item {request.id}")
         return self.w.items[request.id]
 
+    async def FindCopies(self, request, context):
+        await self.w.check("FindCopies", context)
+        ids = list(self.w.items)
+        pair = {"item_id_a": ids[0], "item_id_b": ids[1], "quality_a": 100, "quality_b": 90}
+        return cpb.FindCopiesResponse(
+            pairs=[
+                # ia/ib is search's pair too; ic is a copy only the hashes see.
+                cpb.CopyPair(
+                    **pair,
+                    image_id_a="ia",
+                    image_id_b="ic",
+                    distance=2,
+                    view="as is",
+                    hash_a="0" * 64,
+                    hash_b="1" * 64,
+                ),
+                cpb.CopyPair(
+                    **pair,
+                    image_id_a="ia",
+                    image_id_b="ib",
+                    distance=12,
+                    view="mirrored",
+                    hash_a="0" * 64,
+                    hash_b="f" * 64,
+                ),
+            ][: request.limit or 100],
+            max_distance=request.max_distance or 31,
+            images=3,
+            unhashed=1,
+        )
+
     async def BatchGetItems(self, request, context):
         await self.w.check("BatchGetItems", context)
         return cpb.BatchGetItemsResponse(

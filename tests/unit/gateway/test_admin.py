@@ -179,12 +179,22 @@ async def test_duplicates_report_names_the_items(
     )
     assert report.status_code == 200, report.text
     body = report.json()
-    pair = body["duplicates"][0]
-    assert {pair["a"]["item"]["name"], pair["b"]["item"]["name"]} == {"Car A", "Car B"}
+    for pair in body["duplicates"]:
+        assert {pair["a"]["item"]["name"], pair["b"]["item"]["name"]} == {"Car A", "Car B"}
     assert body["confusables"][0]["margin"] == pytest.approx(-0.07)
     assert body["threshold"] == pytest.approx(0.95) and body["exact"] is True
+    assert (body["hash_max_distance"], body["hashed_images"], body["unhashed_images"]) == (31, 3, 1)
+    # Copies first, closest first; the pair both signals found is one entry.
+    copy_only, both = body["duplicates"]
+    assert copy_only["signals"] == ["copy_hash"] and copy_only["score"] is None
+    assert (copy_only["hash_distance"], copy_only["hash_view"]) == (2, "as is")
+    assert both["signals"] == ["fingerprint", "copy_hash"]
+    assert both["score"] == pytest.approx(0.97) and both["hash_view"] == "mirrored"
+    assert (both["a"]["copy_hash"], both["b"]["hash_quality"]) == ("0" * 64, 90)
     bad = await client.get("/api/v1/admin/duplicates", headers=admin, params={"threshold": 2})
     assert bad.status_code == 400
+    far = await client.get("/api/v1/admin/duplicates", headers=admin, params={"hash_distance": 48})
+    assert far.status_code == 400
 
 
 async def test_admin_deletes(

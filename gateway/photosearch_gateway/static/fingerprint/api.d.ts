@@ -320,8 +320,10 @@ export interface paths {
         };
         /**
          * Duplicate Report
-         * @description Likely duplicate entries (images of different items that look alike) and the items
-         *     most easily confused with another. A model search does not know is a 404.
+         * @description Likely duplicate entries: images of different items that look alike to the model
+         *     (fingerprints) or are copies of one picture (perceptual hashes, whatever the model),
+         *     and the items most easily confused with another. A model search does not know is a
+         *     404.
          */
         get: operations["duplicateReport"];
         put?: never;
@@ -506,8 +508,26 @@ export interface components {
         DuplicatePair: {
             a: components["schemas"]["ImageRef"];
             b: components["schemas"]["ImageRef"];
-            /** Score */
-            score: number;
+            /**
+             * Signals
+             * @description What found the pair: the model's fingerprints (search), the images' perceptual hashes (catalog), or both.
+             */
+            signals: ("fingerprint" | "copy_hash")[];
+            /**
+             * Score
+             * @description Fingerprint similarity; null when only the hashes found the pair.
+             */
+            score: number | null;
+            /**
+             * Hash Distance
+             * @description Bits (of 256) between a's matching view and b's PDQ hash; null when only the fingerprints found the pair.
+             */
+            hash_distance: number | null;
+            /**
+             * Hash View
+             * @description Which view of a matched b: as is, mirrored, turned 90, centre 90 %, ...
+             */
+            hash_view: string | null;
         };
         /** DuplicateReport */
         DuplicateReport: {
@@ -517,7 +537,7 @@ export interface components {
             threshold: number;
             /**
              * Images
-             * @description Images compared.
+             * @description Images compared by fingerprint.
              */
             images: number;
             /**
@@ -525,6 +545,21 @@ export interface components {
              * @description Every pair was compared (else nearest neighbours).
              */
             exact: boolean;
+            /**
+             * Hash Max Distance
+             * @description Bits of 256 within which hashes match.
+             */
+            hash_max_distance: number;
+            /**
+             * Hashed Images
+             * @description Images compared by perceptual hash.
+             */
+            hashed_images: number;
+            /**
+             * Unhashed Images
+             * @description Images still waiting to be hashed (stored before hashing existed).
+             */
+            unhashed_images: number;
             /** Duplicates */
             duplicates: components["schemas"]["DuplicatePair"][];
             /** Confusables */
@@ -674,6 +709,16 @@ export interface components {
             image_id: string;
             /** Thumbnail Url */
             thumbnail_url: string;
+            /**
+             * Copy Hash
+             * @description The image's PDQ hash (64 hex digits) when hashes matched.
+             */
+            copy_hash?: string | null;
+            /**
+             * Hash Quality
+             * @description PDQ's 0-100 confidence in that hash (below 50: flat).
+             */
+            hash_quality?: number | null;
         };
         /** IndexStatus */
         IndexStatus: {
@@ -2295,6 +2340,8 @@ export interface operations {
                 /** @description 0 = the default */
                 threshold?: number;
                 limit?: number;
+                /** @description PDQ bits of 256; 0 = the recommended 31 */
+                hash_distance?: number;
             };
             header?: never;
             path?: never;

@@ -100,15 +100,33 @@ function itemName(ref) {
   return ref.item ? ref.item.name : ref.item_id;
 }
 
+// What found a pair, in words: the fingerprints' similarity, the hashes' distance, or both.
+function evidence(p) {
+  const parts = [];
+  if (p.hash_distance !== null) parts.push(`copy (PDQ ${p.hash_distance} bits, ${p.hash_view})`);
+  if (p.score !== null) parts.push(`fingerprints ${p.score.toFixed(3)}`);
+  return parts.join(" · ");
+}
+
+function hashes(p) {
+  if (!p.a.copy_hash) return [];
+  const quality = (ref) => (ref.hash_quality < 50 ? " (flat picture: weak hash)" : "");
+  return [el("code", { class: "hash", text: `${p.a.copy_hash}${quality(p.a)}` }),
+    el("code", { class: "hash", text: `${p.b.copy_hash}${quality(p.b)}` })];
+}
+
 async function loadDuplicates() {
   $("duplicates-summary").textContent = "Comparing images…";
   try {
     const r = await call("/api/v1/admin/duplicates?limit=50");
+    const waiting = r.unhashed_images ? `, ${r.unhashed_images} still being hashed` : "";
     $("duplicates-summary").textContent =
-      `${r.images} images compared${r.exact ? "" : " (nearest neighbours)"}; threshold ${r.threshold.toFixed(2)}.`;
-    $("duplicates").replaceChildren(...r.duplicates.map((p) => el("li", {},
+      `${r.images} images compared by fingerprint${r.exact ? "" : " (nearest neighbours)"}, ` +
+      `threshold ${r.threshold.toFixed(2)}; ${r.hashed_images} by perceptual hash, ` +
+      `within ${r.hash_max_distance} bits${waiting}.`;
+    $("duplicates").replaceChildren(...r.duplicates.map((p) => el("li", { "data-signals": p.signals.join(" ") },
       el("img", { src: p.a.thumbnail_url, alt: "" }), el("img", { src: p.b.thumbnail_url, alt: "" }),
-      el("span", { text: `${itemName(p.a)} ↔ ${itemName(p.b)}: ${p.score.toFixed(3)}` }))));
+      el("span", { text: `${itemName(p.a)} ↔ ${itemName(p.b)}: ${evidence(p)}` }), ...hashes(p))));
     $("confusables").replaceChildren(...r.confusables.map((c) => el("tr", {},
       el("td", { text: c.item ? c.item.name : c.item_id }),
       el("td", { text: c.nearest ? c.nearest.name : c.nearest_item_id }),

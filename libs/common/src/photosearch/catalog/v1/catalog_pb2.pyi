@@ -657,6 +657,111 @@ class CountImagesResponse(_message.Message):
 Global___CountImagesResponse: _TypeAlias = CountImagesResponse  # noqa: Y015
 
 @_typing.final
+class FindCopiesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_DISTANCE_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    max_distance: _builtins.int
+    """Bits of 256 (0: PDQ's recommended 31; at most 47)."""
+    limit: _builtins.int
+    """0: 100 pairs"""
+    def __init__(
+        self,
+        *,
+        max_distance: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "max_distance", b"max_distance"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindCopiesRequest: _TypeAlias = FindCopiesRequest  # noqa: Y015
+
+@_typing.final
+class CopyPair(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_ID_A_FIELD_NUMBER: _builtins.int
+    IMAGE_ID_A_FIELD_NUMBER: _builtins.int
+    ITEM_ID_B_FIELD_NUMBER: _builtins.int
+    IMAGE_ID_B_FIELD_NUMBER: _builtins.int
+    DISTANCE_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
+    QUALITY_A_FIELD_NUMBER: _builtins.int
+    QUALITY_B_FIELD_NUMBER: _builtins.int
+    HASH_A_FIELD_NUMBER: _builtins.int
+    HASH_B_FIELD_NUMBER: _builtins.int
+    item_id_a: _builtins.str
+    image_id_a: _builtins.str
+    item_id_b: _builtins.str
+    image_id_b: _builtins.str
+    distance: _builtins.int
+    """Bits between a's matching view and b's canonical hash."""
+    view: _builtins.str
+    """The view of a that matched: "as is", "mirrored", "turned 90", "centre 90 %", ..."""
+    quality_a: _builtins.int
+    """PDQ's 0-100 confidence in each canonical hash (below 50: a flat picture)."""
+    quality_b: _builtins.int
+    hash_a: _builtins.str
+    """The canonical hashes, 64 hex digits each."""
+    hash_b: _builtins.str
+    def __init__(
+        self,
+        *,
+        item_id_a: _builtins.str = ...,
+        image_id_a: _builtins.str = ...,
+        item_id_b: _builtins.str = ...,
+        image_id_b: _builtins.str = ...,
+        distance: _builtins.int = ...,
+        view: _builtins.str = ...,
+        quality_a: _builtins.int = ...,
+        quality_b: _builtins.int = ...,
+        hash_a: _builtins.str = ...,
+        hash_b: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["distance", b"distance", "hash_a", b"hash_a", "hash_b", b"hash_b", "image_id_a", b"image_id_a", "image_id_b", b"image_id_b", "item_id_a", b"item_id_a", "item_id_b", b"item_id_b", "quality_a", b"quality_a", "quality_b", b"quality_b", "view", b"view"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CopyPair: _TypeAlias = CopyPair  # noqa: Y015
+
+@_typing.final
+class FindCopiesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAIRS_FIELD_NUMBER: _builtins.int
+    MAX_DISTANCE_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
+    UNHASHED_FIELD_NUMBER: _builtins.int
+    max_distance: _builtins.int
+    images: _builtins.int
+    """images hashed and compared"""
+    unhashed: _builtins.int
+    """images the copy hasher has not hashed yet (not compared)"""
+    @_builtins.property
+    def pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___CopyPair]: ...
+    def __init__(
+        self,
+        *,
+        pairs: _abc.Iterable[Global___CopyPair] | None = ...,
+        max_distance: _builtins.int = ...,
+        images: _builtins.int = ...,
+        unhashed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "max_distance", b"max_distance", "pairs", b"pairs", "unhashed", b"unhashed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindCopiesResponse: _TypeAlias = FindCopiesResponse  # noqa: Y015
+
+@_typing.final
 class ImportImage(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

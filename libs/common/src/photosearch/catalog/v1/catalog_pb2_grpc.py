@@ -94,6 +94,11 @@ class CatalogServiceStub:
                 request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.CountImagesRequest.SerializeToString,
                 response_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.CountImagesResponse.FromString,
                 _registered_method=True)
+        self.FindCopies = channel.unary_unary(
+                '/photosearch.catalog.v1.CatalogService/FindCopies',
+                request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.FindCopiesRequest.SerializeToString,
+                response_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.FindCopiesResponse.FromString,
+                _registered_method=True)
         self.ImportItems = channel.stream_unary(
                 '/photosearch.catalog.v1.CatalogService/ImportItems',
                 request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportRecord.SerializeToString,
@@ -192,6 +197,14 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindCopies(self, request, context):
+        """Pairs of images of different items that their perceptual (PDQ) hashes say are
+        copies of one picture: turned, mirrored, centre-cropped, re-encoded, recoloured.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ImportItems(self, request_iterator, context):
         """Bulk import: one record per item, idempotent on import_key + image hash.
         """
@@ -280,6 +293,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.CountImages,
                     request_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.CountImagesRequest.FromString,
                     response_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.CountImagesResponse.SerializeToString,
+            ),
+            'FindCopies': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindCopies,
+                    request_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.FindCopiesRequest.FromString,
+                    response_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.FindCopiesResponse.SerializeToString,
             ),
             'ImportItems': grpc.stream_unary_rpc_method_handler(
                     servicer.ImportItems,
@@ -626,6 +644,33 @@ class CatalogService:
             '/photosearch.catalog.v1.CatalogService/CountImages',
             photosearch_dot_catalog_dot_v1_dot_catalog__pb2.CountImagesRequest.SerializeToString,
             photosearch_dot_catalog_dot_v1_dot_catalog__pb2.CountImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindCopies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photosearch.catalog.v1.CatalogService/FindCopies',
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.FindCopiesRequest.SerializeToString,
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.FindCopiesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,10 @@ class CatalogServiceStub:
     StreamImageRefs: _grpc.UnaryStreamMultiCallable[_catalog_pb2.StreamImageRefsRequest, _catalog_pb2.ImageRefBatch]
     """Every image id with its item id, in batches: what a rebuild walks."""
     CountImages: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.CountImagesRequest, _catalog_pb2.CountImagesResponse]
+    FindCopies: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.FindCopiesRequest, _catalog_pb2.FindCopiesResponse]
+    """Pairs of images of different items that their perceptual (PDQ) hashes say are
+    copies of one picture: turned, mirrored, centre-cropped, re-encoded, recoloured.
+    """
     ImportItems: _grpc.StreamUnaryMultiCallable[_catalog_pb2.ImportRecord, _catalog_pb2.ImportSummary]
     """Bulk import: one record per item, idempotent on import_key + image hash."""
     GetSettings: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetSettingsRequest, _catalog_pb2.Settings]
@@ -67,6 +71,10 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     StreamImageRefs: _aio.UnaryStreamMultiCallable[_catalog_pb2.StreamImageRefsRequest, _catalog_pb2.ImageRefBatch]  # type: ignore[assignment]
     """Every image id with its item id, in batches: what a rebuild walks."""
     CountImages: _aio.UnaryUnaryMultiCallable[_catalog_pb2.CountImagesRequest, _catalog_pb2.CountImagesResponse]  # type: ignore[assignment]
+    FindCopies: _aio.UnaryUnaryMultiCallable[_catalog_pb2.FindCopiesRequest, _catalog_pb2.FindCopiesResponse]  # type: ignore[assignment]
+    """Pairs of images of different items that their perceptual (PDQ) hashes say are
+    copies of one picture: turned, mirrored, centre-cropped, re-encoded, recoloured.
+    """
     ImportItems: _aio.StreamUnaryMultiCallable[_catalog_pb2.ImportRecord, _catalog_pb2.ImportSummary]  # type: ignore[assignment]
     """Bulk import: one record per item, idempotent on import_key + image hash."""
     GetSettings: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetSettingsRequest, _catalog_pb2.Settings]  # type: ignore[assignment]
@@ -159,6 +167,16 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalog_pb2.CountImagesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_pb2.CountImagesResponse, _abc.Awaitable[_catalog_pb2.CountImagesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def FindCopies(
+        self,
+        request: _catalog_pb2.FindCopiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.FindCopiesResponse, _abc.Awaitable[_catalog_pb2.FindCopiesResponse]]:
+        """Pairs of images of different items that their perceptual (PDQ) hashes say are
+        copies of one picture: turned, mirrored, centre-cropped, re-encoded, recoloured.
+        """
 
     @_abc_1.abstractmethod
     def ImportItems(
