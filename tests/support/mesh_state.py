@@ -32,6 +32,16 @@ def images_without_bytes(mesh: Mesh) -> int:
     return int(row[0]) if row else 0
 
 
+def images_without_copy_hash(mesh: Mesh) -> int:
+    """Images catalog's copy hasher has not hashed yet (it reads their bytes meanwhile)."""
+    with psycopg.connect(database_url(mesh, "catalog"), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM images i LEFT JOIN image_copy_hashes h ON h.image_id = i.id"
+            " WHERE h.image_id IS NULL"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def outbox_subjects(mesh: Mesh) -> Counter[str]:
     """Events committed by catalog and not yet acknowledged by JetStream, per subject."""
     with psycopg.connect(database_url(mesh, "catalog"), autocommit=True) as conn:

@@ -34,8 +34,9 @@ async def test_a_busy_worker_on_a_loaded_host_stays_listed(
         nats_server.url,
         model,
         worker_id="worker-busy",
+        # Four missed beats in a row drop it: a hung put did; a host this busy must not.
         heartbeat_interval_seconds=0.5,
-        heartbeat_ttl_seconds=2,
+        heartbeat_ttl_seconds=2.5,
     )
 
     async def build(s):
@@ -44,7 +45,7 @@ async def test_a_busy_worker_on_a_loaded_host_stays_listed(
     service = await start_service(build, settings)
     reader = Infra("search-test", nats_url=nats_server.url)
     await reader.start()
-    directory = WorkerDirectory(reader, ttl=2)
+    directory = WorkerDirectory(reader, ttl=2.5)
     burners = [await asyncio.create_subprocess_exec(sys.executable, "-c", BURN) for _ in range(2)]
     try:
         await publish_jobs(reader.require_js(), model.model_id, [(i, f"item-{i}") for i in images])

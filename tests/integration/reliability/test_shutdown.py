@@ -36,6 +36,7 @@ from tests.support.mesh_state import (
     database_url,
     embed_queue,
     embed_results,
+    images_without_copy_hash,
     locked,
     stored_vector,
     vector_table,
@@ -203,6 +204,9 @@ def stop_an_embedder_holding_batches(
         assert reply.status_code == 201, reply.text
         images.append(reply.json()["image"]["id"])
     eventually(lambda: embed_queue(mesh, seed.model_id) == (queued, 0), 30, "jobs queued")
+    # Catalog's copy hasher reads the new photos' bytes too: done before the lock, so the
+    # only readers waiting on it are the embedder's fetches.
+    eventually(lambda: images_without_copy_hash(mesh) == 0, 30, "the photos hashed")
 
     def in_hand() -> int:
         waiting, taken = embed_queue(mesh, seed.model_id)
