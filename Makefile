@@ -18,7 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help install system-deps protos protos-check api-types api-types-check lint fmt typecheck \
         check test test-unit \
         test-integration test-e2e run import demo images bench bench-embed bench-search \
-        bench-import bench-copies bench-gateway bench-quality bench-rerank bench-fallback bench-soak clean
+        bench-scale restore-drill bench-import bench-copies bench-gateway bench-quality bench-rerank bench-fallback bench-soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -83,8 +83,10 @@ test: $(STAMP) system-deps protos-check api-types-check lint typecheck ## everyt
 	$(VENV)/bin/pytest -q tests
 
 DEMO ?= 1
-run: $(STAMP) ## start Postgres, NATS, every service and the gateway (Ctrl-C stops all); first run: demo catalog, photo search on (DEMO=0: none)
-	PHOTOSEARCH_DEMO=$(DEMO) $(PY) -m photosearch_devstack run
+EMBEDDERS ?= 1
+SEARCH ?= 1
+run: $(STAMP) ## start Postgres, NATS, every service and the gateway (Ctrl-C stops all); first run: demo catalog, photo search on (DEMO=0: none); EMBEDDERS=N SEARCH=M: replicas
+	PHOTOSEARCH_DEMO=$(DEMO) $(PY) -m photosearch_devstack run --embedders $(EMBEDDERS) --search $(SEARCH)
 
 import: $(STAMP) ## import a folder of images into the running mesh: make import DIR=path/to/photos
 	$(PY) -m photosearch_catalog.cli.importer --catalog 127.0.0.1:50051 "$(DIR)"
@@ -97,7 +99,7 @@ images: ## build one container image per service (needs a Docker engine)
 	  docker build -f services/$$svc/Dockerfile -t photosearch-$$svc:dev . || exit 1; done
 	docker build -f gateway/Dockerfile -t photosearch-gateway:dev .
 
-bench: bench-embed bench-search bench-import bench-copies bench-gateway bench-fallback bench-quality ## every benchmark (slow)
+bench: bench-embed bench-search bench-import bench-copies bench-scale bench-gateway bench-fallback bench-quality ## every benchmark (slow)
 
 bench-embed: $(STAMP) ## embedder throughput/latency: eager vs ONNX fp32 vs int8 vs EMBED_RUNTIME=auto
 	$(PY) bench/embed.py
@@ -116,6 +118,12 @@ bench-gateway: $(STAMP) ## POST /search through the gateway vs search gRPC direc
 
 bench-copies: $(STAMP) ## copies caught by perceptual hashes alone (no model): misses per transform
 	$(PY) bench/copies.py
+
+bench-scale: $(STAMP) ## indexing and search throughput: 1 embedder + 1 search replica vs 2 + 2, side by side
+	$(PY) bench/scale_out.py
+
+restore-drill: $(STAMP) ## back up, lose and restore catalog (pg_dump, then point in time); rebuild search; check every vector
+	$(PY) -m photosearch_devstack.restore_drill
 
 bench-quality: $(STAMP) ## retrieval quality on ../shared/datasets through the real mesh
 	$(PY) bench/quality.py

@@ -5,10 +5,13 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
 from selenium import webdriver
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -30,12 +33,34 @@ def available() -> bool:
     return bool(shutil.which("chromium") and shutil.which("chromedriver"))
 
 
+def fake_camera(video: Path) -> list[str]:
+    """Flags for a camera that films `video` (a .y4m file, looped) and needs no consent."""
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    ]
+
+
+def write_y4m(image: Image.Image, path: Path, frames: int = 10) -> Path:
+    """A still photo as a short Y4M video (YUV 4:2:0, even sides), the fake camera's input."""
+    w, h = image.width // 2 * 2, image.height // 2 * 2
+    ycbcr = np.asarray(image.convert("RGB").resize((w, h)).convert("YCbCr"))
+    y = ycbcr[:, :, 0].tobytes()
+    chroma = [ycbcr[::2, ::2, c].tobytes() for c in (1, 2)]
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            out.write(b"FRAME\n" + y + chroma[0] + chroma[1])
+    return path
+
+
 @contextmanager
-def chromium() -> Iterator[webdriver.Chrome]:
+def chromium(extra_flags: Sequence[str] = ()) -> Iterator[webdriver.Chrome]:
     profile = tempfile.mkdtemp(prefix="photosearch-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
+    for flag in [*FLAGS, *extra_flags, f"--user-data-dir={profile}"]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))

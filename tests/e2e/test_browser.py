@@ -229,6 +229,69 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
     assert len(sent) < 40_000 + descriptors
 
 
+def test_a_live_scan_recognises_the_item_stops_by_itself_and_sends_only_vectors(
+    mesh: Mesh, catalog: dict[int, str], tmp_path: Path
+) -> None:
+    """A fake rear camera films a cover held slightly turned: the scan searches frames,
+    stops once the same item held the "match" band, and one tap confirms it."""
+    held = Image.open(turned_copy(tmp_path, 3))
+    frame = Image.new("RGB", (640, 480), (200, 200, 200))
+    frame.paste(held.resize((400, 400)), (120, 40))
+    camera = browser.write_y4m(frame, tmp_path / "camera.y4m")
+    with browser.chromium(browser.fake_camera(camera)) as driver:
+        open_page(driver, mesh)
+        browser.sent_requests(driver)  # forget the page load
+        driver.find_element(By.ID, "scan-start").click()
+
+        def matched() -> bool:
+            state = driver.execute_script("return document.body.dataset.scanState")
+            assert state not in ("unavailable", "stopped"), driver.find_element(
+                By.ID, "status"
+            ).text
+            return state == "matched"
+
+        browser.wait_for(matched, timeout=120, what="the scan to settle on a match")
+        first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
+        assert first.get_attribute("data-item-id") == catalog[3]
+        assert driver.find_element(By.ID, "band").get_attribute("data-band") == "match"
+        assert 'Found: Cover 003. Tap "This one"' in driver.find_element(By.ID, "status").text
+        scan = driver.execute_script("return window.photosearch.scan")
+        assert scan["stats"]["searched"] >= 3 and len(scan["frame_ms"]) >= 3, scan
+        assert (
+            driver.execute_script("return document.getElementById('scan-video').srcObject") is None
+        )
+        assert not driver.find_element(By.ID, "scan").is_displayed()
+        requests = browser.sent_requests(driver)
+        first.find_element(By.TAG_NAME, "button").click()
+        assert "Cover 003" in driver.find_element(By.ID, "confirmed-text").text
+    # Frames never left the page: every request with a body was a JSON search.
+    posted = [r for r in requests if r.get("hasPostData") or r["method"] != "GET"]
+    assert len(posted) >= 3 and all(r["url"].endswith("/api/v1/search") for r in posted)
+    assert all(
+        {k.lower(): v for k, v in r["headers"].items()}["content-type"] == "application/json"
+        for r in posted
+    )
+
+
+def test_without_a_camera_the_scan_says_so_and_photos_still_work(
+    mesh: Mesh, catalog: dict[int, str], tmp_path: Path
+) -> None:
+    with browser.chromium() as driver:  # headless, no camera at all
+        open_page(driver, mesh)
+        driver.find_element(By.ID, "scan-start").click()
+        browser.wait_for(
+            lambda: (
+                driver.execute_script("return document.body.dataset.scanState") == "unavailable"
+            ),
+            what="the scan to give up",
+        )
+        assert "take or choose a photo instead" in driver.find_element(By.ID, "status").text
+        assert driver.find_element(By.ID, "pickers").is_displayed()
+        pick(driver, turned_copy(tmp_path, 7), searches=1)
+        first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
+        assert first.get_attribute("data-item-id") == catalog[7]
+
+
 def test_my_collection_is_kept_on_the_device_across_reloads_and_exports_as_csv(
     mesh: Mesh, catalog: dict[int, str], tmp_path: Path
 ) -> None:

@@ -61,8 +61,8 @@ def sample_photo() -> str:
     return str(Path(skimage.data.__file__).parent / "coffee.png")
 
 
-def run(data_dir: Path) -> int:
-    mesh = Mesh(data_dir, ports=dict(DEFAULT_PORTS))
+def run(data_dir: Path, replicas: dict[str, int]) -> int:
+    mesh = Mesh(data_dir, ports=dict(DEFAULT_PORTS), replicas=replicas)
     stop = threading.Event()
 
     def on_signal(signum: int, _: FrameType | None) -> None:
@@ -78,8 +78,9 @@ def run(data_dir: Path) -> int:
         print(f"  web UI      {mesh.gateway_url}/")
         print(f"  admin page  {mesh.gateway_url}/admin  (token: {mesh.secrets['admin_token']})")
         print(f"  API docs    {mesh.gateway_url}/docs")
-        for name in ("catalog", "search", "embedder", "fallback"):
-            print(f"  {name:<11} grpc://{mesh.address(name)}  metrics {mesh.metrics_url(name)}")
+        for name in mesh.instances:
+            if name != "gateway":
+                print(f"  {name:<11} grpc://{mesh.address(name)}  metrics {mesh.metrics_url(name)}")
         first_run(mesh)
         print("Ctrl-C stops everything.")
         while not stop.wait(1.0):
@@ -102,8 +103,10 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="start everything and wait for Ctrl-C")
     run_parser.add_argument("--data-dir", type=Path, default=Path(".data"))
+    run_parser.add_argument("--embedders", type=int, default=1, help="embedder replicas")
+    run_parser.add_argument("--search", type=int, default=1, help="search replicas")
     args = parser.parse_args()
-    return run(args.data_dir)
+    return run(args.data_dir, {"embedder": args.embedders, "search": args.search})
 
 
 if __name__ == "__main__":

@@ -37,7 +37,15 @@ DEFAULT_PORTS = {
     "postgres": 55432,
     "nats": 54222,
 }
+# Services that may run several replicas on one machine (stateless, or coordinated
+# through NATS and Postgres); the others, and the gateway's HTTP port, stay single.
+SCALABLE = ("embedder", "search")
 _PR_SET_PDEATHSIG = 1
+
+
+def base(name: str) -> str:
+    """The service a process name runs: "search-2" -> "search"."""
+    return name.split("-", 1)[0]
 
 
 def _die_with_parent() -> None:
@@ -65,17 +73,44 @@ class Mesh:
     ports: dict[str, int] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     services: list[str] = field(default_factory=lambda: [*GRPC_SERVICES, "gateway"])
+    # Replicas per service beyond the first ("search": 2 runs search and search-2).
+    replicas: dict[str, int] = field(default_factory=dict)
+    postgres_options: str = ""  # more server options (EmbeddedPostgres.options)
     postgres: EmbeddedPostgres | None = None
     nats: NatsServer | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
+        for service, count in self.replicas.items():
+            if count < 1 or (count > 1 and service not in SCALABLE):
+                raise ValueError(f"{service}: replicas must be 1, or 1 or more for {SCALABLE}")
         self.ports = {name: self.ports.get(name) or free_port() for name in DEFAULT_PORTS}
+        self.ports.update({name: free_port() for name in self.instances if name not in self.ports})
         # Each gRPC service serves Prometheus /metrics on a port of its own.
-        self.metrics_ports = {name: free_port() for name in GRPC_SERVICES}
+        self.metrics_ports = {
+            name: free_port() for name in self.instances if base(name) in GRPC_SERVICES
+        }
         self.log_dir = self.data_dir / "logs"
         self.secrets: dict[str, str] = {}
+
+    @property
+    def instances(self) -> list[str]:
+        """Every process's name: a service, then its replicas ("search-2", ...)."""
+        return [
+            name
+            for service in self.services
+            for name in [service]
+            + [f"{service}-{k}" for k in range(2, self.replicas.get(service, 1) + 1)]
+        ]
+
+    def replicas_of(self, service: str) -> list[str]:
+        return [name for name in self.instances if base(name) == service]
+
+    def target(self, service: str) -> str:
+        """A gRPC target naming every replica (clients balance round robin across them)."""
+        addresses = [self.address(name) for name in self.replicas_of(service)]
+        return addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
 
     @property
     def gateway_url(self) -> str:
@@ -93,7 +128,9 @@ class Mesh:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         self.secrets = _dev_secrets(self.data_dir / "dev-secrets.json")
-        self.postgres = EmbeddedPostgres(self.data_dir / "postgres", port=self.ports["postgres"])
+        self.postgres = EmbeddedPostgres(
+            self.data_dir / "postgres", port=self.ports["postgres"], options=self.postgres_options
+        )
         self.postgres.start()
         for database in ("catalog", "search"):
             self.postgres.create_database(database)
@@ -102,54 +139,56 @@ class Mesh:
         )
         self.nats.start()
 
-    def env_for(self, service: str) -> dict[str, str]:
+    def env_for(self, name: str) -> dict[str, str]:
         assert self.postgres and self.nats
+        service = base(name)
         models = str(self.data_dir / "models")
         common = {"LOG_FORMAT": "json"}
         per_service = {
             "catalog": {
-                "GRPC_PORT": str(self.ports["catalog"]),
+                "GRPC_PORT": str(self.ports[name]),
                 "DATABASE_URL": self.postgres.url("catalog"),
                 "NATS_URL": self.nats.url,
                 "SETTINGS_KEY": self.secrets["settings_key"],
             },
             "search": {
-                "GRPC_PORT": str(self.ports["search"]),
+                "GRPC_PORT": str(self.ports[name]),
                 "DATABASE_URL": self.postgres.url("search"),
                 "NATS_URL": self.nats.url,
                 "CATALOG_ADDR": self.address("catalog"),
             },
             "embedder": {
-                "GRPC_PORT": str(self.ports["embedder"]),
+                "GRPC_PORT": str(self.ports[name]),
                 "NATS_URL": self.nats.url,
                 "CATALOG_ADDR": self.address("catalog"),
                 "MODEL_CACHE_DIR": models,
             },
             "fallback": {
-                "GRPC_PORT": str(self.ports["fallback"]),
+                "GRPC_PORT": str(self.ports[name]),
                 "CATALOG_ADDR": self.address("catalog"),
             },
             "gateway": {
                 "HTTP_PORT": str(self.ports["gateway"]),
                 "CATALOG_ADDR": self.address("catalog"),
-                "SEARCH_ADDR": self.address("search"),
-                "EMBEDDER_ADDR": self.address("embedder"),
+                "SEARCH_ADDR": self.target("search"),
+                "EMBEDDER_ADDR": self.target("embedder"),
                 "FALLBACK_ADDR": self.address("fallback"),
                 "ADMIN_TOKEN": self.secrets["admin_token"],
                 "MODEL_DIR": models,
             },
         }[service]
-        if service in self.metrics_ports:
-            per_service["METRICS_PORT"] = str(self.metrics_ports[service])
+        if name in self.metrics_ports:
+            per_service["METRICS_PORT"] = str(self.metrics_ports[name])
         prefix = "EMBED_" if service == "embedder" else f"{service.upper()}_"
         env = {**os.environ, **{prefix + k: v for k, v in {**common, **per_service}.items()}}
         env.update(self.extra_env)
         return env
 
     def start_service(self, service: str) -> subprocess.Popen[bytes]:
+        """Start one process: a service or one of its replicas ("search-2")."""
         log = open(self.log_dir / f"{service}.log", "ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", MODULES[service]],
+            [sys.executable, "-m", MODULES[base(service)]],
             env=self.env_for(service),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -162,8 +201,8 @@ class Mesh:
 
     def start(self, timeout: float = 60.0) -> "Mesh":
         self.start_infrastructure()
-        for service in self.services:
-            self.start_service(service)
+        for name in self.instances:
+            self.start_service(name)
         self.wait_until_serving(timeout)
         return self
 
@@ -186,7 +225,7 @@ class Mesh:
 
     def wait_until_serving(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        pending = list(self.services)
+        pending = list(self.instances)
         while pending:
             for service in list(pending):
                 process = self.processes[service]

@@ -36,6 +36,7 @@ class EmbeddedPostgres:
     data_dir: Path
     port: int = 0
     host: str = "127.0.0.1"
+    options: str = ""  # more server options, e.g. WAL archiving for a restore drill
     system_user: str | None = field(default=None, init=False)
 
     def _bin(self, name: str) -> str:
@@ -87,7 +88,9 @@ class EmbeddedPostgres:
             )
         self.stop_stale()
         self.port = self.port or free_port()
-        options = f"-h {self.host} -p {self.port} -k {self.data_dir} {SERVER_OPTIONS}"
+        options = (
+            f"-h {self.host} -p {self.port} -k {self.data_dir} {SERVER_OPTIONS} {self.options}"
+        )
         self._run(
             self._bin("pg_ctl"),
             "-D",
@@ -131,3 +134,63 @@ class EmbeddedPostgres:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def owned_dir(self, path: Path) -> Path:
+        """A directory the server (and this process) may write: WAL archives, backups."""
+        path.mkdir(parents=True, exist_ok=True)
+        if self.system_user:
+            entry = ensure_user_exists(self.system_user)
+            assert entry is not None
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        path.chmod(0o700)
+        return path
+
+    def dump(self, database: str, path: Path) -> None:
+        """pg_dump in its custom format (what pg_restore reads)."""
+        self._run(self._bin("pg_dump"), "-Fc", "-f", str(path), self.url(database), timeout=600)
+
+    def restore(self, database: str, path: Path) -> None:
+        """A dump into an empty database (created here)."""
+        self.create_database(database)
+        self._run(self._bin("pg_restore"), "--exit-on-error", "-d", self.url(database),
+                  str(path), timeout=600)  # fmt: skip
+
+    def base_backup(self, target: Path) -> None:
+        """A physical copy of the whole server (every database) to recover from, with the
+        WAL it needs to be consistent; later WAL comes from the archive."""
+        self._run(self._bin("pg_basebackup"), "-d", self.url(), "-D", str(target),
+                  "-X", "stream", "-c", "fast", timeout=600)  # fmt: skip
+
+    def recover(self, base: Path, archive: Path, restore_point: str) -> None:
+        """Replace this server's data by `base`, replay the archived WAL up to the named
+        restore point and promote: point-in-time recovery. The server must be stopped."""
+        import shutil
+
+        lost = self.data_dir.with_name(self.data_dir.name + "-replaced")
+        shutil.rmtree(lost, ignore_errors=True)
+        self.data_dir.rename(lost)
+        shutil.copytree(base, self.data_dir, symlinks=True)
+        # The socket lives in the data directory here, and the backup copied its lock file,
+        # which names the old server's PID.
+        for lock in self.data_dir.glob(".s.PGSQL.*"):
+            lock.unlink()
+        if self.system_user:
+            entry = ensure_user_exists(self.system_user)
+            assert entry is not None
+            for root, dirs, files in os.walk(self.data_dir):
+                for name in [*dirs, *files]:
+                    os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+        with (self.data_dir / "postgresql.auto.conf").open("a") as conf:
+            conf.write(
+                f"restore_command = 'cp {archive}/%f %p'\n"
+                f"recovery_target_name = '{restore_point}'\n"
+                "recovery_target_action = 'promote'\n"
+            )
+        (self.data_dir / "recovery.signal").touch()
+        self.start()

@@ -5,3 +5,4 @@ export { createRuntime, defaultThreads } from "./runtime.js";
 export { modelBytes, modelFiles } from "./models.js";
 export { Fingerprinter } from "./fingerprint.js";
 export { AS_TAKEN, RegionDescriber, TURNED, TURNS } from "./local.js";
+export { photoFromFrame } from "./preprocess.js";

@@ -220,3 +220,18 @@ export async function decodeToRGB(blob, spec) {
   const rgba = context.getImageData(0, 0, width, height).data;
   return { rgb: flattenAlpha(rgba, width, height, spec.alpha_background), width, height };
 }
+
+// A frame of a video (or any canvas image source) -> {rgb, width, height}, scaled so its
+// long side is at most `longSide`: what a live scan fingerprints (browser only).
+export function photoFromFrame(source, sourceWidth, sourceHeight, spec, longSide) {
+  const scale = Math.min(1, longSide / Math.max(sourceWidth, sourceHeight));
+  const width = Math.max(1, Math.round(sourceWidth * scale));
+  const height = Math.max(1, Math.round(sourceHeight * scale));
+  const canvas = typeof OffscreenCanvas !== "undefined"
+    ? new OffscreenCanvas(width, height)
+    : Object.assign(document.createElement("canvas"), { width, height });
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(source, 0, 0, width, height);
+  const rgba = context.getImageData(0, 0, width, height).data;
+  return { rgb: flattenAlpha(rgba, width, height, spec.alpha_background), width, height, canvas };
+}

@@ -4,6 +4,7 @@
 import { AS_TAKEN, createRuntime, Fingerprinter, RegionDescriber, TURNED, TURNS } from "/static/fingerprint/index.js";
 import { api, el, serverTimings } from "/static/js/api.js";
 import * as collection from "/static/js/collection.js";
+import { Scanner, scanAvailable } from "/static/js/scan.js";
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -83,14 +84,14 @@ async function regionDescriber() {
 // Local descriptors of the photo at `which` turns ("as taken"; "turned": 90 and 270 degrees;
 // "all": the three), or none: a failure here only costs the re-ranking (or the turned views),
 // so the search goes ahead with what it has.
-async function localDescriptors(photo, which = "as taken") {
+async function localDescriptors(photo, which = "as taken", quiet = false) {
   if (!state.config.model.local) return [];
   const turned = which === "turned";
   try {
     if (!state.describer) status("Loading the region model…");
     const describer = await regionDescriber();
     const turns = { "as taken": AS_TAKEN, turned: TURNED, all: TURNS }[which];
-    const onView = (index, total) => !turned
+    const onView = (index, total) => quiet ? null : !turned
       ? status(`Comparing regions on this device (view ${index + 1} of ${total})…`)
       : turnedStatus(`checking turned views (${index + 1} of ${total})…`);
     const { views, times, runTimes } = await describer.describe(photo, onView, turns);
@@ -316,6 +317,7 @@ async function searchTurned(photo, query, current, started) {
 
 async function onPhoto(file) {
   if (!file) return;
+  stopScan();
   // A photo picked while the last one is still searched replaces it: its answers are dropped.
   const current = (state.photo = {});
   state.file = file;
@@ -361,6 +363,79 @@ async function onPhoto(file) {
     status(`Photo search failed: ${error.message}. You can still add the item manually.`);
     document.body.dataset.searchError = error.message;
   }
+}
+
+// Live scan (scan.js): each frame is searched as a photo as taken, the answer drawn in
+// place; the scan stops on a steady match and the page asks for one tap.
+async function identifyFrame(photo) {
+  const model = await fingerprinter();
+  const started = performance.now();
+  const vector = await model.fingerprint(photo);
+  const query = { model_id: model.asset.model_id, vector, k: 10 };
+  const local = await localDescriptors(photo, "as taken", true);
+  if (local.length) query.local = local;
+  const result = await search(query, true);
+  const scan = window.photosearch.scan;
+  scan.frame_ms = [...scan.frame_ms, performance.now() - started];
+  return result;
+}
+
+async function startScan() {
+  stopScan();
+  state.photo = {}; // a photo search in flight is dropped
+  $("confirmed").hidden = true;
+  $("preview").hidden = true;
+  document.body.dataset.scanState = "starting";
+  window.photosearch.scan = { frame_ms: [], started: performance.now() };
+  try {
+    status("Loading the model…");
+    await fingerprinter();
+    if (state.config.model.local) await regionDescriber();
+    const scanner = new Scanner($("scan-video"), state.config.model.preprocess, {
+      identify: identifyFrame,
+      onResult: (result) => {
+        renderCandidates(result);
+        status(`Scanning… ${BANDS[result.band] ?? ""} Hold the object steady.`);
+        document.body.dataset.scanFrames = String(scanner.stats.searched);
+      },
+      onStop: (reason, result) => scanStopped(scanner, reason, result),
+    });
+    state.scanner = scanner;
+    $("scan").hidden = false;
+    await scanner.start();
+    document.body.dataset.scanState = "scanning";
+    status("Scanning: point the camera at the object.");
+  } catch (error) {
+    $("scan").hidden = true;
+    state.scanner = null;
+    document.body.dataset.scanState = "unavailable";
+    status(`The camera is not available here (${error.message || error.name}): take or choose a photo instead.`);
+  }
+}
+
+function stopScan() {
+  state.scanner?.stop("stopped");
+}
+
+async function scanStopped(scanner, reason, result) {
+  $("scan").hidden = true;
+  if (state.scanner === scanner) state.scanner = null;
+  window.photosearch.scan.stats = scanner.stats;
+  if (reason !== "matched") {
+    document.body.dataset.scanState = "stopped";
+    status("Scan stopped. Photograph the object, or scan again.");
+    return;
+  }
+  const item = result.candidates[0].item;
+  const frame = await scanner.frameBlob();
+  if (frame) { // the matched frame stands in for a photo: "add my photo", the web search
+    state.file = new File([frame], "scan.jpg", { type: "image/jpeg" });
+    $("preview").src = URL.createObjectURL(frame);
+    $("preview").hidden = false;
+    $("web").hidden = !state.config.web_fallback_available;
+  }
+  document.body.dataset.scanState = "matched";
+  status(`Found: ${item.name}. Tap "This one" to confirm.`);
 }
 
 async function searchTheWeb() {
@@ -437,6 +512,9 @@ async function start() {
     return;
   }
   $("pickers").hidden = false;
+  $("scan-start").hidden = !(scanAvailable() && state.config.photo_search_available);
+  $("scan-start").addEventListener("click", startScan);
+  $("scan-stop").addEventListener("click", stopScan);
   status(state.config.photo_search_available
     ? "Photograph the object, or pick a photo of it."
     : `Photo search is not available: ${state.config.unavailable_reason}. Add items manually.`);

@@ -16,6 +16,9 @@ CHANNEL_OPTIONS = [
     # Fail fast when a peer is gone rather than waiting for the full backoff.
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2_000),
+    # Spread calls over every address the target resolves to (several replicas in
+    # `make run SEARCH=2`, a headless Service's pods); one address behaves as before.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 
