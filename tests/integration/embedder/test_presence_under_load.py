@@ -34,7 +34,7 @@ async def test_a_busy_worker_on_a_loaded_host_stays_listed(
         nats_server.url,
         model,
         worker_id="worker-busy",
-        # Four missed beats in a row drop it: a hung put did; a host this busy must not.
+        # Five missed beats in a row drop it: a hung put did; a host this busy must not.
         heartbeat_interval_seconds=0.5,
         heartbeat_ttl_seconds=2.5,
     )
