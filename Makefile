@@ -18,7 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help install system-deps protos protos-check api-types api-types-check lint fmt typecheck \
         check test test-unit \
         test-integration test-e2e run import demo images bench bench-embed bench-search \
-        bench-scale restore-drill bench-import bench-copies bench-gateway bench-quality bench-rerank bench-fallback bench-soak clean
+        bench-chaos bench-scale restore-drill bench-import bench-copies bench-gateway bench-quality bench-rerank bench-fallback bench-soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -118,6 +118,9 @@ bench-gateway: $(STAMP) ## POST /search through the gateway vs search gRPC direc
 
 bench-copies: $(STAMP) ## copies caught by perceptual hashes alone (no model): misses per transform
 	$(PY) bench/copies.py
+
+bench-chaos: $(STAMP) ## the soak under faults (kill embedder, a search replica, catalog; freeze NATS; restart Postgres), with invariant checks
+	$(PY) bench/chaos.py
 
 bench-scale: $(STAMP) ## indexing and search throughput: 1 embedder + 1 search replica vs 2 + 2, side by side
 	$(PY) bench/scale_out.py

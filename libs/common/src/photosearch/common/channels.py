@@ -16,10 +16,16 @@ CHANNEL_OPTIONS = [
     # Fail fast when a peer is gone rather than waiting for the full backoff.
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2_000),
-    # Spread calls over every address the target resolves to (several replicas in
-    # `make run SEARCH=2`, a headless Service's pods); one address behaves as before.
-    ("grpc.lb_policy_name", "round_robin"),
 ]
+# A target naming several addresses ("ipv4:host:port,host:port", `make run SEARCH=2`) is
+# balanced round robin. One address keeps pick_first: after its server restarts, the
+# next call reconnects and waits, where round robin would fail calls until the backoff
+# ends.
+ROUND_ROBIN = [("grpc.lb_policy_name", "round_robin")]
+
+
+def channel_options(target: str) -> list[tuple[str, Any]]:
+    return CHANNEL_OPTIONS + (ROUND_ROBIN if "," in target else [])
 
 
 def _read(path: Path) -> bytes | None:
@@ -32,7 +38,9 @@ def open_channel(target: str, tls_dir: str = "") -> grpc.aio.Channel:
     and `tls.key` as client certificate when both are there (mutual TLS)."""
     interceptors: Any = [RequestIdClientInterceptor()]
     if not tls_dir:
-        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+        return grpc.aio.insecure_channel(
+            target, options=channel_options(target), interceptors=interceptors
+        )
     folder = Path(tls_dir)
     key, cert = _read(folder / "tls.key"), _read(folder / "tls.crt")
     if key is None or cert is None:
@@ -43,5 +51,5 @@ def open_channel(target: str, tls_dir: str = "") -> grpc.aio.Channel:
         certificate_chain=cert,
     )
     return grpc.aio.secure_channel(
-        target, credentials, options=CHANNEL_OPTIONS, interceptors=interceptors
+        target, credentials, options=channel_options(target), interceptors=interceptors
     )
