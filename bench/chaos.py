@@ -176,7 +176,7 @@ async def chaos(args: argparse.Namespace, mesh: Mesh) -> dict[str, Any]:
     faults = windows(state.faults, run.records)
     in_faults = [(f.began, f.ended) for f in state.faults]
     calm = [r for r in run.records if not any(a <= r.started < b for a, b in in_faults)]
-    held = invariants(mesh, model_id)
+    held = await asyncio.to_thread(invariants, mesh, model_id)  # it runs its own loop
     answered = all(w["answered"] > 0 for w in faults if w["fault"] != "restart postgres")
     return {
         "minutes": args.minutes,

@@ -23,6 +23,8 @@ from photosearch_gateway.errors import ApiError
 from photosearch_gateway.metrics import Metrics
 from photosearch_gateway.ratelimit import RateLimiter
 
+SETTINGS_STALE_SECONDS = 600.0
+
 SERVICES = ("catalog", "search", "embedder", "fallback")
 NO_ACTIVE_MODEL = "no_active_model"
 
@@ -52,8 +54,10 @@ class Gateway:
         self.search = SearchClient(upstream("search"), settings.admin_timeout_seconds)
         self.embedder = EmbedderClient(upstream("embedder"))
         self.fallback = FallbackClient(upstream("fallback", settings.fallback_timeout_seconds))
+        # Every search checks these; while catalog is unreachable the last ones seen serve
+        # (up to SETTINGS_STALE_SECONDS), so searches do not go down with it.
         self.catalog_settings: Cached[catalog_pb.Settings] = Cached(
-            self.catalog.get_settings, settings.cache_seconds
+            self.catalog.get_settings, settings.cache_seconds, SETTINGS_STALE_SECONDS
         )
         self.active_model: Cached[str] = Cached(self._load_active_model, settings.cache_seconds)
         self.limiters = {

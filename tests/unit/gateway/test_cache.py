@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from photosearch_gateway.cache import Cached
+from photosearch_gateway.errors import ApiError
 
 
 class Source:
@@ -91,3 +92,43 @@ async def test_invalidate_makes_the_next_caller_read_anew() -> None:
     source.value = "v2"
     cached.invalidate()
     assert await cached.get() == "v2" and source.loads == 2
+
+
+async def test_while_the_service_is_unreachable_the_last_value_serves_a_while() -> None:
+    calls = {"n": 0}
+    answers: list[object] = ["v1", ApiError(503, "unavailable", "catalog is down")]
+
+    async def load() -> str:
+        calls["n"] += 1
+        answer = answers[min(calls["n"] - 1, len(answers) - 1)]
+        if isinstance(answer, Exception):
+            raise answer
+        return str(answer)
+
+    cache: Cached[str] = Cached(load, ttl_seconds=0.01, stale_seconds=0.3)
+    assert await cache.get() == "v1"
+    await asyncio.sleep(0.05)  # expired: the load fails, the last value serves
+    assert await cache.get() == "v1"
+    assert calls["n"] == 2
+    await asyncio.sleep(0.4)  # past the stale window: the failure is the answer
+    with pytest.raises(ApiError):
+        await cache.get()
+
+
+async def test_other_failures_and_a_cold_cache_are_not_hidden() -> None:
+    failure: list[Exception] = [ApiError(400, "bad", "a bad request")]
+
+    async def load() -> str:
+        if failure:
+            raise failure[0]
+        return "v1"
+
+    cache: Cached[str] = Cached(load, ttl_seconds=0.01, stale_seconds=60)
+    with pytest.raises(ApiError):  # nothing seen yet: nothing to serve
+        await cache.get()
+    failure.clear()
+    assert await cache.get() == "v1"
+    await asyncio.sleep(0.05)
+    failure.append(ApiError(400, "bad", "a bad request"))
+    with pytest.raises(ApiError):  # not an unreachable service: raised as it is
+        await cache.get()
