@@ -38,9 +38,11 @@ from soak import (  # noqa: E402
     Photos,
     Record,
     Soak,
+    mesh_env,
     per_minute,
     prepare,
     sample_machine,
+    traffic_arguments,
     wait_embedded,
 )
 
@@ -154,9 +156,7 @@ async def chaos(args: argparse.Namespace, mesh: Mesh) -> dict[str, Any]:
         model_id, queries = await prepare(mesh, http, args.seed_items)
         print(f"seeded {args.seed_items} items ({model_id}); chaos soak {args.minutes} min ...")
         run = Soak(http, model_id, queries, Photos(seed=11))
-        until = run.began + args.minutes * 60
-        tasks = [asyncio.create_task(run.searcher(until, n)) for n in range(args.searchers)]
-        tasks.append(asyncio.create_task(run.ingester(until, args.ingest_per_minute)))
+        until, tasks = run.start(args)
         state = Chaos(mesh, run)
         tasks.append(asyncio.create_task(state.schedule(args.minutes)))
         _, cpu = await sample_machine(mesh, until, run.began, args.sample_seconds)
@@ -228,25 +228,9 @@ def report(result: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=8.0)
-    parser.add_argument("--searchers", type=int, default=4)
-    parser.add_argument("--ingest-per-minute", type=float, default=30.0)
-    parser.add_argument("--seed-items", type=int, default=40)
-    parser.add_argument("--model", default="efficientnet-lite0")
-    parser.add_argument("--model-cache", type=Path, default=REPO / ".data" / "test-models")
-    parser.add_argument("--sample-seconds", type=float, default=5.0)
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
-    args = parser.parse_args()
-    cache = args.model_cache.resolve()
-    env = {
-        "EMBED_MODEL": args.model,
-        "EMBED_MODEL_CACHE_DIR": str(cache),
-        "GATEWAY_MODEL_DIR": str(cache),
-        "GATEWAY_SEARCH_RATE_PER_MINUTE": "0",
-        # A killed worker's jobs come back sooner than the default 60 s.
-        "EMBED_ACK_WAIT_SECONDS": "10",
-    }
+    args = traffic_arguments(__doc__.split("\n\n")[0], minutes=8.0).parse_args()
+    # A killed worker's jobs come back sooner than the default 60 s.
+    env = {**mesh_env(args), "EMBED_ACK_WAIT_SECONDS": "10"}
     with tempfile.TemporaryDirectory(prefix="photosearch-chaos-") as tmp:
         mesh = Mesh(Path(tmp) / "data", extra_env=env, replicas={"search": 2})
         try:

@@ -114,12 +114,12 @@ def start_catalog(
     return process, address
 
 
-async def stream_messages(nats_url: str) -> int:
+async def stream_messages(nats_url: str, stream: str = subjects.CATALOG_STREAM) -> int:
     from photosearch.common import nats as nats_helpers
 
     nc = await nats_helpers.connect(nats_url, "bench")
     try:
-        info = await nc.jetstream().stream_info(subjects.CATALOG_STREAM)
+        info = await nc.jetstream().stream_info(stream)
         return int(info.state.messages)
     finally:
         await nc.close()

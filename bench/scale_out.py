@@ -25,35 +25,22 @@ from pathlib import Path
 
 import grpc
 import httpx
-import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from import_images import photo  # noqa: E402
+from import_images import photo, stream_messages  # noqa: E402
 
 from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc  # noqa: E402
-from photosearch.common import nats as nats_helpers  # noqa: E402
 from photosearch.common import subjects  # noqa: E402
 from photosearch_devstack.mesh import Mesh  # noqa: E402
+from tests.support.mesh_state import catalog_image_ids, stored_vector  # noqa: E402
+from tests.support.metrics import Scrape  # noqa: E402
 
 
 def counter(mesh: Mesh, name: str, metric: str, **labels: str) -> float:
-    text = httpx.get(mesh.metrics_url(name), timeout=5).text
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(metric + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-async def _results(nats_url: str) -> int:
-    nc = await nats_helpers.connect(nats_url, "bench-scale")
-    try:
-        info = await nc.jetstream().stream_info(subjects.EMBED_RESULTS_STREAM)
-        return int(info.state.messages)
-    finally:
-        await nc.close()
+    return Scrape(httpx.get(mesh.metrics_url(name), timeout=5).text).total(metric, **labels)
 
 
 def index(http: httpx.Client, admin: dict[str, str]) -> dict:
@@ -108,9 +95,9 @@ def measure(args: argparse.Namespace, mesh: Mesh, data: list[bytes]) -> dict:
             for name in mesh.replicas_of("embedder")
         ]
         assert mesh.nats
-        out["results"] = asyncio.run(_results(mesh.nats.url))
+        out["results"] = asyncio.run(stream_messages(mesh.nats.url, subjects.EMBED_RESULTS_STREAM))
         model_id = status["model_id"]
-        out["vector"] = stored_vector(mesh, model_id)
+        out["vector"] = stored_vector(mesh, model_id, min(catalog_image_ids(mesh)))
         before = [
             counter(mesh, name, "grpc_server_handled_total", grpc_method="Search")
             for name in mesh.replicas_of("search")
@@ -122,18 +109,6 @@ def measure(args: argparse.Namespace, mesh: Mesh, data: list[bytes]) -> dict:
         ]
     out["load_after"] = os.getloadavg()[0]
     return out
-
-
-def stored_vector(mesh: Mesh, model_id: str) -> list[float]:
-    assert mesh.postgres
-    with psycopg.connect(mesh.postgres.url("search")) as conn:
-        row = conn.execute("SELECT id FROM models WHERE model_id = %s", (model_id,)).fetchone()
-        assert row
-        got = conn.execute(
-            f"SELECT embedding::text FROM vectors_{int(row[0])} WHERE variant = 'global' LIMIT 1"
-        ).fetchone()
-        assert got
-        return [float(x) for x in str(got[0]).strip("[]").split(",")]
 
 
 def search_load(url: str, model_id: str, vector: list[float], args) -> dict:

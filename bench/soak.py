@@ -40,9 +40,10 @@ SOURCES = ("chelsea", "astronaut", "coffee", "rocket", "coins", "camera", "hubbl
 SERVICES = ("catalog", "search", "embedder", "fallback", "gateway")
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
+def traffic_arguments(description: str, minutes: float) -> argparse.ArgumentParser:
+    """The options of a soak's traffic (also bench/chaos.py's)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--minutes", type=float, default=minutes)
     parser.add_argument("--searchers", type=int, default=4, help="concurrent search clients")
     parser.add_argument("--ingest-per-minute", type=float, default=30.0)
     parser.add_argument("--seed-items", type=int, default=40)
@@ -50,7 +51,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model-cache", type=Path, default=REPO / ".data" / "test-models")
     parser.add_argument("--sample-seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
-    return parser.parse_args()
+    return parser
+
+
+def parse_args() -> argparse.Namespace:
+    return traffic_arguments(__doc__.split("\n\n")[0], minutes=10.0).parse_args()
+
+
+def mesh_env(args: argparse.Namespace) -> dict[str, str]:
+    cache = args.model_cache.resolve()
+    return {
+        "EMBED_MODEL": args.model,
+        "EMBED_MODEL_CACHE_DIR": str(cache),
+        "GATEWAY_MODEL_DIR": str(cache),
+        # One client makes all the traffic: the per-client limits would cut it.
+        "GATEWAY_SEARCH_RATE_PER_MINUTE": "0",
+    }
 
 
 class Photos:
@@ -108,6 +124,13 @@ class Soak:
         if reply.status_code >= 400:
             self.errors.append(f"{kind}: HTTP {reply.status_code} {reply.text[:200]}")
         return reply
+
+    def start(self, args: argparse.Namespace) -> tuple[float, list[asyncio.Task[None]]]:
+        """The searchers and the ingester, until `args.minutes` from the start."""
+        until = self.began + args.minutes * 60
+        tasks = [asyncio.create_task(self.searcher(until, n)) for n in range(args.searchers)]
+        tasks.append(asyncio.create_task(self.ingester(until, args.ingest_per_minute)))
+        return until, tasks
 
     async def searcher(self, until: float, seed: int) -> None:
         rng = np.random.default_rng(seed)
@@ -304,9 +327,7 @@ async def soak(args: argparse.Namespace, mesh: Mesh) -> dict[str, Any]:
         model_id, queries = await prepare(mesh, http, args.seed_items)
         print(f"seeded {args.seed_items} items ({model_id}); soaking {args.minutes} min ...")
         run = Soak(http, model_id, queries, Photos(seed=11))
-        until = run.began + args.minutes * 60
-        tasks = [asyncio.create_task(run.searcher(until, n)) for n in range(args.searchers)]
-        tasks.append(asyncio.create_task(run.ingester(until, args.ingest_per_minute)))
+        until, tasks = run.start(args)
         memory, cpu = await sample_machine(mesh, until, run.began, args.sample_seconds)
         await asyncio.gather(*tasks)
         admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
@@ -372,14 +393,7 @@ def report(result: dict[str, Any]) -> str:
 
 def main() -> int:
     args = parse_args()
-    cache = args.model_cache.resolve()
-    env = {
-        "EMBED_MODEL": args.model,
-        "EMBED_MODEL_CACHE_DIR": str(cache),
-        "GATEWAY_MODEL_DIR": str(cache),
-        # One client makes all the traffic: the per-client limits would cut it.
-        "GATEWAY_SEARCH_RATE_PER_MINUTE": "0",
-    }
+    env = mesh_env(args)
     with tempfile.TemporaryDirectory(prefix="photosearch-soak-") as tmp:
         mesh = Mesh(Path(tmp) / "data", extra_env=env)
         try:

@@ -121,6 +121,16 @@ def open_page(driver, mesh: Mesh) -> None:
     )
 
 
+def open_admin(driver, mesh: Mesh) -> None:
+    """The admin page, signed in with the dev stack's token, once it has loaded."""
+    driver.get(mesh.gateway_url + "/admin")
+    driver.find_element(By.ID, "token").send_keys(mesh.secrets["admin_token"])
+    driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+    browser.wait_for(
+        lambda: driver.execute_script("return document.body.dataset.loaded"), what="admin"
+    )
+
+
 def pick(driver, path: Path, searches: int) -> None:
     driver.find_element(By.ID, "file").send_keys(str(path))
 
@@ -718,12 +728,7 @@ def test_admin_page_shows_the_index_and_the_rebuild_gate(
     mesh: Mesh, catalog: dict[int, str]
 ) -> None:
     with browser.chromium() as driver:
-        driver.get(mesh.gateway_url + "/admin")
-        driver.find_element(By.ID, "token").send_keys(mesh.secrets["admin_token"])
-        driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
-        browser.wait_for(
-            lambda: driver.execute_script("return document.body.dataset.loaded"), what="admin"
-        )
+        open_admin(driver, mesh)
         summary = driver.find_element(By.ID, "index-summary").text
         counts = re.search(r"(\d+) of (\d+) images embedded", summary)
         assert counts and int(counts[2]) >= COVERS and "0 failed" in summary, summary
@@ -771,12 +776,7 @@ def test_admin_duplicate_view_shows_a_copy_found_by_its_hash(
 
         browser.wait_for(hashed, timeout=30, what="the copy to be hashed")
     with browser.chromium() as driver:
-        driver.get(mesh.gateway_url + "/admin")
-        driver.find_element(By.ID, "token").send_keys(mesh.secrets["admin_token"])
-        driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
-        browser.wait_for(
-            lambda: driver.execute_script("return document.body.dataset.loaded"), what="admin"
-        )
+        open_admin(driver, mesh)
         driver.find_element(By.ID, "duplicates-load").click()
 
         def copy_row():

@@ -12,21 +12,15 @@ from photosearch_devstack.mesh import Mesh
 from tests.support.mesh import eventually, mesh_env, model, photo
 from tests.support.mesh_api import Api, assert_one_vector_per_image, settle
 from tests.support.mesh_state import stored_vector
+from tests.support.metrics import Scrape
 
 pytestmark = pytest.mark.slow
 PHOTOS = 24
 
 
 def counter(mesh: Mesh, name: str, metric: str, **labels: str) -> float:
-    """A counter's value summed over the series matching the labels."""
-    text = httpx.get(mesh.metrics_url(name), timeout=5).text
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(metric + "{"):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    """A counter of one process, summed over the series matching the labels."""
+    return Scrape(httpx.get(mesh.metrics_url(name), timeout=5).text).total(metric, **labels)
 
 
 def test_two_embedders_share_the_queue_and_two_search_replicas_share_the_searches(

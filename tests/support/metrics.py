@@ -17,6 +17,14 @@ class Scrape:
                 return float(sample.value)
         return None
 
+    def total(self, name: str, **labels: str) -> float:
+        """The sum over every sample `name` whose labels include `labels` (0 without one)."""
+        return sum(
+            float(s.value)
+            for s in self.samples
+            if s.name == name and labels.items() <= s.labels.items()
+        )
+
 
 async def scrape(url: str) -> Scrape:
     async with httpx.AsyncClient(timeout=5) as client:

@@ -201,10 +201,19 @@ class Mesh:
 
     def start(self, timeout: float = 60.0) -> "Mesh":
         self.start_infrastructure()
+        self.start_services(timeout)
+        return self
+
+    def start_services(self, timeout: float = 60.0) -> None:
+        """Every service's processes, once Postgres and NATS run; waits until all serve."""
         for name in self.instances:
             self.start_service(name)
         self.wait_until_serving(timeout)
-        return self
+
+    def stop_services(self) -> None:
+        """Every process, last started first (they drain); Postgres and NATS stay up."""
+        for name in reversed(list(self.processes)):
+            self.stop_service(name)
 
     def service_status(self, service: str) -> str:
         """SERVING / NOT_SERVING / an error code name, or the gateway's /readyz answer."""
@@ -255,8 +264,7 @@ class Mesh:
 
     def stop(self) -> None:
         """Services first (they drain), then NATS, then Postgres."""
-        for service in reversed(list(self.processes)):
-            self.stop_service(service)
+        self.stop_services()
         if self.nats:
             self.nats.stop()
         if self.postgres:

@@ -115,16 +115,7 @@ class Drill:
         self.mesh.start_infrastructure()
         assert self.mesh.postgres
         self.mesh.postgres.owned_dir(self.archive)
-        self._start_services()
-
-    def _start_services(self) -> None:
-        for name in self.mesh.instances:
-            self.mesh.start_service(name)
-        self.mesh.wait_until_serving(self.timeout)
-
-    def _stop_services(self) -> None:
-        for name in reversed(self.mesh.instances):
-            self.mesh.stop_service(name)
+        self.mesh.start_services(self.timeout)
 
     def stop(self) -> None:
         self.mesh.stop()
@@ -241,12 +232,12 @@ class Drill:
         before = self.catalog_images()
         pg.dump("catalog", backups / "catalog.dump")
         started = time.monotonic()
-        self._stop_services()
+        self.mesh.stop_services()
         for database in ("catalog", "search"):  # both lost
             pg.drop_database(database)
         pg.restore("catalog", backups / "catalog.dump")
         pg.create_database("search")
-        self._start_services()
+        self.mesh.start_services(self.timeout)
         restored = self.catalog_images()
         self._note(restored == before, f"catalog restored from pg_dump: {len(restored)} images")
         self.rebuild()
@@ -269,7 +260,7 @@ class Drill:
         self.wait_indexed()
         self._archive_current_wal()
         started = time.monotonic()
-        self._stop_services()
+        self.mesh.stop_services()
         pg.stop()
         pg.recover(base, self.archive, RESTORE_POINT)
         _until(lambda: _promoted(pg.url()), self.timeout, "the recovery to finish")
@@ -281,7 +272,7 @@ class Drill:
         )
         pg.drop_database("search")  # newer than catalog now: derived, so rebuilt
         pg.create_database("search")
-        self._start_services()
+        self.mesh.start_services(self.timeout)
         self.rebuild()
         self.wait_indexed()
         self.check("catalog recovered to a point in time, search rebuilt", started)

@@ -21,8 +21,6 @@ SCHEME_VERSION = 1
 HASH_BYTES = 32
 # Meta's recommended match distance for PDQ (of 256 bits).
 DEFAULT_MATCH_DISTANCE = 31
-# Below this quality PDQ calls its hash unreliable (a flat or nearly blank picture).
-LOW_QUALITY = 50
 # PDQ filters every picture down to 64 x 64 before its DCT, so a 256-px copy (still 4x
 # that) keeps what it needs: 2.2x cheaper than 512 px for 44 views, and bench/copies.py
 # misses one near-duplicate more of 1,462 (docs/benchmarks/catalog.md).

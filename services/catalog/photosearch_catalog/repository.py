@@ -26,6 +26,12 @@ from photosearch_catalog.rows import (
     like_pattern,
 )
 
+# Images with no copy hash of the scheme version bound to %s.
+_UNHASHED = (
+    "FROM images m LEFT JOIN image_copy_hashes h ON h.image_id = m.id"
+    " WHERE h.image_id IS NULL OR h.version <> %s"
+)
+
 
 class CatalogRepository:
     async def insert_item(
@@ -119,18 +125,12 @@ class CatalogRepository:
         """Images without a hash of this version (stored before hashing, or by an older
         scheme), oldest id first."""
         cur = await conn.execute(
-            "SELECT m.id::text FROM images m LEFT JOIN image_copy_hashes h ON h.image_id = m.id"
-            " WHERE h.image_id IS NULL OR h.version <> %s ORDER BY m.id LIMIT %s",
-            (version, limit),
+            f"SELECT m.id::text {_UNHASHED} ORDER BY m.id LIMIT %s", (version, limit)
         )
         return [row[0] for row in await cur.fetchall()]
 
     async def count_unhashed(self, conn: AsyncConnection, version: int) -> int:
-        cur = await conn.execute(
-            "SELECT count(*) FROM images m LEFT JOIN image_copy_hashes h ON h.image_id = m.id"
-            " WHERE h.image_id IS NULL OR h.version <> %s",
-            (version,),
-        )
+        cur = await conn.execute(f"SELECT count(*) {_UNHASHED}", (version,))
         row = await cur.fetchone()
         return int(row[0]) if row else 0
 
