@@ -4,9 +4,9 @@
 PDQ compares two hashes of the same framing. A copy that was turned, mirrored or
 cropped is another framing, so every image keeps its canonical hash plus the hashes
 of its *views*: the seven other turns and mirrors (hashed from the pixels: PDQ's
-own DCT-flip shortcut drifts by up to 48 bits on some photos) and centre crops down to
-70 % of each side in 1 % steps (PDQ moves ~40 bits for a 1 % crop, so coarser steps
-leave gaps). A copy matches when its canonical hash lies within the match distance of
+own DCT-flip shortcut drifted past the match distance on some photos) and centre crops
+down to 70 % of each side in 1 % steps (a 1 % crop moved PDQ past it too, so coarser steps
+left gaps). A copy matches when its canonical hash lies within the match distance of
 any view of the original, or the other way round. No database here."""
 
 import numpy as np
