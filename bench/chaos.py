@@ -152,7 +152,9 @@ def invariants(mesh: Mesh, model_id: str) -> dict[str, Any]:
 
 
 async def chaos(args: argparse.Namespace, mesh: Mesh) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=mesh.gateway_url, timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=mesh.gateway_url, timeout=30, headers=mesh.admin_auth
+    ) as http:
         model_id, queries = await prepare(mesh, http, args.seed_items)
         print(f"seeded {args.seed_items} items ({model_id}); chaos soak {args.minutes} min ...")
         run = Soak(http, model_id, queries, Photos(seed=11))

@@ -323,7 +323,9 @@ async def wait_embedded(
 
 
 async def soak(args: argparse.Namespace, mesh: Mesh) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=mesh.gateway_url, timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=mesh.gateway_url, timeout=30, headers=mesh.admin_auth
+    ) as http:
         model_id, queries = await prepare(mesh, http, args.seed_items)
         print(f"seeded {args.seed_items} items ({model_id}); soaking {args.minutes} min ...")
         run = Soak(http, model_id, queries, Photos(seed=11))

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # onnxruntime-web installed by `npm --prefix gateway/web ci` (see gateway/web/package.json).
@@ -39,8 +39,27 @@ class GatewaySettings(BaseSettings):
     tls_dir: str = ""
     # Token for the admin routes; empty disables them (they answer 503).
     admin_token: SecretStr = SecretStr("")
-    # When set, search, the web fallback and writes need this token (or the admin token).
+    # When set, search and the web fallback need this token (or any token that may write).
     user_token: SecretStr = SecretStr("")
+    # A shared token for contributors (small installs): it may create items and add photos.
+    # Without it and without OIDC, only admins write.
+    contributor_token: SecretStr = SecretStr("")
+    # OIDC bearer tokens (JWTs) from this issuer name callers; empty = OIDC off.
+    oidc_issuer: str = ""
+    # The audience the tokens must name (the client id the identity provider issues them to).
+    oidc_audience: str = ""
+    # Where the signing keys are; empty = the issuer's discovery document says.
+    oidc_jwks_url: str = ""
+    # The claim that lists a caller's roles; dots walk into objects (Keycloak:
+    # "realm_access.roles"). A string value is split on spaces (the "scope" claim).
+    oidc_roles_claim: str = "roles"
+    oidc_contributor_role: str = "contributor"
+    oidc_admin_role: str = "admin"
+    oidc_algorithms: str = "RS256,ES256,PS256,EdDSA"
+    # How long fetched keys are used; an unknown key id refetches them (at most every 30 s).
+    oidc_jwks_cache_seconds: float = Field(default=3600.0, gt=0)
+    # Clock skew allowed on exp/nbf/iat.
+    oidc_leeway_seconds: float = Field(default=30.0, ge=0)
     # Default deadline for a call to another service.
     rpc_timeout_seconds: float = Field(default=5.0, gt=0)
     # Deadlines of the slow calls: a web lookup, a rebuild (streams the catalog), the report.
@@ -59,6 +78,12 @@ class GatewaySettings(BaseSettings):
     search_burst: int = Field(default=30, ge=1)
     fallback_rate_per_minute: float = Field(default=10.0, ge=0)
     fallback_burst: int = Field(default=3, ge=1)
+    # Writes by contributors (new items, photos), counted per identity and per address;
+    # admins are not limited.
+    write_rate_per_minute: float = Field(default=30.0, ge=0)
+    write_burst: int = Field(default=10, ge=1)
+    write_address_rate_per_minute: float = Field(default=60.0, ge=0)
+    write_address_burst: int = Field(default=20, ge=1)
     # Honour X-Forwarded-For from these proxies (comma-separated IPs or CIDRs, e.g. the
     # ingress controller's pod network) when naming a client for the rate limits.
     trusted_proxies: str = ""
@@ -88,6 +113,25 @@ class GatewaySettings(BaseSettings):
                     "https://shop.example.com, without a path"
                 )
         return value
+
+    @field_validator("oidc_issuer", "oidc_jwks_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value  # as written: the issuer must equal the tokens' "iss" exactly
+
+    @model_validator(mode="after")
+    def _check_oidc(self) -> "GatewaySettings":
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError(
+                "GATEWAY_OIDC_AUDIENCE is required with GATEWAY_OIDC_ISSUER: without it a "
+                "token the issuer made for another application would be accepted"
+            )
+        return self
+
+    def oidc_algorithm_list(self) -> list[str]:
+        return [a.strip() for a in self.oidc_algorithms.split(",") if a.strip()]
 
     def allowed_origins(self) -> list[str]:
         return split_origins(self.cors_origins)

@@ -21,6 +21,7 @@ from photosearch_gateway.clients.search import SearchClient
 from photosearch_gateway.config import GatewaySettings
 from photosearch_gateway.errors import ApiError
 from photosearch_gateway.metrics import Metrics
+from photosearch_gateway.oidc import OidcConfig, OidcVerifier
 from photosearch_gateway.ratelimit import RateLimiter
 
 SETTINGS_STALE_SECONDS = 600.0
@@ -63,7 +64,12 @@ class Gateway:
         self.limiters = {
             "search": RateLimiter(settings.search_rate_per_minute, settings.search_burst),
             "fallback": RateLimiter(settings.fallback_rate_per_minute, settings.fallback_burst),
+            "write": RateLimiter(settings.write_rate_per_minute, settings.write_burst),
+            "write_address": RateLimiter(
+                settings.write_address_rate_per_minute, settings.write_address_burst
+            ),
         }
+        self.oidc = OidcVerifier(oidc_config(settings)) if settings.oidc_issuer else None
         self._model_files: dict[str, tuple[float, ModelFiles | None]] = {}
         self.trusted_proxies = [
             ipaddress.ip_network(p.strip(), strict=False)
@@ -120,6 +126,20 @@ class Gateway:
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close(None) for c in self.channels.values()))
+        if self.oidc is not None:
+            await self.oidc.close()
+
+
+def oidc_config(settings: GatewaySettings) -> OidcConfig:
+    return OidcConfig(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        jwks_url=settings.oidc_jwks_url,
+        roles_claim=settings.oidc_roles_claim,
+        algorithms=settings.oidc_algorithm_list(),
+        cache_seconds=settings.oidc_jwks_cache_seconds,
+        leeway_seconds=settings.oidc_leeway_seconds,
+    )
 
 
 async def gateway(request: Request) -> Gateway:

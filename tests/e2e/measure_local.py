@@ -41,7 +41,7 @@ FLOWS = ("when asked", "always")
 def enter_covers(mesh: Mesh, numbers: list[int]) -> None:
     admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
     count = len(numbers)
-    with httpx.Client(base_url=mesh.gateway_url, timeout=30) as http:
+    with httpx.Client(base_url=mesh.gateway_url, timeout=30, headers=mesh.admin_auth) as http:
         on = {"photo_search_enabled": True}
         assert http.put("/api/v1/admin/settings", headers=admin, json=on).status_code == 200
         for number in numbers:

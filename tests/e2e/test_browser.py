@@ -36,6 +36,7 @@ from tests.e2e.other_app import other_app
 from tests.e2e.photos import COIL, LEGO, dvd_reference, varied_photos
 from tests.integration.gateway.models import MODEL_ID, exported_model
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
+from tests.support.mesh_state import catalog_image_ids
 
 pytestmark = [
     pytest.mark.slow,
@@ -91,7 +92,7 @@ def mesh(
 def catalog(mesh: Mesh) -> dict[int, str]:
     """Photo search on, eight DVD covers entered through the API and embedded."""
     admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
-    with httpx.Client(base_url=mesh.gateway_url, timeout=30) as http:
+    with httpx.Client(base_url=mesh.gateway_url, timeout=30, headers=mesh.admin_auth) as http:
         on = {
             "photo_search_enabled": True,
             "web_fallback_enabled": True,
@@ -196,13 +197,24 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
         assert "cache" in driver.find_element(By.ID, "progress-text").get_attribute("textContent")
         first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
         assert first.get_attribute("data-item-id") == catalog[6]
-        # Confirming it, the user may add the photo to the item (an explicit upload).
+        # Confirming it, the user may add the photo to the item (an explicit upload), which
+        # needs a contributor: refused and asked to sign in, then added.
         first.find_element(By.TAG_NAME, "button").click()
         assert "Cover 006" in driver.find_element(By.ID, "confirmed-text").text
+        images_before = len(catalog_image_ids(mesh))
         driver.find_element(By.ID, "add-photo").click()
         result = driver.find_element(By.ID, "add-photo-result")
-        browser.wait_for(lambda: result.text, what="the photo upload")
-        assert result.text == "Photo added."
+        browser.wait_for(lambda: result.text, what="the refusal")
+        assert result.text.startswith("Not added: writing needs the contributor token")
+        assert "Sign in below" in result.text
+        assert driver.find_element(By.ID, "contributor").is_displayed()
+        assert len(catalog_image_ids(mesh)) == images_before
+        driver.find_element(By.ID, "contributor-token").send_keys(mesh.secrets["contributor_token"])
+        driver.find_element(By.CSS_SELECTOR, "#contributor-form button[type=submit]").click()
+        assert driver.find_element(By.ID, "contributor-signed-in").is_displayed()
+        driver.find_element(By.ID, "add-photo").click()
+        browser.wait_for(lambda: result.text == "Photo added.", what="the photo upload")
+        assert len(catalog_image_ids(mesh)) == images_before + 1
     searches = [r for r in requests if r["url"].endswith("/api/v1/search")]
     assert len(searches) == 1
     search = searches[0]
@@ -764,7 +776,7 @@ def test_admin_duplicate_view_shows_a_copy_found_by_its_hash(
     cover = Image.open(dvd_reference(4)).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     copy_path = tmp_path / "copy.jpg"
     cover.save(copy_path, "JPEG", quality=35)
-    with httpx.Client(base_url=mesh.gateway_url, timeout=30) as http:
+    with httpx.Client(base_url=mesh.gateway_url, timeout=30, headers=mesh.admin_auth) as http:
         item = http.post("/api/v1/items", json={"name": "Cover 004 copy"}).json()
         photo = {"photo": ("copy.jpg", copy_path.read_bytes(), "image/jpeg")}
         assert http.post(f"/api/v1/items/{item['id']}/images", files=photo).status_code == 201

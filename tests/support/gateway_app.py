@@ -2,3 +2,4 @@
 is set up with."""
 
 ADMIN_TOKEN = "admin-secret-token-123"
+CONTRIBUTOR_TOKEN = "contributor-secret-token-456"

@@ -16,6 +16,7 @@ from tests.support.services import RunningService
 
 T = TypeVar("T")
 ADMIN_TOKEN = "integration-admin-token"
+CONTRIBUTOR_TOKEN = "stack-contributor-token-31f"
 VISION_KEY = "AIzaSy-integration-secret-key-77"
 
 

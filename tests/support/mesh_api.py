@@ -25,7 +25,9 @@ class Api:
 
     @classmethod
     def open(cls, mesh: Mesh, timeout: float = 30.0) -> "Api":
-        return cls(mesh, httpx.Client(base_url=mesh.gateway_url, timeout=timeout))
+        """A client that writes as the dev stack's admin (approved at once, not rate limited)."""
+        http = httpx.Client(base_url=mesh.gateway_url, timeout=timeout, headers=mesh.admin_auth)
+        return cls(mesh, http)
 
     @property
     def admin(self) -> dict[str, str]:

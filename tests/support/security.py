@@ -6,6 +6,7 @@ import itertools
 VISION_KEY = "AIzaSy-security-secret-Q7w2Xk9pL4"
 USER_TOKEN = "security-user-token-3b9d"
 SEED_ITEMS = 4
+AUDIENCE = "photosearch-security"
 _clients = itertools.count(1)
 
 

@@ -7,6 +7,7 @@ from photosearch_gateway.errors import ErrorBody
 _DESCRIPTIONS = {
     400: "Invalid request (the message names the field)",
     401: "Missing or wrong token",
+    403: "The token is good but may not do this (the message says what would)",
     404: "Not found",
     409: "Not possible in the current state (the message says why)",
     413: "Request body too large",

@@ -26,7 +26,7 @@ router = APIRouter(
     prefix="/api/v1/admin",
     tags=["admin"],
     dependencies=[Depends(require_admin)],
-    responses=errors(401),
+    responses=errors(401, 403),
 )
 GatewayDep = Annotated[Gateway, Depends(gateway)]
 ModelQuery = Annotated[str, Query(max_length=200, description="Default: the active model.")]

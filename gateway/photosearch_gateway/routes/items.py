@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Header, Path, Query, Response, UploadFile
 
 from photosearch.catalog.v1 import catalog_pb2 as catalog_pb
-from photosearch_gateway.auth import require_user
+from photosearch_gateway.auth import require_contributor
 from photosearch_gateway.errors import ApiError
 from photosearch_gateway.routes import errors
 from photosearch_gateway.schemas import (
@@ -59,8 +59,8 @@ async def list_items(
     "/items",
     response_model=Item,
     status_code=201,
-    responses=errors(401, 409),
-    dependencies=[Depends(require_user)],
+    responses=errors(401, 403, 409, 429),
+    dependencies=[Depends(require_contributor)],
 )
 async def create_item(body: ItemCreate, gw: GatewayDep) -> Item:
     """Add an item by hand (the page's "add manually")."""
@@ -81,8 +81,11 @@ async def list_images(item_id: Id, gw: GatewayDep) -> ImageList:
     "/items/{item_id}/images",
     response_model=ImageAdded,
     status_code=201,
-    responses={**errors(401, 404, 413, 415), 200: {"description": "Already on this item"}},
-    dependencies=[Depends(require_user)],
+    responses={
+        **errors(401, 403, 404, 413, 415, 429),
+        200: {"description": "Already on this item"},
+    },
+    dependencies=[Depends(require_contributor)],
 )
 async def add_image(
     item_id: Id,

@@ -77,6 +77,7 @@ def run(data_dir: Path, replicas: dict[str, int]) -> int:
         print(f"all services SERVING after {time.monotonic() - started:.1f} s")
         print(f"  web UI      {mesh.gateway_url}/")
         print(f"  admin page  {mesh.gateway_url}/admin  (token: {mesh.secrets['admin_token']})")
+        print(f"  contributor token (adds items and photos): {mesh.secrets['contributor_token']}")
         print(f"  API docs    {mesh.gateway_url}/docs")
         for name in mesh.instances:
             if name != "gateway":

@@ -55,15 +55,17 @@ def _die_with_parent() -> None:
 
 def _dev_secrets(path: Path) -> dict[str, str]:
     """Secrets for local runs, made once and kept beside the data."""
-    if path.exists():
-        data: dict[str, str] = json.loads(path.read_text())
-        return data
-    secrets = {
-        "admin_token": base64.urlsafe_b64encode(os.urandom(18)).decode(),
-        "settings_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    sizes = {"admin_token": 18, "contributor_token": 18, "settings_key": 32}
+    secrets: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = {
+        name: base64.urlsafe_b64encode(os.urandom(size)).decode()
+        for name, size in sizes.items()
+        if name not in secrets
     }
-    path.write_text(json.dumps(secrets))
-    path.chmod(0o600)
+    if missing:  # first run, or data from before a secret existed
+        secrets.update(missing)
+        path.write_text(json.dumps(secrets))
+        path.chmod(0o600)
     return secrets
 
 
@@ -111,6 +113,16 @@ class Mesh:
         """A gRPC target naming every replica (clients balance round robin across them)."""
         addresses = [self.address(name) for name in self.replicas_of(service)]
         return addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
+
+    @property
+    def admin_auth(self) -> dict[str, str]:
+        """The Authorization header of the dev stack's admin (writes approved at once)."""
+        return {"Authorization": f"Bearer {self.secrets['admin_token']}"}
+
+    @property
+    def contributor_auth(self) -> dict[str, str]:
+        """The Authorization header of the dev stack's contributor (adds items and photos)."""
+        return {"Authorization": f"Bearer {self.secrets['contributor_token']}"}
 
     @property
     def gateway_url(self) -> str:
@@ -174,6 +186,7 @@ class Mesh:
                 "EMBEDDER_ADDR": self.target("embedder"),
                 "FALLBACK_ADDR": self.address("fallback"),
                 "ADMIN_TOKEN": self.secrets["admin_token"],
+                "CONTRIBUTOR_TOKEN": self.secrets["contributor_token"],
                 "MODEL_DIR": models,
             },
         }[service]

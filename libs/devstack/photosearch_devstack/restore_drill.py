@@ -123,7 +123,9 @@ class Drill:
     # Through the API
 
     def _http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.mesh.gateway_url, timeout=30)
+        return httpx.Client(
+            base_url=self.mesh.gateway_url, timeout=30, headers=self.mesh.admin_auth
+        )
 
     @property
     def _admin(self) -> dict[str, str]:

@@ -23,7 +23,7 @@ from photosearch_search.config import SearchSettings
 from photosearch_search.server import build_server as build_search
 from tests.integration.gateway.models import exported_model
 from tests.support.fake_vision import FakeVision
-from tests.support.gateway_stack import ADMIN_TOKEN, VISION_KEY, Stack
+from tests.support.gateway_stack import ADMIN_TOKEN, CONTRIBUTOR_TOKEN, VISION_KEY, Stack
 from tests.support.services import RunningService, start_service
 
 _databases = iter(range(10_000))
@@ -105,15 +105,20 @@ async def stack(
         embedder_addr=services["embedder"].address,
         fallback_addr=services["fallback"].address,
         admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+        contributor_token=CONTRIBUTOR_TOKEN,  # type: ignore[arg-type]
         model_dir=cache,
         cache_seconds=0,
         search_rate_per_minute=0,
+        write_rate_per_minute=0,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://gateway", timeout=30
+            transport=transport,
+            base_url="http://gateway",
+            timeout=30,
+            headers={"Authorization": f"Bearer {CONTRIBUTOR_TOKEN}"},
         ) as http:
             yield Stack(
                 services,

@@ -123,7 +123,7 @@ def test_a_postgres_crash_takes_catalog_and_search_out_until_it_is_back(
 
     def writer() -> None:
         """Adds items with photos all along; records what was answered."""
-        with httpx.Client(base_url=mesh.gateway_url, timeout=30) as http:
+        with httpx.Client(base_url=mesh.gateway_url, timeout=30, headers=mesh.admin_auth) as http:
             n = 0
             while not stop.is_set():
                 n += 1

@@ -145,7 +145,7 @@ def test_the_gateway_finishes_the_uploads_in_flight_when_told_to_stop(
     item_id = api.create_item("Uploaded while the gateway stops")
 
     def upload(n: int) -> httpx.Response:
-        with httpx.Client(base_url=mesh.gateway_url, timeout=60) as http:
+        with httpx.Client(base_url=mesh.gateway_url, timeout=60, headers=mesh.admin_auth) as http:
             files = {"photo": (f"{n}.jpg", photo(500 + n), "image/jpeg")}
             return http.post(f"/api/v1/items/{item_id}/images", files=files)
 

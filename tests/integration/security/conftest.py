@@ -1,6 +1,7 @@
 """One mesh of real processes for the security and bad-input tests, configured the way
 an admin would: photo search on, the web fallback on with a Google Vision key (served
-by the fake Vision), a user token for writes and searches, rate limits at their
+by the fake Vision), a user token for searches, contributors named by a contributor
+token or by OIDC tokens of a local issuer, search and fallback rate limits at their
 defaults behind a trusted proxy (each test names its own client with X-Forwarded-For),
 every service logging at debug level so
 that the secret checks read as many lines as possible."""
@@ -13,7 +14,8 @@ from photosearch_devstack.mesh import Mesh
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
 from tests.support.mesh import mesh_env, model, photo, running_mesh
 from tests.support.mesh_api import Api, Seed
-from tests.support.security import SEED_ITEMS, USER_TOKEN, VISION_KEY, new_client
+from tests.support.oidc_issuer import LocalIssuer
+from tests.support.security import AUDIENCE, SEED_ITEMS, USER_TOKEN, VISION_KEY, new_client
 
 
 @pytest.fixture(scope="package")
@@ -24,7 +26,15 @@ def vision() -> Iterator[FakeVision]:
 
 
 @pytest.fixture(scope="package")
-def mesh(tmp_path_factory: pytest.TempPathFactory, vision: FakeVision) -> Iterator[Mesh]:
+def issuer() -> Iterator[LocalIssuer]:
+    with LocalIssuer(audience=AUDIENCE) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def mesh(
+    tmp_path_factory: pytest.TempPathFactory, vision: FakeVision, issuer: LocalIssuer
+) -> Iterator[Mesh]:
     levels = {
         f"{prefix}_LOG_LEVEL": "debug"
         for prefix in ("CATALOG", "SEARCH", "EMBED", "FALLBACK", "GATEWAY")
@@ -37,8 +47,10 @@ def mesh(tmp_path_factory: pytest.TempPathFactory, vision: FakeVision) -> Iterat
         model(),
         FALLBACK_VISION_ENDPOINT=vision.endpoint,
         GATEWAY_TRUSTED_PROXIES="127.0.0.1",
-        # Writes and searches need a token, as the OpenAPI document says they do.
+        # Searches need a token, as the OpenAPI document says they do.
         GATEWAY_USER_TOKEN=USER_TOKEN,
+        GATEWAY_OIDC_ISSUER=issuer.url,
+        GATEWAY_OIDC_AUDIENCE=AUDIENCE,
         **levels,
         **defaults,
     )
@@ -49,7 +61,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory, vision: FakeVision) -> Iterat
 @pytest.fixture(scope="package")
 def api(mesh: Mesh) -> Iterator[Api]:
     client = Api.open(mesh)
-    client.http.headers.update({"Authorization": f"Bearer {USER_TOKEN}", **new_client()})
+    client.http.headers.update(new_client())  # writes as the contributor (Api.open)
     yield client
     client.close()
 

@@ -1,7 +1,8 @@
 """Every admin route of the running gateway, enumerated from its live OpenAPI document (a
 new route is covered the moment it exists), refuses a missing or wrong token and changes
-nothing; every route that writes and is not an admin route is one of the few public
-writes the product has on purpose; the routes kept out of the document only read."""
+nothing; every other route that writes is either a contributor's write
+(test_write_access.py) or one of the two open POSTs the product has on purpose; the
+routes kept out of the document only read."""
 
 import re
 from typing import Any
@@ -17,14 +18,11 @@ from tests.support.mesh_state import catalog_image_ids
 from tests.support.security import new_client
 
 pytestmark = pytest.mark.slow
-# Writes anyone may make (unless GATEWAY_USER_TOKEN is set): manual entry, adding a photo
-# to an item, photo search by fingerprint, the opt-in web lookup.
-PUBLIC_WRITES = {
-    ("POST", "/api/v1/items"),
-    ("POST", "/api/v1/items/{item_id}/images"),
-    ("POST", "/api/v1/search"),
-    ("POST", "/api/v1/fallback/web"),
-}
+# Contributors' writes: manual entry, adding a photo to an item.
+CONTRIBUTOR_WRITES = {("POST", "/api/v1/items"), ("POST", "/api/v1/items/{item_id}/images")}
+# POSTs anyone may make (unless GATEWAY_USER_TOKEN is set), which store nothing: photo
+# search by fingerprint, the opt-in web lookup.
+OPEN_POSTS = {("POST", "/api/v1/search"), ("POST", "/api/v1/fallback/web")}
 WRONG_CREDENTIALS = [
     {},
     {"Authorization": "Bearer"},
@@ -119,13 +117,17 @@ def test_the_admin_token_opens_every_admin_route(
         assert reply.status_code < 500, (method, path, reply.text)
 
 
-def test_every_other_write_is_a_deliberate_public_one(schema: dict[str, Any]) -> None:
+def test_every_other_write_is_a_contributor_write_or_a_deliberate_open_post(
+    schema: dict[str, Any],
+) -> None:
     writes = {
-        (method, path)
-        for method, path, _ in operations(schema)
+        (method, path): operation.get("security")
+        for method, path, operation in operations(schema)
         if method != "GET" and not path.startswith("/api/v1/admin")
     }
-    assert writes == PUBLIC_WRITES
+    assert set(writes) == CONTRIBUTOR_WRITES | OPEN_POSTS
+    for route in CONTRIBUTOR_WRITES:
+        assert writes[route] == [{"ContributorToken": []}], route
 
 
 def test_routes_left_out_of_the_document_only_read(tmp_path: Any) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from photosearch_gateway.app import create_app
 from photosearch_gateway.config import GatewaySettings
-from tests.support.gateway_app import ADMIN_TOKEN
+from tests.support.gateway_app import ADMIN_TOKEN, CONTRIBUTOR_TOKEN
 from tests.unit.gateway.fakes import World, start_fakes, write_model
 
 
@@ -45,6 +45,7 @@ def settings(upstream: str, model_dir: Path, settings_overrides: dict[str, objec
         "embedder_addr": upstream,
         "fallback_addr": upstream,
         "admin_token": ADMIN_TOKEN,
+        "contributor_token": CONTRIBUTOR_TOKEN,
         "model_dir": model_dir,
         "cache_seconds": 0,
         **settings_overrides,
@@ -65,3 +66,8 @@ async def client(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def contributor() -> dict[str, str]:
+    return {"Authorization": f"Bearer {CONTRIBUTOR_TOKEN}"}

@@ -1,10 +1,17 @@
 """Items, images and thumbnails."""
 
 import httpx
+import pytest
 
 from tests.unit.gateway.fakes import World
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"pixels" * 10
+
+
+@pytest.fixture(autouse=True)
+def signed_in(client: httpx.AsyncClient, contributor: dict[str, str]) -> None:
+    """Writes need a contributor (tests/unit/gateway/test_write_access.py)."""
+    client.headers.update(contributor)
 
 
 async def test_create_get_and_list_items(client: httpx.AsyncClient, world: World) -> None:

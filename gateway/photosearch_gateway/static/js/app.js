@@ -4,6 +4,7 @@
 import { AS_TAKEN, createRuntime, Fingerprinter, RegionDescriber, TURNED, TURNS } from "/static/fingerprint/index.js";
 import { api, el, serverTimings } from "/static/js/api.js";
 import * as collection from "/static/js/collection.js";
+import * as contributor from "/static/js/contributor.js";
 import { Scanner, scanAvailable } from "/static/js/scan.js";
 
 const $ = (id) => document.getElementById(id);
@@ -233,10 +234,13 @@ async function addPhotoToConfirmed() {
   form.append("photo", state.file);
   $("add-photo").disabled = true;
   try {
-    const added = await api(`/api/v1/items/${itemId}/images`, { method: "POST", form });
+    const added = await api(`/api/v1/items/${itemId}/images`, {
+      method: "POST", form, token: contributor.token(),
+    });
     $("add-photo-result").textContent = added.created ? "Photo added." : "That photo was already there.";
   } catch (error) {
-    $("add-photo-result").textContent = `Not added: ${error.message}`;
+    const signIn = contributor.refused(error) ? " Sign in below, then try again." : "";
+    $("add-photo-result").textContent = `Not added: ${error.message}.${signIn}`;
     $("add-photo").disabled = false;
   }
 }
@@ -475,17 +479,19 @@ async function saveManual(event) {
   for (const key of ["series", "maker"]) if (fields[key]) item[key] = fields[key];
   if (fields.year) item.year = Number(fields.year);
   try {
-    const created = await api("/api/v1/items", { method: "POST", json: item });
+    const token = contributor.token();
+    const created = await api("/api/v1/items", { method: "POST", json: item, token });
     if (state.file && form.elements.attach.checked) {
       const upload = new FormData();
       upload.append("photo", state.file);
-      await api(`/api/v1/items/${created.id}/images`, { method: "POST", form: upload });
+      await api(`/api/v1/items/${created.id}/images`, { method: "POST", form: upload, token });
     }
     $("manual-result").textContent = `Added "${created.name}".`;
     form.reset();
     form.hidden = true;
   } catch (error) {
-    $("manual-result").textContent = `Could not add it: ${error.message}`;
+    const signIn = contributor.refused(error) ? " Sign in below, then save again." : "";
+    $("manual-result").textContent = `Could not add it: ${error.message}.${signIn}`;
   }
 }
 
@@ -505,6 +511,7 @@ async function start() {
   });
   $("manual-cancel").addEventListener("click", () => { $("manual-form").hidden = true; });
   $("manual-form").addEventListener("submit", saveManual);
+  contributor.setup();
   try {
     state.config = await api("/api/v1/config");
   } catch (error) {
