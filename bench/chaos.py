@@ -48,7 +48,7 @@ from soak import (  # noqa: E402
 
 from photosearch_devstack.mesh import Mesh  # noqa: E402
 from tests.support.mesh_state import (  # noqa: E402
-    catalog_image_ids,
+    approved_image_ids,
     image_added_events,
     vectors_per_image,
 )
@@ -139,7 +139,7 @@ def windows(faults: list[Fault], records: list[Record]) -> list[dict[str, Any]]:
 
 
 def invariants(mesh: Mesh, model_id: str) -> dict[str, Any]:
-    images = catalog_image_ids(mesh)
+    images = approved_image_ids(mesh)
     vectors = vectors_per_image(mesh, model_id)
     added = image_added_events(mesh)
     return {

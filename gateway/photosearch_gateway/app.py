@@ -14,7 +14,16 @@ from photosearch_gateway.config import GatewaySettings
 from photosearch_gateway.errors import ErrorBody, install_error_handlers
 from photosearch_gateway.metrics import Metrics
 from photosearch_gateway.middleware import BodyLimit, RequestContext
-from photosearch_gateway.routes import admin, assets, fallback, items, public, system
+from photosearch_gateway.routes import (
+    admin,
+    admin_catalog,
+    assets,
+    fallback,
+    items,
+    public,
+    review,
+    system,
+)
 from photosearch_gateway.schemas import SearchQuery
 from photosearch_gateway.state import Gateway
 
@@ -118,7 +127,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RequestContext, metrics=metrics, share_resources=bool(origins))
-    for module in (system, public, items, fallback, admin, assets):
+    for module in (system, public, items, fallback, admin, admin_catalog, review, assets):
         app.include_router(module.router)
     _tidy_openapi(app)
     return app

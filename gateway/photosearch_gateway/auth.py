@@ -95,6 +95,11 @@ def _bind(request: Request, caller: Caller) -> None:
     structlog.contextvars.bind_contextvars(caller=caller.identity)
 
 
+def needs_review(gw: Gateway, caller: Caller) -> bool:
+    """A contributor's writes wait for an admin's review; an admin's are approved at once."""
+    return caller.role is not Role.ADMIN and gw.settings.review_contributions
+
+
 def how_to_write(gw: Gateway) -> str:
     settings, ways = gw.settings, []
     if settings.contributor_token.get_secret_value():

@@ -44,6 +44,9 @@ class GatewaySettings(BaseSettings):
     # A shared token for contributors (small installs): it may create items and add photos.
     # Without it and without OIDC, only admins write.
     contributor_token: SecretStr = SecretStr("")
+    # Contributors' items and photos wait for an admin's approval before anyone sees or
+    # searches them; false publishes them at once (a small install of trusted people).
+    review_contributions: bool = True
     # OIDC bearer tokens (JWTs) from this issuer name callers; empty = OIDC off.
     oidc_issuer: str = ""
     # The audience the tokens must name (the client id the identity provider issues them to).

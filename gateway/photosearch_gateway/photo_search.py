@@ -167,7 +167,7 @@ class Answer:
         return ", ".join(f"{stage};dur={ms:.2f}" for stage, ms in self.timings)
 
 
-async def _item_summaries(
+async def item_summaries(
     gw: Gateway, reply: search_pb.SearchResponse
 ) -> tuple[dict[str, ItemSummary], float | None]:
     """What the page shows of each candidate's item, as search sent it; catalog is asked
@@ -203,7 +203,7 @@ async def find_candidates(gw: Gateway, query: SearchQuery) -> Answer:
     reply = await gw.search.search(request)
     timings = [(t.stage, t.milliseconds) for t in reply.timings]
     timings.append(("search", elapsed_ms(started)))
-    items, asked_catalog = await _item_summaries(gw, reply)
+    items, asked_catalog = await item_summaries(gw, reply)
     if asked_catalog is not None:
         timings.append(("catalog", asked_catalog))
     result = SearchResult(

@@ -118,6 +118,9 @@ class Item(ItemSummary):
     cover_thumbnail_url: str | None
     created_at: datetime | None
     updated_at: datetime | None
+    pending: bool = Field(
+        default=False, description="Waiting for an admin's review: not listed, not searchable."
+    )
 
     @classmethod
     def from_proto(cls, item: catalog_pb.Item) -> "Item":
@@ -135,6 +138,7 @@ class Item(ItemSummary):
             cover_thumbnail_url=thumbnail_url(cover) if cover else None,
             created_at=utc_time(item.created_at),
             updated_at=utc_time(item.updated_at),
+            pending=item.pending,
         )
 
 
@@ -162,6 +166,9 @@ class Image(BaseModel):
     created_at: datetime | None
     url: str
     thumbnail_url: str
+    pending: bool = Field(
+        default=False, description="Waiting for an admin's review: not searchable yet."
+    )
 
     @classmethod
     def from_proto(cls, image: catalog_pb.Image) -> "Image":
@@ -177,6 +184,7 @@ class Image(BaseModel):
             created_at=utc_time(image.created_at),
             url=image_url(image.id),
             thumbnail_url=thumbnail_url(image.id),
+            pending=image.pending,
         )
 
 

@@ -23,6 +23,13 @@ def catalog_image_ids(mesh: Mesh) -> set[str]:
         return {str(r[0]) for r in conn.execute("SELECT id FROM images").fetchall()}
 
 
+def approved_image_ids(mesh: Mesh) -> set[str]:
+    """The images the index should hold: all but those waiting for review."""
+    with psycopg.connect(database_url(mesh, "catalog"), autocommit=True) as conn:
+        rows = conn.execute("SELECT id FROM images WHERE NOT pending").fetchall()
+        return {str(r[0]) for r in rows}
+
+
 def images_without_bytes(mesh: Mesh) -> int:
     with psycopg.connect(database_url(mesh, "catalog"), autocommit=True) as conn:
         row = conn.execute(

@@ -25,25 +25,55 @@ class CatalogClient:
         )
         return {item.id: item for item in reply.items}
 
-    async def create_item(self, item: pb.Item) -> pb.Item:
-        return await self.rpc.unary(
-            "CreateItem", self.stub.CreateItem, pb.CreateItemRequest(item=item)
-        )
+    async def create_item(
+        self, item: pb.Item, pending: bool = False, added_by: str = ""
+    ) -> pb.Item:
+        request = pb.CreateItemRequest(item=item, pending=pending, added_by=added_by)
+        return await self.rpc.unary("CreateItem", self.stub.CreateItem, request)
+
+    async def update_item(self, item: pb.Item, paths: list[str]) -> pb.Item:
+        request = pb.UpdateItemRequest(item=item)
+        request.update_mask.paths.extend(paths)
+        return await self.rpc.unary("UpdateItem", self.stub.UpdateItem, request)
 
     async def delete_item(self, item_id: str) -> None:
         await self.rpc.unary("DeleteItem", self.stub.DeleteItem, pb.DeleteItemRequest(id=item_id))
 
-    async def list_images(self, item_id: str) -> list[pb.Image]:
-        reply = await self.rpc.unary(
-            "ListImages", self.stub.ListImages, pb.ListImagesRequest(item_id=item_id)
-        )
+    async def list_images(self, item_id: str, include_pending: bool = False) -> list[pb.Image]:
+        request = pb.ListImagesRequest(item_id=item_id, include_pending=include_pending)
+        reply = await self.rpc.unary("ListImages", self.stub.ListImages, request)
         return list(reply.images)
 
     async def add_image(
-        self, item_id: str, data: bytes, filename: str, role: "pb.ImageRole.ValueType"
+        self,
+        item_id: str,
+        data: bytes,
+        filename: str,
+        role: "pb.ImageRole.ValueType",
+        pending: bool = False,
+        added_by: str = "",
     ) -> pb.AddImageResponse:
-        request = pb.AddImageRequest(item_id=item_id, data=data, filename=filename, role=role)
+        request = pb.AddImageRequest(
+            item_id=item_id,
+            data=data,
+            filename=filename,
+            role=role,
+            pending=pending,
+            added_by=added_by,
+        )
         return await self.rpc.unary("AddImage", self.stub.AddImage, request)
+
+    async def list_contributions(self, page_size: int) -> pb.ListContributionsResponse:
+        request = pb.ListContributionsRequest(page_size=page_size)
+        return await self.rpc.unary("ListContributions", self.stub.ListContributions, request)
+
+    async def approve_item(self, item_id: str) -> pb.Item:
+        request = pb.ApproveItemRequest(id=item_id)
+        return await self.rpc.unary("ApproveItem", self.stub.ApproveItem, request)
+
+    async def approve_image(self, image_id: str) -> pb.Image:
+        request = pb.ApproveImageRequest(id=image_id)
+        return await self.rpc.unary("ApproveImage", self.stub.ApproveImage, request)
 
     async def get_image(self, image_id: str, thumbnail_size: int = 0) -> pb.GetImageResponse:
         request = pb.GetImageRequest(id=image_id, thumbnail_size=thumbnail_size)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Header, Path, Query, Response, UploadFile
 
 from photosearch.catalog.v1 import catalog_pb2 as catalog_pb
-from photosearch_gateway.auth import require_contributor
+from photosearch_gateway.auth import Caller, needs_review, require_contributor
 from photosearch_gateway.errors import ApiError
 from photosearch_gateway.routes import errors
 from photosearch_gateway.schemas import (
@@ -23,6 +23,7 @@ from photosearch_gateway.uploads import read_photo
 
 router = APIRouter(prefix="/api/v1", tags=["items"])
 GatewayDep = Annotated[Gateway, Depends(gateway)]
+WriterDep = Annotated[Caller, Depends(require_contributor)]
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Filter = Annotated[str, Query(max_length=200)]
 # Image bytes never change for an id: browsers and proxies may keep them.
@@ -60,11 +61,14 @@ async def list_items(
     response_model=Item,
     status_code=201,
     responses=errors(401, 403, 409, 429),
-    dependencies=[Depends(require_contributor)],
 )
-async def create_item(body: ItemCreate, gw: GatewayDep) -> Item:
-    """Add an item by hand (the page's "add manually")."""
-    return Item.from_proto(await gw.catalog.create_item(body.to_proto()))
+async def create_item(body: ItemCreate, gw: GatewayDep, caller: WriterDep) -> Item:
+    """Add an item by hand (the page's "add manually"). A contributor's item waits for an
+    admin's review (`pending`): it is not listed and its photos are not searchable yet."""
+    item = await gw.catalog.create_item(
+        body.to_proto(), pending=needs_review(gw, caller), added_by=caller.identity
+    )
+    return Item.from_proto(item)
 
 
 @router.get("/items/{item_id}", response_model=Item, responses=errors(404))
@@ -85,18 +89,24 @@ async def list_images(item_id: Id, gw: GatewayDep) -> ImageList:
         **errors(401, 403, 404, 413, 415, 429),
         200: {"description": "Already on this item"},
     },
-    dependencies=[Depends(require_contributor)],
 )
 async def add_image(
     item_id: Id,
     photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF or HEIC")],
     response: Response,
     gw: GatewayDep,
+    caller: WriterDep,
 ) -> ImageAdded:
-    """Add a photo to an item; it is fingerprinted and searchable shortly after."""
+    """Add a photo to an item; it is fingerprinted and searchable shortly after, once an
+    admin has approved it when a contributor sent it (`pending`)."""
     data = await read_photo(photo, gw.settings.max_upload_bytes)
     reply = await gw.catalog.add_image(
-        item_id, data, photo.filename or "", catalog_pb.IMAGE_ROLE_UPLOADED
+        item_id,
+        data,
+        photo.filename or "",
+        catalog_pb.IMAGE_ROLE_UPLOADED,
+        pending=needs_review(gw, caller),
+        added_by=caller.identity,
     )
     if not reply.created:
         response.status_code = 200

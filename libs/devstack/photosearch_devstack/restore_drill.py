@@ -186,7 +186,9 @@ class Drill:
     def catalog_images(self) -> set[str]:
         assert self.mesh.postgres
         with psycopg.connect(self.mesh.postgres.url("catalog")) as conn:
-            return {str(r[0]) for r in conn.execute("SELECT id FROM images").fetchall()}
+            # Those waiting for review have no vector on purpose.
+            rows = conn.execute("SELECT id FROM images WHERE NOT pending").fetchall()
+            return {str(r[0]) for r in rows}
 
     def check(self, step: str, started: float) -> Check:
         assert self.mesh.postgres

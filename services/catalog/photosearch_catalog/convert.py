@@ -67,6 +67,8 @@ def item_to_proto(item: Item) -> catalog_pb2.Item:
             image_count=item.image_count,
             import_key=item.import_key,
             cover_image_id=item.cover_image_id,
+            pending=item.pending,
+            added_by=item.added_by,
         )
     )
     return message
@@ -93,6 +95,8 @@ def image_to_proto(image: Image) -> catalog_pb2.Image:
         format=image.format,
         size_bytes=image.size_bytes,
         created_at=_timestamp(image.created_at),
+        pending=image.pending,
+        added_by=image.added_by,
     )
 
 

@@ -93,8 +93,10 @@ class Item:
     import_key: str
     created_at: datetime
     updated_at: datetime
-    image_count: int = 0
+    image_count: int = 0  # approved images
     cover_image_id: str = ""
+    pending: bool = False  # waiting for review
+    added_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,27 @@ class Image:
     size_bytes: int
     filename: str
     created_at: datetime
+    pending: bool = False
+    added_by: str = ""
+
+
+@dataclass(frozen=True)
+class Contributor:
+    """Who a write comes from, and whether it waits for review."""
+
+    added_by: str = ""
+    pending: bool = False
+
+
+APPROVED = Contributor()
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """An item waiting for review, or with images that are."""
+
+    item: Item
+    pending_images: list[Image]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ from psycopg import AsyncConnection, errors
 
 from photosearch.common.errors import AlreadyExists
 from photosearch_catalog.domain import (
+    APPROVED,
+    Contribution,
+    Contributor,
     CopyHash,
     Image,
     ImageRef,
@@ -18,6 +21,7 @@ from photosearch_catalog.domain import (
 )
 from photosearch_catalog.rows import (
     IMAGE_COLUMNS,
+    ITEM_COLUMN_COUNT,
     ITEM_COLUMNS,
     image_from_row,
     image_values,
@@ -35,13 +39,19 @@ _UNHASHED = (
 
 class CatalogRepository:
     async def insert_item(
-        self, conn: AsyncConnection, item_id: str, fields: ItemFields, import_key: str | None
+        self,
+        conn: AsyncConnection,
+        item_id: str,
+        fields: ItemFields,
+        import_key: str | None,
+        by: Contributor = APPROVED,
     ) -> None:
         try:
             await conn.execute(
                 "INSERT INTO items (id, name, series, maker, year, variant, tags, attributes,"
-                " external_refs, import_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (item_id, *item_values(fields), import_key or None),
+                " external_refs, import_key, pending, added_by)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (item_id, *item_values(fields), import_key or None, by.pending, by.added_by),
             )
         except errors.UniqueViolation:
             raise AlreadyExists(f"an item with import key {import_key!r} already exists") from None
@@ -58,7 +68,7 @@ class CatalogRepository:
         state = {}
         for row in await cur.fetchall():
             item = item_from_row(row)
-            state[item.import_key] = (item.id, item.fields, set(row[14]))
+            state[item.import_key] = (item.id, item.fields, set(row[ITEM_COLUMN_COUNT]))
         return state
 
     async def insert_items_for_import(
@@ -79,16 +89,20 @@ class CatalogRepository:
         return inserted
 
     async def insert_images(
-        self, conn: AsyncConnection, rows: list[tuple[str, str, NewImage]]
+        self,
+        conn: AsyncConnection,
+        rows: list[tuple[str, str, NewImage]],
+        by: Contributor = APPROVED,
     ) -> list[Image]:
         """Insert (image id, item id, image) rows in one round; those already on their
         item (the same sha256) are skipped. The images inserted, in order."""
         async with conn.cursor() as cur:
             await cur.executemany(
                 "INSERT INTO images (id, item_id, role, sha256, width, height, format,"
-                " size_bytes, filename) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " size_bytes, filename, pending, added_by)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 f" ON CONFLICT (item_id, sha256) DO NOTHING RETURNING {IMAGE_COLUMNS}",
-                [image_values(image_id, item_id, image) for image_id, item_id, image in rows],
+                [image_values(i, item_id, image, by) for i, item_id, image in rows],
                 returning=True,
             )
             inserted: list[Image] = []
@@ -158,8 +172,79 @@ class CatalogRepository:
         return [item_from_row(row) for row in await cur.fetchall()]
 
     async def item_exists(self, conn: AsyncConnection, item_id: str) -> bool:
-        cur = await conn.execute("SELECT 1 FROM items WHERE id = %s", (item_id,))
-        return await cur.fetchone() is not None
+        return await self.item_pending(conn, item_id) is not None
+
+    async def item_pending(self, conn: AsyncConnection, item_id: str) -> bool | None:
+        """Whether the item waits for review; None when there is no such item."""
+        cur = await conn.execute("SELECT pending FROM items WHERE id = %s", (item_id,))
+        row = await cur.fetchone()
+        return bool(row[0]) if row else None
+
+    async def approve_item(
+        self, conn: AsyncConnection, item_id: str
+    ) -> tuple[bool, list[Image]] | None:
+        """Approve an item and its pending images: (whether the item itself was pending,
+        the images approved now), or None when there is no such item."""
+        cur = await conn.execute("SELECT pending FROM items WHERE id = %s FOR UPDATE", (item_id,))
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        if row[0]:
+            await conn.execute("UPDATE items SET pending = false WHERE id = %s", (item_id,))
+        cur = await conn.execute(
+            f"UPDATE images SET pending = false WHERE item_id = %s AND pending"
+            f" RETURNING {IMAGE_COLUMNS}",
+            (item_id,),
+        )
+        return bool(row[0]), [image_from_row(r) for r in await cur.fetchall()]
+
+    async def approve_item_only(self, conn: AsyncConnection, item_id: str) -> Item:
+        """The item, no longer pending (its other images stay as they are)."""
+        await conn.execute("UPDATE items SET pending = false WHERE id = %s", (item_id,))
+        item = await self.get_item(conn, item_id)
+        assert item is not None, "the caller holds the image, which holds the item"
+        return item
+
+    async def approve_image(self, conn: AsyncConnection, image_id: str) -> Image | None:
+        """Approve one image (its row as it was); None when there is no such image."""
+        cur = await conn.execute(
+            f"SELECT {IMAGE_COLUMNS} FROM images WHERE id = %s FOR UPDATE", (image_id,)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await conn.execute("UPDATE images SET pending = false WHERE id = %s", (image_id,))
+        return image_from_row(row)
+
+    async def contributions(
+        self, conn: AsyncConnection, limit: int
+    ) -> tuple[list[Contribution], int]:
+        """Items pending or with pending images, oldest contribution first, and how many."""
+        pending_items = (
+            "SELECT i.id, least(CASE WHEN i.pending THEN i.created_at END,"
+            " (SELECT min(m.created_at) FROM images m WHERE m.item_id = i.id AND m.pending))"
+            " AS since FROM items i WHERE i.pending"
+            " OR EXISTS (SELECT 1 FROM images m WHERE m.item_id = i.id AND m.pending)"
+        )
+        cur = await conn.execute(f"SELECT count(*) FROM ({pending_items}) p")
+        total_row = await cur.fetchone()
+        cur = await conn.execute(
+            f"SELECT {ITEM_COLUMNS} FROM ({pending_items}) p JOIN items i ON i.id = p.id"
+            " ORDER BY p.since, i.id LIMIT %s",
+            (limit,),
+        )
+        items = [item_from_row(row) for row in await cur.fetchall()]
+        cur = await conn.execute(
+            f"SELECT {IMAGE_COLUMNS} FROM images WHERE pending AND item_id = ANY(%s::uuid[])"
+            " ORDER BY created_at, id",
+            ([item.id for item in items],),
+        )
+        images: dict[str, list[Image]] = {item.id: [] for item in items}
+        for row in await cur.fetchall():
+            image = image_from_row(row)
+            images[image.item_id].append(image)
+        total = int(total_row[0]) if total_row else 0
+        return [Contribution(item, images[item.id]) for item in items], total
 
     async def delete_item(self, conn: AsyncConnection, item_id: str) -> list[str] | None:
         """Delete an item and its images; the ids of those images, or None if no such item."""
@@ -180,9 +265,10 @@ class CatalogRepository:
         filters: ItemFilter,
         after: tuple[str, str] | None,
         limit: int,
+        include_pending: bool = False,
     ) -> list[Item]:
         """A page in (lower(name), id) order, strictly after `after` = (name, id)."""
-        where: list[str] = []
+        where: list[str] = [] if include_pending else ["NOT i.pending"]
         params: list[Any] = []
         if filters.query:
             where.append("i.name ILIKE %s")
@@ -215,10 +301,15 @@ class CatalogRepository:
         return image_from_row(row) if row else None
 
     async def insert_image(
-        self, conn: AsyncConnection, image_id: str, item_id: str, image: NewImage
+        self,
+        conn: AsyncConnection,
+        image_id: str,
+        item_id: str,
+        image: NewImage,
+        by: Contributor = APPROVED,
     ) -> Image | None:
         """Insert unless the item has these bytes already (then None)."""
-        inserted = await self.insert_images(conn, [(image_id, item_id, image)])
+        inserted = await self.insert_images(conn, [(image_id, item_id, image)], by)
         return inserted[0] if inserted else None
 
     async def get_image(self, conn: AsyncConnection, image_id: str) -> Image | None:
@@ -233,9 +324,13 @@ class CatalogRepository:
         row = await cur.fetchone()
         return image_from_row(row) if row else None
 
-    async def list_images(self, conn: AsyncConnection, item_id: str) -> list[Image]:
+    async def list_images(
+        self, conn: AsyncConnection, item_id: str, include_pending: bool = False
+    ) -> list[Image]:
+        approved = "" if include_pending else " AND NOT pending"
         cur = await conn.execute(
-            f"SELECT {IMAGE_COLUMNS} FROM images WHERE item_id = %s ORDER BY role, created_at, id",
+            f"SELECT {IMAGE_COLUMNS} FROM images WHERE item_id = %s{approved}"
+            " ORDER BY role, created_at, id",
             (item_id,),
         )
         return [image_from_row(row) for row in await cur.fetchall()]
@@ -245,16 +340,18 @@ class CatalogRepository:
     ) -> list[ImageRef]:
         if after_image_id is None:
             cur = await conn.execute(
-                "SELECT id::text, item_id::text FROM images ORDER BY id LIMIT %s", (limit,)
+                "SELECT id::text, item_id::text FROM images WHERE NOT pending ORDER BY id LIMIT %s",
+                (limit,),
             )
         else:
             cur = await conn.execute(
-                "SELECT id::text, item_id::text FROM images WHERE id > %s ORDER BY id LIMIT %s",
+                "SELECT id::text, item_id::text FROM images WHERE id > %s AND NOT pending"
+                " ORDER BY id LIMIT %s",
                 (after_image_id, limit),
             )
         return [ImageRef(row[0], row[1]) for row in await cur.fetchall()]
 
     async def count_images(self, conn: AsyncConnection) -> int:
-        cur = await conn.execute("SELECT count(*) FROM images")
+        cur = await conn.execute("SELECT count(*) FROM images WHERE NOT pending")
         row = await cur.fetchone()
         return int(row[0]) if row else 0

@@ -5,17 +5,29 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from photosearch_catalog.domain import ExternalRef, Image, ImageRole, Item, ItemFields, NewImage
+from photosearch_catalog.domain import (
+    APPROVED,
+    Contributor,
+    ExternalRef,
+    Image,
+    ImageRole,
+    Item,
+    ItemFields,
+    NewImage,
+)
 
 ITEM_COLUMNS = """
     i.id::text, i.name, i.series, i.maker, i.year, i.variant, i.tags, i.attributes,
     i.external_refs, coalesce(i.import_key, ''), i.created_at, i.updated_at,
-    (SELECT count(*) FROM images m WHERE m.item_id = i.id),
-    coalesce((SELECT m.id::text FROM images m WHERE m.item_id = i.id
-              ORDER BY m.role, m.created_at, m.id LIMIT 1), '')
+    (SELECT count(*) FROM images m WHERE m.item_id = i.id AND NOT m.pending),
+    coalesce((SELECT m.id::text FROM images m WHERE m.item_id = i.id AND NOT m.pending
+              ORDER BY m.role, m.created_at, m.id LIMIT 1), ''),
+    i.pending, i.added_by
 """
+ITEM_COLUMN_COUNT = 16
 IMAGE_COLUMNS = (
-    "id::text, item_id::text, role, sha256, width, height, format, size_bytes, filename, created_at"
+    "id::text, item_id::text, role, sha256, width, height, format, size_bytes, filename,"
+    " created_at, pending, added_by"
 )
 
 
@@ -33,7 +45,7 @@ def item_from_row(row: Any) -> Item:
         attributes=dict(row[7]),
         external_refs=refs,
     )
-    return Item(row[0], fields, row[9], row[10], row[11], int(row[12]), row[13])
+    return Item(row[0], fields, row[9], row[10], row[11], int(row[12]), row[13], row[14], row[15])
 
 
 def image_from_row(row: Any) -> Image:
@@ -54,7 +66,9 @@ def item_values(fields: ItemFields) -> tuple[Any, ...]:
     )
 
 
-def image_values(image_id: str, item_id: str, image: NewImage) -> tuple[Any, ...]:
+def image_values(
+    image_id: str, item_id: str, image: NewImage, by: Contributor = APPROVED
+) -> tuple[Any, ...]:
     return (
         image_id,
         item_id,
@@ -65,6 +79,8 @@ def image_values(image_id: str, item_id: str, image: NewImage) -> tuple[Any, ...
         image.format,
         len(image.data),
         image.filename,
+        by.pending,
+        by.added_by,
     )
 
 

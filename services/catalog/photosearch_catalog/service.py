@@ -1,6 +1,7 @@
 """The catalog's logic: items and images, each change and its events in one
 transaction. No gRPC here (servicer.py translates)."""
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -13,6 +14,9 @@ from photosearch_catalog import events
 from photosearch_catalog.copy_report import copy_report
 from photosearch_catalog.cursor import decode_token, encode_token
 from photosearch_catalog.domain import (
+    APPROVED,
+    Contribution,
+    Contributor,
     CopyReport,
     Image,
     ImageRef,
@@ -40,6 +44,8 @@ MAX_PAGE_SIZE = 500
 MAX_BATCH_GET = 1000
 DEFAULT_REF_BATCH = 1000
 MAX_REF_BATCH = 10_000
+DEFAULT_CONTRIBUTIONS = 20
+MAX_CONTRIBUTIONS = 100
 
 
 class CatalogService:
@@ -69,12 +75,15 @@ class CatalogService:
 
     # Items
 
-    async def create_item(self, fields: ItemFields, import_key: str = "") -> Item:
+    async def create_item(
+        self, fields: ItemFields, import_key: str = "", by: Contributor = APPROVED
+    ) -> Item:
         fields = normalise_fields(fields)
         item_id = str(uuid.uuid4())
         async with self.pool().connection() as conn, conn.transaction():
-            await self.repo.insert_item(conn, item_id, fields, import_key.strip() or None)
-            await enqueue(conn, [events.item_upserted(item_id, fields)])
+            await self.repo.insert_item(conn, item_id, fields, import_key.strip() or None, by)
+            if not by.pending:  # search hears of a pending item once it is approved
+                await enqueue(conn, [events.item_upserted(item_id, fields)])
             item = await self.repo.get_item(conn, item_id)
         assert item is not None
         return item
@@ -113,7 +122,8 @@ class CatalogService:
             if fields == current.fields:
                 return current
             await self.repo.update_item(conn, item_id, fields)
-            await enqueue(conn, [events.item_upserted(item_id, fields)])
+            if not current.pending:
+                await enqueue(conn, [events.item_upserted(item_id, fields)])
             item = await self.repo.get_item(conn, item_id)
         assert item is not None
         return item
@@ -128,7 +138,9 @@ class CatalogService:
         await self.store.discard(image_ids)
         self.thumbnails.forget(image_ids)
 
-    async def list_items(self, filters: ItemFilter, page_size: int, page_token: str) -> ItemPage:
+    async def list_items(
+        self, filters: ItemFilter, page_size: int, page_token: str, include_pending: bool = False
+    ) -> ItemPage:
         if page_size < 0:
             raise InvalidArgument("page_size must not be negative")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -140,7 +152,7 @@ class CatalogService:
         )
         after = decode_token(page_token, filters)
         async with self.pool().connection() as conn:
-            items = await self.repo.list_items(conn, filters, after, size + 1)
+            items = await self.repo.list_items(conn, filters, after, size + 1, include_pending)
         more = len(items) > size
         items = items[:size]
         token = encode_token(items[-1].fields.name, items[-1].id, filters) if more else ""
@@ -149,20 +161,29 @@ class CatalogService:
     # Images
 
     async def add_image(
-        self, item_id: str, role: ImageRole, data: bytes, filename: str
+        self,
+        item_id: str,
+        role: ImageRole,
+        data: bytes,
+        filename: str,
+        by: Contributor = APPROVED,
     ) -> tuple[Image, bool]:
-        """Validate and store; (image, created). The same bytes again return the first copy."""
+        """Validate and store; (image, created). The same bytes again return the first copy.
+        An image of a pending item is pending too: approving the item approves it."""
         item_id = parse_id(item_id, "item id")
         sha = sha256_hex(data)
         async with self.pool().connection() as conn:
-            if not await self.repo.item_exists(conn, item_id):
+            item_pending = await self.repo.item_pending(conn, item_id)
+            if item_pending is None:
                 raise NotFound(f"no item with id {item_id}")
             existing = await self.repo.find_image(conn, item_id, sha)
         if existing is not None:
             return existing, False
+        if item_pending:
+            by = Contributor(by.added_by, pending=True)
         image = await validate_image(data, role, filename, self.limits, sha)
         async with self.pool().connection() as conn, conn.transaction():
-            stored = await self.store_image(conn, item_id, image)
+            stored = await self.store_image(conn, item_id, image, by)
         if stored is not None:
             self.on_stored([stored.id])
         if stored is None:  # a concurrent call stored the same bytes first
@@ -174,17 +195,18 @@ class CatalogService:
         return stored, True
 
     async def store_image(
-        self, conn: AsyncConnection, item_id: str, image: NewImage
+        self, conn: AsyncConnection, item_id: str, image: NewImage, by: Contributor = APPROVED
     ) -> Image | None:
-        """Row, bytes and ImageAdded event, inside the caller's transaction."""
+        """Row, bytes and (unless pending) the ImageAdded event, in the caller's transaction."""
         try:
-            stored = await self.repo.insert_image(conn, str(uuid.uuid4()), item_id, image)
+            stored = await self.repo.insert_image(conn, str(uuid.uuid4()), item_id, image, by)
         except pg_errors.ForeignKeyViolation:
             raise NotFound(f"no item with id {item_id} (it was deleted)") from None
         if stored is None:
             return None
         await self.store.put(conn, [(stored.id, image.data)])
-        await enqueue(conn, [events.image_added(stored)])
+        if not stored.pending:
+            await enqueue(conn, [events.image_added(stored)])
         return stored
 
     async def get_image(self, image_id: str, thumbnail_size: int) -> tuple[Image, bytes, str]:
@@ -213,12 +235,54 @@ class CatalogService:
         await self.store.discard([image_id])
         self.thumbnails.forget([image_id])
 
-    async def list_images(self, item_id: str) -> list[Image]:
+    async def list_images(self, item_id: str, include_pending: bool = False) -> list[Image]:
         item_id = parse_id(item_id, "item id")
         async with self.pool().connection() as conn:
             if not await self.repo.item_exists(conn, item_id):
                 raise NotFound(f"no item with id {item_id}")
-            return await self.repo.list_images(conn, item_id)
+            return await self.repo.list_images(conn, item_id, include_pending)
+
+    # Review
+
+    async def list_contributions(self, page_size: int) -> tuple[list[Contribution], int]:
+        if page_size < 0:
+            raise InvalidArgument("page_size must not be negative")
+        size = min(page_size or DEFAULT_CONTRIBUTIONS, MAX_CONTRIBUTIONS)
+        async with self.pool().connection() as conn:
+            return await self.repo.contributions(conn, size)
+
+    async def approve_item(self, item_id: str) -> Item:
+        """The item and its pending images become public, and are announced: search stores
+        the item and the embedders fingerprint the images. Approving twice changes nothing."""
+        item_id = parse_id(item_id, "item id")
+        async with self.pool().connection() as conn, conn.transaction():
+            approved = await self.repo.approve_item(conn, item_id)
+            if approved is None:
+                raise NotFound(f"no item with id {item_id}")
+            was_pending, images = approved
+            item = await self.repo.get_item(conn, item_id)
+            assert item is not None
+            announced = [events.item_upserted(item_id, item.fields)] if was_pending else []
+            announced += [events.image_added(image) for image in images]
+            await enqueue(conn, announced)
+        return item
+
+    async def approve_image(self, image_id: str) -> Image:
+        """One image becomes public (and its item, if that was pending too)."""
+        image_id = parse_id(image_id, "image id")
+        async with self.pool().connection() as conn, conn.transaction():
+            image = await self.repo.approve_image(conn, image_id)
+            if image is None:
+                raise NotFound(f"no image with id {image_id}")
+            if not image.pending:
+                return image
+            announced = []
+            if await self.repo.item_pending(conn, image.item_id):
+                item = await self.repo.approve_item_only(conn, image.item_id)
+                announced.append(events.item_upserted(item.id, item.fields))
+            approved = dataclasses.replace(image, pending=False)
+            await enqueue(conn, [*announced, events.image_added(approved)])
+        return approved
 
     async def stream_image_refs(self, batch_size: int) -> AsyncIterator[list[ImageRef]]:
         """Every (image, item) in id order, one short query per batch (keyset pagination),

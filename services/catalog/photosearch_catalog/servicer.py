@@ -20,7 +20,7 @@ from photosearch_catalog.convert import (
     role_from_proto,
     settings_to_proto,
 )
-from photosearch_catalog.domain import ImageRole, ImportRecord, ItemFilter
+from photosearch_catalog.domain import Contributor, ImageRole, ImportRecord, ItemFilter
 from photosearch_catalog.service import CatalogService
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -38,7 +38,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.CreateItemRequest, context: Context
     ) -> catalog_pb2.Item:
         item = await self.catalog.create_item(
-            fields_from_proto(request.item), request.item.import_key
+            fields_from_proto(request.item),
+            request.item.import_key,
+            Contributor(request.added_by, request.pending),
         )
         return item_to_proto(item)
 
@@ -71,7 +73,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self, request: catalog_pb2.ListItemsRequest, context: Context
     ) -> catalog_pb2.ListItemsResponse:
         filters = ItemFilter(request.query, request.series, request.maker, request.tag)
-        page = await self.catalog.list_items(filters, request.page_size, request.page_token)
+        page = await self.catalog.list_items(
+            filters, request.page_size, request.page_token, request.include_pending
+        )
         return catalog_pb2.ListItemsResponse(
             items=[item_to_proto(i) for i in page.items], next_page_token=page.next_page_token
         )
@@ -81,7 +85,11 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     ) -> catalog_pb2.AddImageResponse:
         role = role_from_proto(request.role, ImageRole.UPLOADED)
         image, created = await self.catalog.add_image(
-            request.item_id, role, request.data, request.filename
+            request.item_id,
+            role,
+            request.data,
+            request.filename,
+            Contributor(request.added_by, request.pending),
         )
         return catalog_pb2.AddImageResponse(image=image_to_proto(image), created=created)
 
@@ -102,8 +110,33 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def ListImages(
         self, request: catalog_pb2.ListImagesRequest, context: Context
     ) -> catalog_pb2.ListImagesResponse:
-        images = await self.catalog.list_images(request.item_id)
+        images = await self.catalog.list_images(request.item_id, request.include_pending)
         return catalog_pb2.ListImagesResponse(images=[image_to_proto(i) for i in images])
+
+    async def ListContributions(
+        self, request: catalog_pb2.ListContributionsRequest, context: Context
+    ) -> catalog_pb2.ListContributionsResponse:
+        found, total = await self.catalog.list_contributions(request.page_size)
+        return catalog_pb2.ListContributionsResponse(
+            contributions=[
+                catalog_pb2.Contribution(
+                    item=item_to_proto(c.item),
+                    pending_images=[image_to_proto(i) for i in c.pending_images],
+                )
+                for c in found
+            ],
+            total=total,
+        )
+
+    async def ApproveItem(
+        self, request: catalog_pb2.ApproveItemRequest, context: Context
+    ) -> catalog_pb2.Item:
+        return item_to_proto(await self.catalog.approve_item(request.id))
+
+    async def ApproveImage(
+        self, request: catalog_pb2.ApproveImageRequest, context: Context
+    ) -> catalog_pb2.Image:
+        return image_to_proto(await self.catalog.approve_image(request.id))
 
     async def StreamImageRefs(
         self, request: catalog_pb2.StreamImageRefsRequest, context: Context

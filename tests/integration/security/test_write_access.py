@@ -1,8 +1,8 @@
 """Who may write the system of record, on the running mesh: every write route, enumerated
 from the live OpenAPI document, refuses callers who may not write (401 or 403 with the
 reason) and changes nothing; a contributor named by an OIDC token of the local issuer
-adds an item whose photo becomes searchable, and the gateway's log names them; the admin
-role opens the admin API, the contributor role does not."""
+adds an item whose photo becomes searchable once approved, and the gateway's log names
+them; the admin role opens the admin API, the contributor role does not."""
 
 from typing import Any
 
@@ -76,7 +76,7 @@ def test_every_write_refuses_a_caller_who_may_not_write(
     assert {i["name"] for i in after} == names
 
 
-def test_an_oidc_contributor_adds_a_searchable_photo(
+def test_an_oidc_contributor_adds_a_photo_searchable_once_approved(
     mesh: Mesh, api: Api, seed: Seed, issuer: LocalIssuer
 ) -> None:
     token = issuer.token("alice", ["contributor"])
@@ -89,11 +89,16 @@ def test_an_oidc_contributor_adds_a_searchable_photo(
             files={"photo": ("find.jpg", photo(901), "image/jpeg")},
         )
         assert added.status_code == 201, added.text
+    assert item.json()["pending"] and added.json()["image"]["pending"]
     image_id = added.json()["image"]["id"]
+    approved = api.http.post(
+        f"/api/v1/admin/review/items/{item.json()['id']}/approve", headers=api.admin
+    )
+    assert approved.status_code == 200 and approved.json()["added_by"] == "oidc:alice"
     eventually(
         lambda: vectors_per_image(mesh, seed.model_id).get(image_id) == 1 or None,
         60,
-        "the contributor's photo indexed",
+        "the contributor's photo indexed once approved",
     )
     log = (mesh.log_dir / "gateway.log").read_text()
     assert "oidc:alice" in log  # who wrote is on the request's log line

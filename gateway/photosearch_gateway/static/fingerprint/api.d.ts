@@ -102,7 +102,8 @@ export interface paths {
         put?: never;
         /**
          * Create Item
-         * @description Add an item by hand (the page's "add manually").
+         * @description Add an item by hand (the page's "add manually"). A contributor's item waits for an
+         *     admin's review (`pending`): it is not listed and its photos are not searchable yet.
          */
         post: operations["createItem"];
         delete?: never;
@@ -140,7 +141,8 @@ export interface paths {
         put?: never;
         /**
          * Add Image
-         * @description Add a photo to an item; it is fingerprinted and searchable shortly after.
+         * @description Add a photo to an item; it is fingerprinted and searchable shortly after, once an
+         *     admin has approved it when a contributor sent it (`pending`).
          */
         post: operations["addImage"];
         delete?: never;
@@ -351,7 +353,8 @@ export interface paths {
         delete: operations["deleteItem"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Update Item */
+        patch: operations["updateItem"];
         trace?: never;
     };
     "/api/v1/admin/images/{image_id}": {
@@ -366,6 +369,106 @@ export interface paths {
         post?: never;
         /** Delete Image */
         delete: operations["deleteImage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List All Items
+         * @description Items by name (case-insensitive match), pending ones included.
+         */
+        get: operations["listAllItems"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/items/{item_id}/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List All Images
+         * @description Every photo of the item, pending ones included.
+         */
+        get: operations["listAllImages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Review Queue
+         * @description Pending contributions, oldest first, each photo with its nearest catalog items.
+         */
+        get: operations["getReviewQueue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/review/items/{item_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve Item
+         * @description The item and its pending photos become public; the photos are indexed shortly after.
+         */
+        post: operations["approveItem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/review/images/{image_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve Image
+         * @description One photo becomes public (with its item, if that was pending too).
+         */
+        post: operations["approveImage"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -390,6 +493,98 @@ export interface components {
              * @default false
              */
             force: boolean;
+        };
+        /** AdminImage */
+        AdminImage: {
+            /** Id */
+            id: string;
+            /** Item Id */
+            item_id: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "official" | "uploaded" | "unspecified";
+            /** Sha256 */
+            sha256: string;
+            /** Width */
+            width: number;
+            /** Height */
+            height: number;
+            /** Format */
+            format: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /** Created At */
+            created_at: string | null;
+            /** Url */
+            url: string;
+            /** Thumbnail Url */
+            thumbnail_url: string;
+            /**
+             * Pending
+             * @description Waiting for an admin's review: not searchable yet.
+             * @default false
+             */
+            pending: boolean;
+            /** Added By */
+            added_by: string;
+        };
+        /** AdminImageList */
+        AdminImageList: {
+            /** Images */
+            images: components["schemas"]["AdminImage"][];
+        };
+        /** AdminItem */
+        AdminItem: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Series */
+            series: string;
+            /** Maker */
+            maker: string;
+            /** Year */
+            year: number | null;
+            /** Variant */
+            variant: string;
+            /** Tags */
+            tags: string[];
+            /** Attributes */
+            attributes: {
+                [key: string]: string;
+            };
+            /** External Refs */
+            external_refs: components["schemas"]["ExternalRef"][];
+            /** Image Count */
+            image_count: number;
+            /** Cover Image Id */
+            cover_image_id: string | null;
+            /** Cover Thumbnail Url */
+            cover_thumbnail_url: string | null;
+            /** Created At */
+            created_at: string | null;
+            /** Updated At */
+            updated_at: string | null;
+            /**
+             * Pending
+             * @description Waiting for an admin's review: not listed, not searchable.
+             * @default false
+             */
+            pending: boolean;
+            /**
+             * Added By
+             * @description Who made it ("oidc:<sub>", "contributor-token", ...).
+             */
+            added_by: string;
+        };
+        /** AdminItemPage */
+        AdminItemPage: {
+            /** Items */
+            items: components["schemas"]["AdminItem"][];
+            /** Next Page Token */
+            next_page_token: string | null;
         };
         /** AdminSettings */
         AdminSettings: {
@@ -503,6 +698,13 @@ export interface components {
             own_score: number;
             /** Margin */
             margin: number;
+        };
+        /** Contribution */
+        Contribution: {
+            /** @description Pending itself, or approved with pending photos. */
+            item: components["schemas"]["AdminItem"];
+            /** Pending Images */
+            pending_images: components["schemas"]["PendingImage"][];
         };
         /** DuplicatePair */
         DuplicatePair: {
@@ -685,6 +887,12 @@ export interface components {
             url: string;
             /** Thumbnail Url */
             thumbnail_url: string;
+            /**
+             * Pending
+             * @description Waiting for an admin's review: not searchable yet.
+             * @default false
+             */
+            pending: boolean;
         };
         /** ImageAdded */
         ImageAdded: {
@@ -787,6 +995,12 @@ export interface components {
             created_at: string | null;
             /** Updated At */
             updated_at: string | null;
+            /**
+             * Pending
+             * @description Waiting for an admin's review: not listed, not searchable.
+             * @default false
+             */
+            pending: boolean;
         };
         /**
          * ItemCreate
@@ -845,6 +1059,27 @@ export interface components {
             year: number | null;
             /** Variant */
             variant: string;
+        };
+        /**
+         * ItemUpdate
+         * @description The fields to change; those left out stay as they are.
+         */
+        ItemUpdate: {
+            /** Name */
+            name?: string | null;
+            /** Series */
+            series?: string | null;
+            /** Maker */
+            maker?: string | null;
+            /**
+             * Year
+             * @description 0 clears it.
+             */
+            year?: number | null;
+            /** Variant */
+            variant?: string | null;
+            /** Tags */
+            tags?: string[] | null;
         };
         /**
          * LocalModelAsset
@@ -920,6 +1155,36 @@ export interface components {
             /** Models */
             models: components["schemas"]["Model"][];
         };
+        /**
+         * Neighbour
+         * @description An item already in the catalog that looks like the contributed photo.
+         */
+        Neighbour: {
+            item: components["schemas"]["ItemSummary"];
+            /** Image Id */
+            image_id: string;
+            /**
+             * Score
+             * @description Fingerprint similarity to the contributed photo.
+             */
+            score: number;
+            /** Thumbnail Url */
+            thumbnail_url: string;
+        };
+        /** PendingImage */
+        PendingImage: {
+            image: components["schemas"]["AdminImage"];
+            /**
+             * Nearest
+             * @description The catalog's closest items, best first: a duplicate shows up here.
+             */
+            nearest: components["schemas"]["Neighbour"][];
+            /**
+             * Nearest Unavailable
+             * @description Why nearest is empty when it could not be computed.
+             */
+            nearest_unavailable?: string | null;
+        };
         /** PublicConfig */
         PublicConfig: {
             /** Photo Search Enabled */
@@ -993,6 +1258,19 @@ export interface components {
              * @default false
              */
             retry_failed: boolean;
+        };
+        /** ReviewQueue */
+        ReviewQueue: {
+            /**
+             * Total
+             * @description Items with something pending, all of them.
+             */
+            total: number;
+            /**
+             * Contributions
+             * @description Oldest first.
+             */
+            contributions: components["schemas"]["Contribution"][];
         };
         /**
          * RuntimeTrial
@@ -2578,6 +2856,95 @@ export interface operations {
             };
         };
     };
+    updateItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                item_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ItemUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminItem"];
+                };
+            };
+            /** @description Invalid request (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token is good but may not do this (the message says what would) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not possible in the current state (the message says why) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway is down or slow (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     deleteImage: {
         parameters: {
             query?: never;
@@ -2595,6 +2962,370 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Invalid request (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token is good but may not do this (the message says what would) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway is down or slow (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listAllItems: {
+        parameters: {
+            query?: {
+                query?: string;
+                page_size?: number;
+                page_token?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminItemPage"];
+                };
+            };
+            /** @description Invalid request (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token is good but may not do this (the message says what would) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway is down or slow (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listAllImages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                item_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminImageList"];
+                };
+            };
+            /** @description Invalid request (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token is good but may not do this (the message says what would) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway is down or slow (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getReviewQueue: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewQueue"];
+                };
+            };
+            /** @description Invalid request (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token is good but may not do this (the message says what would) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway is down or slow (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    approveItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                item_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminItem"];
+                };
+            };
+            /** @description Invalid request (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token is good but may not do this (the message says what would) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway is down or slow (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    approveImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminImage"];
+                };
             };
             /** @description Invalid request (the message names the field) */
             400: {

@@ -1,4 +1,6 @@
-// Admin page: settings (write-only key), index status, rebuild gate, models, duplicates.
+// Admin page: settings (write-only key), index status, rebuild gate, models, the review
+// queue and the catalog (admin_catalog.js), duplicates.
+import { catalogView, reviewQueue } from "/static/js/admin_catalog.js";
 import { api, el } from "/static/js/api.js";
 
 const $ = (id) => document.getElementById(id);
@@ -6,6 +8,8 @@ let token = sessionStorage.getItem("photosearch-admin-token") || "";
 let timer = null;
 
 const call = (path, options = {}) => api(path, { ...options, token });
+const loadReview = reviewQueue(call);
+const findItems = catalogView(call);
 
 function showSettings(s) {
   $("photo-search").checked = s.photo_search_enabled;
@@ -165,6 +169,8 @@ async function signIn() {
   $("panel").hidden = false;
   await refresh();
   timer = setInterval(refresh, 5000);
+  // Not on the timer: the queue embeds each pending photo to find its nearest items.
+  await Promise.all([loadReview(), findItems()]);
 }
 
 $("login-form").addEventListener("submit", (event) => {

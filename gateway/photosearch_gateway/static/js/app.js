@@ -237,7 +237,8 @@ async function addPhotoToConfirmed() {
     const added = await api(`/api/v1/items/${itemId}/images`, {
       method: "POST", form, token: contributor.token(),
     });
-    $("add-photo-result").textContent = added.created ? "Photo added." : "That photo was already there.";
+    $("add-photo-result").textContent = !added.created ? "That photo was already there."
+      : added.image.pending ? "Thanks: your photo waits for an admin's review." : "Photo added.";
   } catch (error) {
     const signIn = contributor.refused(error) ? " Sign in below, then try again." : "";
     $("add-photo-result").textContent = `Not added: ${error.message}.${signIn}`;
@@ -486,7 +487,8 @@ async function saveManual(event) {
       upload.append("photo", state.file);
       await api(`/api/v1/items/${created.id}/images`, { method: "POST", form: upload, token });
     }
-    $("manual-result").textContent = `Added "${created.name}".`;
+    $("manual-result").textContent = created.pending
+      ? `Thanks: "${created.name}" waits for an admin's review.` : `Added "${created.name}".`;
     form.reset();
     form.hidden = true;
   } catch (error) {

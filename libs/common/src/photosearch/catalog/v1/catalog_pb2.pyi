@@ -101,6 +101,8 @@ class Item(_message.Message):
     IMAGE_COUNT_FIELD_NUMBER: _builtins.int
     IMPORT_KEY_FIELD_NUMBER: _builtins.int
     COVER_IMAGE_ID_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    ADDED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     series: _builtins.str
@@ -111,7 +113,11 @@ class Item(_message.Message):
     import_key: _builtins.str
     """Stable key of the record an import made this item from (empty if manual)."""
     cover_image_id: _builtins.str
-    """The first official (else any) image, for thumbnails."""
+    """The first official (else any) approved image, for thumbnails."""
+    pending: _builtins.bool
+    """Waiting for review (see ListContributions)."""
+    added_by: _builtins.str
+    """Who made it, as the gateway named them ("oidc:<sub>", "contributor-token", ...)."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -139,10 +145,12 @@ class Item(_message.Message):
         image_count: _builtins.int = ...,
         import_key: _builtins.str = ...,
         cover_image_id: _builtins.str = ...,
+        pending: _builtins.bool = ...,
+        added_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "cover_image_id", b"cover_image_id", "created_at", b"created_at", "external_refs", b"external_refs", "id", b"id", "image_count", b"image_count", "import_key", b"import_key", "maker", b"maker", "name", b"name", "series", b"series", "tags", b"tags", "updated_at", b"updated_at", "variant", b"variant", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_by", b"added_by", "attributes", b"attributes", "cover_image_id", b"cover_image_id", "created_at", b"created_at", "external_refs", b"external_refs", "id", b"id", "image_count", b"image_count", "import_key", b"import_key", "maker", b"maker", "name", b"name", "pending", b"pending", "series", b"series", "tags", b"tags", "updated_at", b"updated_at", "variant", b"variant", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -161,6 +169,8 @@ class Image(_message.Message):
     FORMAT_FIELD_NUMBER: _builtins.int
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    ADDED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     item_id: _builtins.str
     role: Global___ImageRole.ValueType
@@ -169,6 +179,8 @@ class Image(_message.Message):
     height: _builtins.int
     format: _builtins.str
     size_bytes: _builtins.int
+    pending: _builtins.bool
+    added_by: _builtins.str
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -183,10 +195,12 @@ class Image(_message.Message):
         format: _builtins.str = ...,
         size_bytes: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        pending: _builtins.bool = ...,
+        added_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "format", b"format", "height", b"height", "id", b"id", "item_id", b"item_id", "role", b"role", "sha256", b"sha256", "size_bytes", b"size_bytes", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_by", b"added_by", "created_at", b"created_at", "format", b"format", "height", b"height", "id", b"id", "item_id", b"item_id", "pending", b"pending", "role", b"role", "sha256", b"sha256", "size_bytes", b"size_bytes", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -197,16 +211,23 @@ class CreateItemRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ITEM_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    ADDED_BY_FIELD_NUMBER: _builtins.int
+    pending: _builtins.bool
+    """Store it as pending review, credited to added_by."""
+    added_by: _builtins.str
     @_builtins.property
     def item(self) -> Global___Item: ...
     def __init__(
         self,
         *,
         item: Global___Item | None = ...,
+        pending: _builtins.bool = ...,
+        added_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_by", b"added_by", "item", b"item", "pending", b"pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -339,6 +360,7 @@ class ListItemsRequest(_message.Message):
     SERIES_FIELD_NUMBER: _builtins.int
     MAKER_FIELD_NUMBER: _builtins.int
     TAG_FIELD_NUMBER: _builtins.int
+    INCLUDE_PENDING_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     page_token: _builtins.str
     query: _builtins.str
@@ -346,6 +368,8 @@ class ListItemsRequest(_message.Message):
     series: _builtins.str
     maker: _builtins.str
     tag: _builtins.str
+    include_pending: _builtins.bool
+    """Also the items waiting for review (the admin's view)."""
     def __init__(
         self,
         *,
@@ -355,10 +379,11 @@ class ListItemsRequest(_message.Message):
         series: _builtins.str = ...,
         maker: _builtins.str = ...,
         tag: _builtins.str = ...,
+        include_pending: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["maker", b"maker", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "series", b"series", "tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_pending", b"include_pending", "maker", b"maker", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "series", b"series", "tag", b"tag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -395,10 +420,15 @@ class AddImageRequest(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     FILENAME_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    ADDED_BY_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
     role: Global___ImageRole.ValueType
     data: _builtins.bytes
     filename: _builtins.str
+    pending: _builtins.bool
+    """Store it as pending review (always so on a pending item), credited to added_by."""
+    added_by: _builtins.str
     def __init__(
         self,
         *,
@@ -406,10 +436,12 @@ class AddImageRequest(_message.Message):
         role: Global___ImageRole.ValueType = ...,
         data: _builtins.bytes = ...,
         filename: _builtins.str = ...,
+        pending: _builtins.bool = ...,
+        added_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "filename", b"filename", "item_id", b"item_id", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_by", b"added_by", "data", b"data", "filename", b"filename", "item_id", b"item_id", "pending", b"pending", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -527,15 +559,18 @@ class ListImagesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ITEM_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_PENDING_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
+    include_pending: _builtins.bool
     def __init__(
         self,
         *,
         item_id: _builtins.str = ...,
+        include_pending: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["item_id", b"item_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_pending", b"include_pending", "item_id", b"item_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -560,6 +595,116 @@ class ListImagesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListImagesResponse: _TypeAlias = ListImagesResponse  # noqa: Y015
+
+@_typing.final
+class ListContributionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """0: 20, at most 100"""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListContributionsRequest: _TypeAlias = ListContributionsRequest  # noqa: Y015
+
+@_typing.final
+class Contribution(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    PENDING_IMAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___Item:
+        """Pending itself, or approved with pending images."""
+
+    @_builtins.property
+    def pending_images(self) -> _containers.RepeatedCompositeFieldContainer[Global___Image]: ...
+    def __init__(
+        self,
+        *,
+        item: Global___Item | None = ...,
+        pending_images: _abc.Iterable[Global___Image] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item", "pending_images", b"pending_images"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Contribution: _TypeAlias = Contribution  # noqa: Y015
+
+@_typing.final
+class ListContributionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRIBUTIONS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """Items with something pending, all of them."""
+    @_builtins.property
+    def contributions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Contribution]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        contributions: _abc.Iterable[Global___Contribution] | None = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contributions", b"contributions", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListContributionsResponse: _TypeAlias = ListContributionsResponse  # noqa: Y015
+
+@_typing.final
+class ApproveItemRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveItemRequest: _TypeAlias = ApproveItemRequest  # noqa: Y015
+
+@_typing.final
+class ApproveImageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveImageRequest: _TypeAlias = ApproveImageRequest  # noqa: Y015
 
 @_typing.final
 class StreamImageRefsRequest(_message.Message):

@@ -84,6 +84,21 @@ class CatalogServiceStub:
                 request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListImagesRequest.SerializeToString,
                 response_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListImagesResponse.FromString,
                 _registered_method=True)
+        self.ListContributions = channel.unary_unary(
+                '/photosearch.catalog.v1.CatalogService/ListContributions',
+                request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListContributionsRequest.SerializeToString,
+                response_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListContributionsResponse.FromString,
+                _registered_method=True)
+        self.ApproveItem = channel.unary_unary(
+                '/photosearch.catalog.v1.CatalogService/ApproveItem',
+                request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ApproveItemRequest.SerializeToString,
+                response_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.Item.FromString,
+                _registered_method=True)
+        self.ApproveImage = channel.unary_unary(
+                '/photosearch.catalog.v1.CatalogService/ApproveImage',
+                request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ApproveImageRequest.SerializeToString,
+                response_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.Image.FromString,
+                _registered_method=True)
         self.StreamImageRefs = channel.unary_stream(
                 '/photosearch.catalog.v1.CatalogService/StreamImageRefs',
                 request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.StreamImageRefsRequest.SerializeToString,
@@ -179,6 +194,29 @@ class CatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListImages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListContributions(self, request, context):
+        """Contributions waiting for review: items and images stored as pending. A pending
+        image is not announced (no ImageAdded event, not in StreamImageRefs), so no
+        vector is made of it until it is approved; a pending item is left out of ListItems.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveItem(self, request, context):
+        """Approving an item approves its pending images; approving an image approves its item.
+        Rejecting is DeleteItem or DeleteImage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveImage(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -283,6 +321,21 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.ListImages,
                     request_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListImagesRequest.FromString,
                     response_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListImagesResponse.SerializeToString,
+            ),
+            'ListContributions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListContributions,
+                    request_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListContributionsRequest.FromString,
+                    response_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListContributionsResponse.SerializeToString,
+            ),
+            'ApproveItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveItem,
+                    request_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ApproveItemRequest.FromString,
+                    response_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.Item.SerializeToString,
+            ),
+            'ApproveImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveImage,
+                    request_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ApproveImageRequest.FromString,
+                    response_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.Image.SerializeToString,
             ),
             'StreamImageRefs': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamImageRefs,
@@ -590,6 +643,87 @@ class CatalogService:
             '/photosearch.catalog.v1.CatalogService/ListImages',
             photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListImagesRequest.SerializeToString,
             photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListContributions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photosearch.catalog.v1.CatalogService/ListContributions',
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListContributionsRequest.SerializeToString,
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListContributionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photosearch.catalog.v1.CatalogService/ApproveItem',
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ApproveItemRequest.SerializeToString,
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.Item.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photosearch.catalog.v1.CatalogService/ApproveImage',
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ApproveImageRequest.SerializeToString,
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.Image.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,16 @@ class CatalogServiceStub:
     GetImage: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetImageRequest, _catalog_pb2.GetImageResponse]
     DeleteImage: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.DeleteImageRequest, _catalog_pb2.DeleteImageResponse]
     ListImages: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ListImagesRequest, _catalog_pb2.ListImagesResponse]
+    ListContributions: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ListContributionsRequest, _catalog_pb2.ListContributionsResponse]
+    """Contributions waiting for review: items and images stored as pending. A pending
+    image is not announced (no ImageAdded event, not in StreamImageRefs), so no
+    vector is made of it until it is approved; a pending item is left out of ListItems.
+    """
+    ApproveItem: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ApproveItemRequest, _catalog_pb2.Item]
+    """Approving an item approves its pending images; approving an image approves its item.
+    Rejecting is DeleteItem or DeleteImage.
+    """
+    ApproveImage: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ApproveImageRequest, _catalog_pb2.Image]
     StreamImageRefs: _grpc.UnaryStreamMultiCallable[_catalog_pb2.StreamImageRefsRequest, _catalog_pb2.ImageRefBatch]
     """Every image id with its item id, in batches: what a rebuild walks."""
     CountImages: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.CountImagesRequest, _catalog_pb2.CountImagesResponse]
@@ -68,6 +78,16 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     GetImage: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetImageRequest, _catalog_pb2.GetImageResponse]  # type: ignore[assignment]
     DeleteImage: _aio.UnaryUnaryMultiCallable[_catalog_pb2.DeleteImageRequest, _catalog_pb2.DeleteImageResponse]  # type: ignore[assignment]
     ListImages: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ListImagesRequest, _catalog_pb2.ListImagesResponse]  # type: ignore[assignment]
+    ListContributions: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ListContributionsRequest, _catalog_pb2.ListContributionsResponse]  # type: ignore[assignment]
+    """Contributions waiting for review: items and images stored as pending. A pending
+    image is not announced (no ImageAdded event, not in StreamImageRefs), so no
+    vector is made of it until it is approved; a pending item is left out of ListItems.
+    """
+    ApproveItem: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ApproveItemRequest, _catalog_pb2.Item]  # type: ignore[assignment]
+    """Approving an item approves its pending images; approving an image approves its item.
+    Rejecting is DeleteItem or DeleteImage.
+    """
+    ApproveImage: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ApproveImageRequest, _catalog_pb2.Image]  # type: ignore[assignment]
     StreamImageRefs: _aio.UnaryStreamMultiCallable[_catalog_pb2.StreamImageRefsRequest, _catalog_pb2.ImageRefBatch]  # type: ignore[assignment]
     """Every image id with its item id, in batches: what a rebuild walks."""
     CountImages: _aio.UnaryUnaryMultiCallable[_catalog_pb2.CountImagesRequest, _catalog_pb2.CountImagesResponse]  # type: ignore[assignment]
@@ -152,6 +172,34 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalog_pb2.ListImagesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_pb2.ListImagesResponse, _abc.Awaitable[_catalog_pb2.ListImagesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListContributions(
+        self,
+        request: _catalog_pb2.ListContributionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.ListContributionsResponse, _abc.Awaitable[_catalog_pb2.ListContributionsResponse]]:
+        """Contributions waiting for review: items and images stored as pending. A pending
+        image is not announced (no ImageAdded event, not in StreamImageRefs), so no
+        vector is made of it until it is approved; a pending item is left out of ListItems.
+        """
+
+    @_abc_1.abstractmethod
+    def ApproveItem(
+        self,
+        request: _catalog_pb2.ApproveItemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.Item, _abc.Awaitable[_catalog_pb2.Item]]:
+        """Approving an item approves its pending images; approving an image approves its item.
+        Rejecting is DeleteItem or DeleteImage.
+        """
+
+    @_abc_1.abstractmethod
+    def ApproveImage(
+        self,
+        request: _catalog_pb2.ApproveImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.Image, _abc.Awaitable[_catalog_pb2.Image]]: ...
 
     @_abc_1.abstractmethod
     def StreamImageRefs(
