@@ -118,7 +118,8 @@ async def stack(
             transport=transport,
             base_url="http://gateway",
             timeout=30,
-            headers={"Authorization": f"Bearer {CONTRIBUTOR_TOKEN}"},
+            # An admin writes: approved at once (moderation: test_moderation.py).
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         ) as http:
             yield Stack(
                 services,
