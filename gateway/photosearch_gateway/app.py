@@ -19,6 +19,7 @@ from photosearch_gateway.routes import (
     admin_catalog,
     assets,
     fallback,
+    imports,
     items,
     public,
     review,
@@ -127,7 +128,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RequestContext, metrics=metrics, share_resources=bool(origins))
-    for module in (system, public, items, fallback, admin, admin_catalog, review, assets):
+    for module in (
+        system,
+        public,
+        items,
+        fallback,
+        admin,
+        admin_catalog,
+        review,
+        imports,
+        assets,
+    ):
         app.include_router(module.router)
     _tidy_openapi(app)
     return app

@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_ORT_DIR = Path(__file__).resolve().parent.parent / "web/node_modules/onnxruntime-web/dist"
 # Swagger UI for /docs, from the same npm install (no CDN: the CSP and closed networks).
 DEFAULT_SWAGGER_DIR = Path(__file__).resolve().parent.parent / "web/node_modules/swagger-ui-dist"
+# i18next's ES module, which the pages translate their words with.
+DEFAULT_I18NEXT_DIR = Path(__file__).resolve().parent.parent / "web/node_modules/i18next/dist/esm"
 # An origin as browsers send it: scheme, host and an optional port, nothing after.
 _ORIGIN = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
 
@@ -76,6 +78,8 @@ class GatewaySettings(BaseSettings):
     ort_dir: Path = DEFAULT_ORT_DIR
     # swagger-ui-dist's folder (the /docs page).
     swagger_dir: Path = DEFAULT_SWAGGER_DIR
+    # i18next's dist/esm folder.
+    i18next_dir: Path = DEFAULT_I18NEXT_DIR
     # Per-client token buckets: sustained requests per minute and burst; 0 = no limit.
     search_rate_per_minute: float = Field(default=120.0, ge=0)
     search_burst: int = Field(default=30, ge=1)

@@ -3,6 +3,7 @@
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from photosearch.common.clock import elapsed_ms
 from photosearch.common.local import SALIENT_CELLS
@@ -71,6 +72,16 @@ def model_asset(files: ModelFiles) -> ModelAsset:
     )
 
 
+def _unavailable(code: str, reason: str, common: dict[str, Any]) -> PublicConfig:
+    return PublicConfig(
+        photo_search_available=False,
+        unavailable_reason=reason,
+        unavailable_code=code,
+        model=None,
+        **common,
+    )
+
+
 async def public_config(gw: Gateway) -> PublicConfig:
     settings = await gw.catalog_settings.get()
     fallback = settings.web_fallback_enabled and settings.vision_api_key_set
@@ -82,30 +93,22 @@ async def public_config(gw: Gateway) -> PublicConfig:
     }
     if not settings.photo_search_enabled:
         reason = "photo search is turned off (an admin can turn it on)"
-        return PublicConfig(
-            photo_search_available=False, unavailable_reason=reason, model=None, **common
-        )
+        return _unavailable("photo_search_off", reason, common)
     try:
         model_id = await gw.active_model.get()
     except ApiError as exc:
         if exc.code != NO_ACTIVE_MODEL:
             raise
-        return PublicConfig(
-            photo_search_available=False, unavailable_reason=exc.message, model=None, **common
-        )
+        return _unavailable("no_active_model", exc.message, common)
     files = gw.model_files(model_id)
     if files is None:
         reason = f"the model {model_id} has not been exported for browsers yet"
-        return PublicConfig(
-            photo_search_available=False, unavailable_reason=reason, model=None, **common
-        )
+        return _unavailable("model_not_exported", reason, common)
     try:
         asset = model_asset(files)
     except (OSError, ValueError) as exc:
         reason = f"the files of model {model_id} are unreadable ({type(exc).__name__})"
-        return PublicConfig(
-            photo_search_available=False, unavailable_reason=reason, model=None, **common
-        )
+        return _unavailable("model_unreadable", reason, common)
     return PublicConfig(photo_search_available=True, unavailable_reason=None, model=asset, **common)
 
 

@@ -318,6 +318,11 @@ class PublicConfig(BaseModel):
         description="Enabled, and the active model's files can be downloaded."
     )
     unavailable_reason: str | None
+    unavailable_code: str | None = Field(
+        default=None,
+        description="Why, as a stable code a page can translate: photo_search_off, "
+        "no_active_model, model_not_exported, model_unreadable.",
+    )
     model: ModelAsset | None
     web_fallback_available: bool = Field(
         description="Turned on and a Google Vision key is set: the page may offer it."

@@ -56,12 +56,17 @@ def write_y4m(image: Image.Image, path: Path, frames: int = 10) -> Path:
 
 
 @contextmanager
-def chromium(extra_flags: Sequence[str] = ()) -> Iterator[webdriver.Chrome]:
+def chromium(
+    extra_flags: Sequence[str] = (), languages: str = "en-US,en"
+) -> Iterator[webdriver.Chrome]:
+    """`languages`: what the browser says its user reads (navigator.languages)."""
     profile = tempfile.mkdtemp(prefix="photosearch-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in [*FLAGS, *extra_flags, f"--user-data-dir={profile}"]:
+    first = languages.split(",")[0]
+    for flag in [*FLAGS, *extra_flags, f"--user-data-dir={profile}", f"--lang={first}"]:
         options.add_argument(flag)
+    options.add_experimental_option("prefs", {"intl.accept_languages": languages})
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
     try:

@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 
 from photosearch.common.local import SALIENT_CELLS, LocalGrid, from_proto
 from photosearch.common.model_files import ModelFiles
@@ -37,6 +38,7 @@ from tests.e2e.photos import COIL, LEGO, dvd_reference, varied_photos
 from tests.integration.gateway.models import MODEL_ID, exported_model
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
 from tests.support.mesh_state import catalog_image_ids
+from tests.support.object_store import PhotoServer
 
 pytestmark = [
     pytest.mark.slow,
@@ -83,6 +85,8 @@ def mesh(
         "GATEWAY_SEARCH_RATE_PER_MINUTE": "0",
         "GATEWAY_CORS_ORIGINS": app_origin,
         "FALLBACK_VISION_ENDPOINT": vision.endpoint,
+        # The import test's photo server is on loopback.
+        "CATALOG_IMPORT_ALLOW_PRIVATE_URLS": "true",
     }
     with Mesh(tmp_path_factory.mktemp("browser") / "data", extra_env=extra) as running:
         yield running
@@ -125,6 +129,9 @@ def open_page(driver, mesh: Mesh) -> None:
 def open_admin(driver, mesh: Mesh) -> None:
     """The admin page, signed in with the dev stack's token, once it has loaded."""
     driver.get(mesh.gateway_url + "/admin")
+    browser.wait_for(
+        lambda: driver.execute_script("return document.body.dataset.language"), what="words"
+    )
     driver.find_element(By.ID, "token").send_keys(mesh.secrets["admin_token"])
     driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
     browser.wait_for(
@@ -235,8 +242,8 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
     assert len(timings.get("local_ms", [])) == len(body.get("local", []))
     server = [stage for stage, ms in timings["server"] if ms >= 0]
     assert server == ["candidates", *(["rerank"] if has_local else []), "names", "search"]
-    assert stages[:2] == ["Model", "Fingerprint on this device"]
-    assert "Search: item names" in stages and stages[-1] == "Photo to answer, on this page"
+    assert stages[:2] == ["model", "fingerprint"]
+    assert "names" in stages and stages[-1] == "page"
     assert body["model_id"] == MODEL_ID and len(body["vector"]) == 1280
     assert all(isinstance(v, float | int) for v in body["vector"])
     # No request of the photo search carried the photo: nothing but the JSON fingerprint and,
@@ -841,17 +848,14 @@ def test_admin_reviews_contributions_and_edits_the_catalog(
         nearest = copy.find_elements(By.CSS_SELECTOR, ".nearest li")
         assert nearest and nearest[0].get_attribute("data-item-id") == catalog[3], copy.text
         assert "from contributor-token" in copy.text
-        reject = next(
-            b for b in copy.find_elements(By.TAG_NAME, "button") if b.text == "Reject item"
-        )
+        reject = copy.find_element(By.CSS_SELECTOR, 'button[data-action="review.reject_item"]')
+        assert reject.text == "Reject item"
         reject.click()
         assert reject.text == "Really reject item?"
         reject.click()
         browser.wait_for(lambda: entry(added["Cover 003 again"]) is None, what="the copy rejected")
         new = entry(added["A new figure"])
-        next(
-            b for b in new.find_elements(By.TAG_NAME, "button") if b.text == "Approve item"
-        ).click()
+        new.find_element(By.CSS_SELECTOR, 'button[data-action="review.approve_item"]').click()
         browser.wait_for(lambda: entry(added["A new figure"]) is None, what="the item approved")
         assert "Approved" in driver.find_element(By.ID, "review-message").text
 
@@ -863,7 +867,7 @@ def test_admin_reviews_contributions_and_edits_the_catalog(
             lambda: (driver.find_elements(By.CSS_SELECTOR, row_css) or [None])[0],
             what="the item found",
         )
-        next(b for b in row.find_elements(By.TAG_NAME, "button") if b.text == "Edit").click()
+        row.find_element(By.CSS_SELECTOR, 'button[data-action="catalog.edit"]').click()
         series = row.find_element(By.CSS_SELECTOR, "form.edit input[name=series]")
         series.send_keys("Minifigures")
         row.find_element(By.CSS_SELECTOR, "form.edit button[type=submit]").click()
@@ -872,7 +876,7 @@ def test_admin_reviews_contributions_and_edits_the_catalog(
         )
         row = driver.find_element(By.CSS_SELECTOR, row_css)
         assert "Minifigures" in row.text
-        next(b for b in row.find_elements(By.TAG_NAME, "button") if b.text == "Photos").click()
+        row.find_element(By.CSS_SELECTOR, 'button[data-action="catalog.photos"]').click()
         delete = browser.wait_for(
             lambda: (row.find_elements(By.CSS_SELECTOR, ".photos figure button") or [None])[0],
             what="the photos",
@@ -884,3 +888,89 @@ def test_admin_reviews_contributions_and_edits_the_catalog(
         assert http.get(f"/api/v1/items/{added['Cover 003 again']}").status_code == 404
         item = http.get(f"/api/v1/items/{added['A new figure']}").json()
         assert (item["pending"], item["series"], item["image_count"]) == (False, "Minifigures", 0)
+
+
+def test_the_page_speaks_french_to_a_french_browser_and_remembers_a_switch(
+    mesh: Mesh, catalog: dict[int, str], tmp_path: Path
+) -> None:
+    with browser.chromium(languages="fr-FR,fr") as driver:
+        open_page(driver, mesh)
+        assert driver.execute_script("return document.documentElement.lang") == "fr"
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Reconnaître par photo"
+        assert driver.title == "photosearch : reconnaître par photo"
+        status = driver.find_element(By.ID, "status").text
+        assert status == "Photographiez l'objet, ou choisissez une photo de lui.", status
+        web = driver.find_element(By.ID, "web-search").get_attribute("textContent")
+        assert web == "Chercher sur le web"
+        pick(driver, turned_copy(tmp_path, 2), searches=1)
+        heading = driver.find_element(By.CSS_SELECTOR, "#results h2").text
+        assert heading == "Est-ce l'un de ceux-ci ?"
+        band = driver.find_element(By.ID, "band-text").text
+        assert band in {
+            "Correspondance : c'est cet objet.",
+            "Correspondances possibles : vérifiez les photos.",
+            "Aucune bonne correspondance dans le catalogue.",
+        }, band
+        assert driver.find_element(By.CSS_SELECTOR, "#candidates li button").text == "Celui-ci"
+        stages = driver.find_elements(By.CSS_SELECTOR, "#timings tbody th")
+        assert stages[0].get_attribute("textContent") == "Modèle"
+        # The visitor switches to English: kept on this device, across reloads.
+        Select(driver.find_element(By.ID, "language")).select_by_value("en")
+        browser.wait_for(
+            lambda: driver.execute_script(
+                "return document.documentElement.lang === 'en' && document.body.dataset.ready"
+            ),
+            what="the English page",
+        )
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Recognise by photo"
+        open_page(driver, mesh)
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Recognise by photo"
+
+
+def test_the_admin_page_in_french(mesh: Mesh, catalog: dict[int, str]) -> None:
+    with browser.chromium(languages="fr-CA,fr,en") as driver:
+        open_admin(driver, mesh)
+        assert driver.find_element(By.ID, "rebuild").text == "Réindexer"
+        summary = driver.find_element(By.ID, "index-summary").text
+        assert re.search(r"\d+ images indexées sur \d+", summary), summary
+        assert driver.find_element(By.CSS_SELECTOR, "#review h2").text == "File de validation"
+        assert driver.find_element(By.ID, "key-state").text == "définie (masquée)"
+
+
+def test_admin_imports_a_csv_of_photo_urls_with_a_progress_bar(
+    mesh: Mesh, catalog: dict[int, str], tmp_path: Path
+) -> None:
+    figures = sorted(LEGO.rglob("*.jpg"))[2:5]
+    with PhotoServer() as web:
+        rows = []
+        for n, path in enumerate(figures):
+            web.photos[f"{n}.jpg"] = path.read_bytes()
+            rows.append(f"Imported figure {n},LEGO,{web.url}/pace/{n}.jpg")
+        rows.append(f"Lost figure,LEGO,{web.url}/missing")
+        sheet = tmp_path / "photos.csv"
+        sheet.write_text("name,series,image_url\n" + "\n".join(rows) + "\n")
+        with browser.chromium() as driver:
+            open_admin(driver, mesh)
+            driver.find_element(By.ID, "import-csv").send_keys(str(sheet))
+            driver.find_element(By.CSS_SELECTOR, "#import-form button[type=submit]").click()
+            message = driver.find_element(By.ID, "import-message")
+            browser.wait_for(lambda: message.text, what="the import started")
+            assert message.text == "Started: 4 photos to import.", message.text
+            row = browser.wait_for(
+                lambda: (
+                    driver.find_elements(By.CSS_SELECTOR, '#imports li[data-state="done"]')
+                    or [None]
+                )[0],
+                timeout=60,
+                what="the import done",
+            )
+            bar = row.find_element(By.TAG_NAME, "progress")
+            assert (bar.get_attribute("value"), bar.get_attribute("max")) == ("4", "4")
+            assert "Done: 3 of 4 imported, 1 failed." in row.text, row.text
+            row.find_element(By.TAG_NAME, "summary").click()
+            assert f"{web.url}/missing: HTTP 404" in row.text
+    with httpx.Client(base_url=mesh.gateway_url, timeout=30, headers=mesh.admin_auth) as http:
+        found = http.get("/api/v1/admin/items", params={"query": "Imported figure"}).json()
+        assert sorted(i["name"] for i in found["items"]) == [
+            f"Imported figure {n}" for n in range(3)
+        ]

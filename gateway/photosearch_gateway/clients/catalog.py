@@ -88,6 +88,28 @@ class CatalogClient:
         request = pb.FindCopiesRequest(max_distance=max_distance, limit=limit)
         return await self.rpc.unary("FindCopies", self.stub.FindCopies, request, self.admin_timeout)
 
+    async def start_import(
+        self, source: str, csv: bytes, update_existing: bool, started_by: str
+    ) -> pb.ImportJob:
+        request = pb.StartImportRequest(
+            source=source, csv=csv, update_existing=update_existing, started_by=started_by
+        )
+        # Listing a large bucket takes a while: the admin deadline.
+        return await self.rpc.unary(
+            "StartImport", self.stub.StartImport, request, self.admin_timeout
+        )
+
+    async def get_import(self, job_id: str) -> pb.ImportJob:
+        return await self.rpc.unary(
+            "GetImport", self.stub.GetImport, pb.GetImportRequest(id=job_id)
+        )
+
+    async def list_imports(self, limit: int) -> list[pb.ImportJob]:
+        reply = await self.rpc.unary(
+            "ListImports", self.stub.ListImports, pb.ListImportsRequest(limit=limit)
+        )
+        return list(reply.jobs)
+
     async def get_settings(self) -> pb.Settings:
         return await self.rpc.unary("GetSettings", self.stub.GetSettings, pb.GetSettingsRequest())
 

@@ -24,11 +24,14 @@ SWAGGER_FILES = {
     "swagger-ui-bundle.js": "text/javascript",
     "swagger-ui.css": "text/css",
 }
+# i18next, as one ES module.
+I18NEXT_FILES = {"i18next.js": "text/javascript"}
 _STATIC_TYPES = {
     ".js": "text/javascript",
     ".css": "text/css",
     ".svg": "image/svg+xml",
     ".webmanifest": "application/manifest+json",
+    ".json": "application/json",
 }
 # Pages and their scripts change with a release: revalidate each time (cheap 304s).
 REVALIDATE = "no-cache"
@@ -84,6 +87,11 @@ async def static_file(name: Annotated[str, Path(max_length=200)]) -> FileRespons
         raise _not_found("file")
     media = _STATIC_TYPES.get(path.suffix)
     return FileResponse(path, media_type=media, headers={"Cache-Control": REVALIDATE})
+
+
+@router.get("/vendor/i18next/{name}")
+async def i18next_file(name: str, gw: GatewayDep) -> FileResponse:
+    return _npm_file(gw.settings.i18next_dir, name, I18NEXT_FILES, "i18next", "i18next_missing")
 
 
 @router.get("/vendor/ort/{name}")

@@ -1,11 +1,12 @@
 """Settings of the catalog service (environment variables prefixed CATALOG_)."""
 
 from cryptography.fernet import Fernet, MultiFernet
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from photosearch.common.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from photosearch.common.settings import DatabaseSettings, NatsSettings, ServiceSettings
+from photosearch_catalog.import_fetch import FetchLimits
 from photosearch_catalog.intake import ImageLimits
 from photosearch_catalog.relay import RelayOptions
 
@@ -54,6 +55,17 @@ class CatalogSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     # the ones this replica stores, hashed at once): stored before hashing existed, by
     # an older scheme, or by a replica that stopped before hashing them.
     copy_hash_recheck_seconds: float = Field(default=300.0, gt=0)
+    # Import jobs (StartImport): S3-compatible endpoint (empty: AWS, or boto3's own
+    # AWS_ENDPOINT_URL_S3), photos fetched at once per replica, per-URL deadline and
+    # redirects, and whether plain http and private addresses may be fetched (tests, an
+    # intranet store; never on a cluster that can reach its own services).
+    s3_endpoint_url: str = Field(
+        default="", validation_alias=AliasChoices("CATALOG_S3_ENDPOINT_URL", "S3_ENDPOINT_URL")
+    )
+    import_concurrency: int = Field(default=8, ge=1, le=64)
+    import_url_timeout_seconds: float = Field(default=20.0, gt=0)
+    import_max_redirects: int = Field(default=3, ge=0, le=10)
+    import_allow_private_urls: bool = False
 
     @field_validator("settings_key")
     @classmethod
@@ -66,6 +78,14 @@ class CatalogSettings(NatsSettings, DatabaseSettings, ServiceSettings):
 
     def image_limits(self) -> ImageLimits:
         return ImageLimits(self.max_image_bytes, self.max_image_pixels, self.max_thumbnail_size)
+
+    def fetch_limits(self) -> FetchLimits:
+        return FetchLimits(
+            max_bytes=self.max_image_bytes,
+            timeout_seconds=self.import_url_timeout_seconds,
+            max_redirects=self.import_max_redirects,
+            allow_private=self.import_allow_private_urls,
+        )
 
     def relay_options(self) -> RelayOptions:
         return RelayOptions(

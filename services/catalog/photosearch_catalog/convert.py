@@ -14,6 +14,7 @@ from photosearch_catalog.domain import (
     ImageRef,
     ImageRole,
     ImportImage,
+    ImportJob,
     ImportRecord,
     ImportSummary,
     Item,
@@ -98,6 +99,25 @@ def image_to_proto(image: Image) -> catalog_pb2.Image:
         pending=image.pending,
         added_by=image.added_by,
     )
+
+
+def import_job_to_proto(job: ImportJob) -> catalog_pb2.ImportJob:
+    message = catalog_pb2.ImportJob(
+        id=job.id,
+        source=job.source,
+        state=job.state,
+        total=job.total,
+        done=job.done,
+        failed=job.failed,
+        failures=[
+            catalog_pb2.ImportJobFailure(location=f.location, reason=f.reason) for f in job.failures
+        ],
+        created_at=_timestamp(job.created_at),
+        started_by=job.started_by,
+    )
+    if job.finished_at is not None:
+        message.finished_at.CopyFrom(_timestamp(job.finished_at))
+    return message
 
 
 def import_record_from_proto(record: catalog_pb2.ImportRecord) -> ImportRecord:

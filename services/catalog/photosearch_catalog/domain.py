@@ -211,3 +211,41 @@ class ImportSummary:
         self.images_added += other.images_added
         self.images_existing += other.images_existing
         self.errors.extend(other.errors)
+
+
+@dataclass(frozen=True)
+class ImportEntry:
+    import_key: str
+    location: str  # "https://..." or "s3://bucket/key"
+    fields: ItemFields
+
+
+@dataclass(frozen=True)
+class EntryFailure:
+    location: str
+    reason: str
+
+
+@dataclass
+class ImportJob:
+    id: str
+    source: str
+    state: str  # running, done
+    started_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    # The first few (import_jobs.FAILURES_SHOWN).
+    failures: list[EntryFailure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ClaimedEntry:
+    """An entry a runner is importing now (its row is locked until it records how it went)."""
+
+    job_id: str
+    position: int
+    entry: ImportEntry
+    update_existing: bool

@@ -14,6 +14,7 @@ from photosearch_catalog.convert import (
     fields_from_proto,
     image_refs_to_proto,
     image_to_proto,
+    import_job_to_proto,
     import_record_from_proto,
     import_summary_to_proto,
     item_to_proto,
@@ -21,6 +22,7 @@ from photosearch_catalog.convert import (
     settings_to_proto,
 )
 from photosearch_catalog.domain import Contributor, ImageRole, ImportRecord, ItemFilter
+from photosearch_catalog.import_jobs import ImportJobService
 from photosearch_catalog.service import CatalogService
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -28,11 +30,16 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def __init__(
-        self, catalog: CatalogService, imports: ImportService, settings: AdminSettingsService
+        self,
+        catalog: CatalogService,
+        imports: ImportService,
+        settings: AdminSettingsService,
+        jobs: ImportJobService,
     ) -> None:
         self.catalog = catalog
         self.imports = imports
         self.settings = settings
+        self.jobs = jobs
 
     async def CreateItem(
         self, request: catalog_pb2.CreateItemRequest, context: Context
@@ -163,6 +170,25 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 yield import_record_from_proto(record)
 
         return import_summary_to_proto(await self.imports.import_records(records()))
+
+    async def StartImport(
+        self, request: catalog_pb2.StartImportRequest, context: Context
+    ) -> catalog_pb2.ImportJob:
+        job = await self.jobs.start(
+            request.source, request.csv, request.update_existing, request.started_by
+        )
+        return import_job_to_proto(job)
+
+    async def GetImport(
+        self, request: catalog_pb2.GetImportRequest, context: Context
+    ) -> catalog_pb2.ImportJob:
+        return import_job_to_proto(await self.jobs.get(request.id))
+
+    async def ListImports(
+        self, request: catalog_pb2.ListImportsRequest, context: Context
+    ) -> catalog_pb2.ListImportsResponse:
+        jobs = await self.jobs.recent(request.limit)
+        return catalog_pb2.ListImportsResponse(jobs=[import_job_to_proto(j) for j in jobs])
 
     async def GetSettings(
         self, request: catalog_pb2.GetSettingsRequest, context: Context

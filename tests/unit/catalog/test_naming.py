@@ -2,7 +2,7 @@
 
 import pytest
 
-from photosearch_catalog.cli.naming import Label, label_from_stem
+from photosearch_catalog.naming import Label, label_from_stem
 
 CASES = [
     # the examples the rules come from

@@ -474,6 +474,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Imports */
+        get: operations["listImports"];
+        put?: never;
+        /**
+         * Start Import
+         * @description Start an import job: catalog lists the photos now and fetches them in the background;
+         *     poll `GET /api/v1/admin/imports/{id}` for its progress.
+         */
+        post: operations["startImport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/imports/{import_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Import */
+        get: operations["getImport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -640,6 +679,25 @@ export interface components {
              * @default 10
              */
             max_results: number;
+        };
+        /** Body_startImport */
+        Body_startImport: {
+            /**
+             * Source
+             * @description s3://bucket/prefix
+             * @default
+             */
+            source: string;
+            /**
+             * Csv
+             * @description A CSV with image_url (or url) and name columns
+             */
+            csv?: string | null;
+            /**
+             * Update Existing
+             * @default false
+             */
+            update_existing: boolean;
         };
         /** Candidate */
         Candidate: {
@@ -928,6 +986,61 @@ export interface components {
              */
             hash_quality?: number | null;
         };
+        /** ImportFailure */
+        ImportFailure: {
+            /**
+             * Location
+             * @description "https://..." or "s3://bucket/key"
+             */
+            location: string;
+            /** Reason */
+            reason: string;
+        };
+        /** ImportJob */
+        ImportJob: {
+            /** Id */
+            id: string;
+            /** Source */
+            source: string;
+            /**
+             * State
+             * @description "running" or "done"
+             */
+            state: string;
+            /**
+             * Total
+             * @description Photos to import.
+             */
+            total: number;
+            /** Done */
+            done: number;
+            /** Failed */
+            failed: number;
+            /**
+             * Progress
+             * @description (done + failed) / total
+             */
+            progress: number;
+            /**
+             * Failures
+             * @description The first 50, in the job's order.
+             */
+            failures: components["schemas"]["ImportFailure"][];
+            /** Started By */
+            started_by: string;
+            /** Created At */
+            created_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+        };
+        /** ImportJobList */
+        ImportJobList: {
+            /**
+             * Jobs
+             * @description Newest first.
+             */
+            jobs: components["schemas"]["ImportJob"][];
+        };
         /** IndexStatus */
         IndexStatus: {
             /** Model Id */
@@ -1196,6 +1309,11 @@ export interface components {
             photo_search_available: boolean;
             /** Unavailable Reason */
             unavailable_reason: string | null;
+            /**
+             * Unavailable Code
+             * @description Why, as a stable code a page can translate: photo_search_off, no_active_model, model_not_exported, model_unreadable.
+             */
+            unavailable_code?: string | null;
             model: components["schemas"]["ModelAsset"] | null;
             /**
              * Web Fallback Available
@@ -3325,6 +3443,227 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AdminImage"];
+                };
+            };
+            /** @description Invalid request (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token is good but may not do this (the message says what would) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway is down or slow (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listImports: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJobList"];
+                };
+            };
+            /** @description Invalid request (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token is good but may not do this (the message says what would) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway is down or slow (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    startImport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_startImport"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJob"];
+                };
+            };
+            /** @description Invalid request (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token is good but may not do this (the message says what would) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway is down or slow (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getImport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                import_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJob"];
                 };
             };
             /** @description Invalid request (the message names the field) */

@@ -5,6 +5,7 @@ import { AS_TAKEN, createRuntime, Fingerprinter, RegionDescriber, TURNED, TURNS 
 import { api, el, serverTimings } from "/static/js/api.js";
 import * as collection from "/static/js/collection.js";
 import * as contributor from "/static/js/contributor.js";
+import { codeText, errorText, setup as setupLanguage, t } from "/static/js/i18n.js";
 import { Scanner, scanAvailable } from "/static/js/scan.js";
 
 const $ = (id) => document.getElementById(id);
@@ -30,12 +31,11 @@ function status(text) {
   $("status").textContent = text;
 }
 
-function showProgress(received, total, cached, what = "model") {
+function showProgress(received, total, cached, what = "progress.model") {
   $("progress").hidden = false;
   $("progress-bar").value = total ? received / total : 0;
-  $("progress-text").textContent = cached
-    ? `${what} loaded from this device's cache`
-    : `downloading the ${what} (once): ${(received / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`;
+  const values = { what: t(what), received: (received / 1e6).toFixed(1), total: (total / 1e6).toFixed(1) };
+  $("progress-text").textContent = t(cached ? "progress.cached" : "progress.downloading", values);
 }
 
 // onnxruntime-web (wasm) from where the gateway serves it (/config's ort_base_url), loaded
@@ -69,7 +69,7 @@ async function regionDescriber() {
   if (!state.config.model.local) return null;
   if (state.describer) return state.describer;
   if (!state.describerLoading) {
-    const onProgress = (received, total, cached) => showProgress(received, total, cached, "region model");
+    const onProgress = (received, total, cached) => showProgress(received, total, cached, "progress.region_model");
     state.describerLoading = runtime().then((rt) => RegionDescriber.load(state.config.model, { runtime: rt, onProgress }));
   }
   try {
@@ -89,12 +89,12 @@ async function localDescriptors(photo, which = "as taken", quiet = false) {
   if (!state.config.model.local) return [];
   const turned = which === "turned";
   try {
-    if (!state.describer) status("Loading the region model…");
+    if (!state.describer) status(t("status.loading_regions"));
     const describer = await regionDescriber();
     const turns = { "as taken": AS_TAKEN, turned: TURNED, all: TURNS }[which];
     const onView = (index, total) => quiet ? null : !turned
-      ? status(`Comparing regions on this device (view ${index + 1} of ${total})…`)
-      : turnedStatus(`checking turned views (${index + 1} of ${total})…`);
+      ? status(t("status.comparing_regions", { index: index + 1, total }))
+      : turnedStatus(t("turned.checking_view", { index: index + 1, total }));
     const { views, times, runTimes } = await describer.describe(photo, onView, turns);
     const timings = window.photosearch.timings;
     timings.local_ms = [...(timings.local_ms ?? []), ...times];
@@ -104,8 +104,8 @@ async function localDescriptors(photo, which = "as taken", quiet = false) {
     $("progress").hidden = true;
     $("search-note").hidden = false;
     $("search-note").textContent = !turned
-      ? `Matched by fingerprint only (the region check did not run: ${error.message}).`
-      : `Turned views were not checked (${error.message}).`;
+      ? t("notes.fingerprint_only", { reason: error.message })
+      : t("notes.turned_unchecked", { reason: error.message });
     document.body.dataset.localError = error.message;
     return [];
   }
@@ -122,11 +122,7 @@ function turnedStatus(text) {
 const scoreText = (score) => score.toFixed(2);
 
 // How much the answer can be trusted (search's band, chosen on held-out items).
-const BANDS = {
-  match: "Match: this is the item.",
-  possible: "Possible matches: check the photos.",
-  no_match: "No good match in the catalog.",
-};
+const bandText = (band) => (band ? t(`bands.${band}`) : "");
 
 // What the list shows of an answer: an answer that shows the same is not drawn again.
 const shown = (result) => JSON.stringify([result.band, ...result.candidates.map((c) => [
@@ -134,7 +130,7 @@ const shown = (result) => JSON.stringify([result.band, ...result.candidates.map(
 
 function renderBand(band) {
   $("band").dataset.band = band;
-  $("band-text").textContent = BANDS[band] ?? "";
+  $("band-text").textContent = bandText(band);
   $("band-add").hidden = band !== "no_match";
   // No good match: adding the item by hand comes first.
   const main = $("results").parentElement;
@@ -157,7 +153,7 @@ function renderCandidates(result) {
     // Verified: the photo's regions match this item's image under one geometric mapping,
     // far above what they match of the other candidates (search's verified flag).
     const verified = candidate.verified
-      ? el("span", { class: "verified", title: `${candidate.inliers} matching regions`, text: "verified" })
+      ? el("span", { class: "verified", title: t("results.matching_regions", { count: candidate.inliers }), text: t("results.verified") })
       : "";
     list.append(
       el("li", { class: "candidate", "data-item-id": item.id, "data-inliers": String(candidate.inliers ?? 0) },
@@ -168,10 +164,10 @@ function renderCandidates(result) {
           el("div", { class: "quiet", text: details })),
         el("span", {
           class: "score",
-          title: `fingerprint ${scoreText(candidate.global_score ?? candidate.score)}`,
+          title: t("results.fingerprint_score", { score: scoreText(candidate.global_score ?? candidate.score) }),
           text: scoreText(candidate.score),
         }),
-        el("button", { type: "button", text: "This one", onclick: () => confirm(item) })),
+        el("button", { type: "button", text: t("results.this_one"), onclick: () => confirm(item) })),
     );
   }
 }
@@ -200,9 +196,9 @@ async function renderCollection() {
       el("td", {}, el("strong", { text: row.name }), el("div", { class: "quiet", text: details })),
       el("td", { class: "count", text: String(row.count) }),
       el("td", { class: "row" },
-        el("button", { type: "button", class: "less", "aria-label": `One less ${row.name}`, text: "−", onclick: update(-1) }),
-        el("button", { type: "button", class: "more", "aria-label": `One more ${row.name}`, text: "+", onclick: update(1) }),
-        el("button", { type: "button", class: "remove", text: "Remove",
+        el("button", { type: "button", class: "less", "aria-label": t("collection.one_less", { name: row.name }), text: "−", onclick: update(-1) }),
+        el("button", { type: "button", class: "more", "aria-label": t("collection.one_more", { name: row.name }), text: "+", onclick: update(1) }),
+        el("button", { type: "button", class: "remove", text: t("collection.remove"),
           onclick: async () => { await collection.remove(row.id); await renderCollection(); } })));
   }));
 }
@@ -211,10 +207,10 @@ async function collectConfirmed() {
   if (!state.confirmed) return;
   try {
     await collection.change(state.confirmed, 1);
-    $("collect-result").textContent = "In your collection.";
+    $("collect-result").textContent = t("collection.added");
     await renderCollection();
   } catch (error) {
-    $("collect-result").textContent = `Not saved on this device: ${error.message}`;
+    $("collect-result").textContent = t("collection.not_saved", { reason: error.message });
   }
 }
 
@@ -237,11 +233,11 @@ async function addPhotoToConfirmed() {
     const added = await api(`/api/v1/items/${itemId}/images`, {
       method: "POST", form, token: contributor.token(),
     });
-    $("add-photo-result").textContent = !added.created ? "That photo was already there."
-      : added.image.pending ? "Thanks: your photo waits for an admin's review." : "Photo added.";
+    $("add-photo-result").textContent = t(!added.created ? "confirmed.already"
+      : added.image.pending ? "confirmed.pending" : "confirmed.added");
   } catch (error) {
-    const signIn = contributor.refused(error) ? " Sign in below, then try again." : "";
-    $("add-photo-result").textContent = `Not added: ${error.message}.${signIn}`;
+    const signIn = contributor.refused(error) ? ` ${t("confirmed.sign_in_retry")}` : "";
+    $("add-photo-result").textContent = t("confirmed.not_added", { reason: errorText(error) }) + signIn;
     $("add-photo").disabled = false;
   }
 }
@@ -249,7 +245,7 @@ async function addPhotoToConfirmed() {
 // `quiet`: the results on screen stay as they are, and so does the status line.
 async function search(query, quiet = false) {
   window.photosearch.lastQuery = query;
-  if (!quiet) status("Searching the catalog…");
+  if (!quiet) status(t("status.searching"));
   let server = [];
   const onReply = (reply) => { server = serverTimings(reply.headers.get("server-timing")); };
   const result = await api("/api/v1/search", { method: "POST", json: query, onReply });
@@ -260,52 +256,45 @@ async function search(query, quiet = false) {
 
 // The details panel: the device's stages (model, fingerprint, regions), then the
 // gateway's Server-Timing of the last search.
-const STAGES = {
-  candidates: "Search: nearest items",
-  rerank: "Search: comparing regions",
-  names: "Search: item names",
-  search: "Search, as the gateway saw it",
-  catalog: "Item names from catalog",
-};
+// Rows are [stage, label, value]; the stage (data-stage) is a stable name.
+const SERVER_STAGES = ["candidates", "rerank", "names", "search", "catalog"];
 
 function showTimings(modelId) {
-  const t = window.photosearch.timings;
+  const times = window.photosearch.timings;
   const sum = (values) => (values ?? []).reduce((a, b) => a + b, 0);
   const rows = [
-    ["Model", modelId],
-    ["Fingerprint on this device", `${t.fingerprint_ms.toFixed(0)} ms`],
+    ["model", t("stages.model"), modelId],
+    ["fingerprint", t("stages.fingerprint"), `${times.fingerprint_ms.toFixed(0)} ms`],
   ];
-  if (t.local_ms?.length) {
-    rows.push([`Regions on this device (${t.local_ms.length} views)`, `${sum(t.local_ms).toFixed(0)} ms`]);
+  if (times.local_ms?.length) {
+    rows.push(["regions", t("stages.regions", { count: times.local_ms.length }), `${sum(times.local_ms).toFixed(0)} ms`]);
   }
-  for (const [stage, ms] of t.server ?? []) {
-    rows.push([STAGES[stage] ?? stage, `${ms.toFixed(1)} ms`]);
+  for (const [stage, ms] of times.server ?? []) {
+    const label = SERVER_STAGES.includes(stage) ? t(`stages.${stage}`) : stage;
+    rows.push([stage, label, `${ms.toFixed(1)} ms`]);
   }
-  rows.push(["Photo to answer, on this page", `${t.final_results_ms.toFixed(0)} ms`]);
+  rows.push(["page", t("stages.page"), `${times.final_results_ms.toFixed(0)} ms`]);
   const body = $("timings-table").tBodies[0];
-  body.replaceChildren(...rows.map(([what, value]) =>
-    el("tr", { "data-stage": what }, el("th", { scope: "row", text: what }), el("td", { text: value }))));
+  body.replaceChildren(...rows.map(([stage, label, value]) =>
+    el("tr", { "data-stage": stage }, el("th", { scope: "row", text: label }), el("td", { text: value }))));
   $("timings").hidden = false;
 }
 
 // An answer on screen; `mark`: the page's time from the photo to it (ms).
-const NEXT_STEP = {
-  match: "Confirm it, or pick another.",
-  possible: "Pick the right one, or add it manually.",
-  no_match: "Add it manually, or pick one if it is there after all.",
-};
+const NEXT_STEPS = ["match", "possible", "no_match"];
 
 function show(result, mark, started) {
   renderCandidates(result);
   window.photosearch.timings[mark] = performance.now() - started;
-  status(result.candidates.length ? NEXT_STEP[result.band] ?? NEXT_STEP.possible : "No match.");
+  const step = NEXT_STEPS.includes(result.band) ? result.band : "possible";
+  status(t(result.candidates.length ? `next.${step}` : "status.no_match"));
 }
 
 // Search asked for the turned views (the photo as taken verified nothing well): the same
 // query again with the views turned 90 and 270 degrees after the first one, whose answer
 // replaces the one shown. If this fails, the first answer stays.
 async function searchTurned(photo, query, current, started) {
-  turnedStatus("checking turned views…");
+  turnedStatus(t("turned.checking"));
   try {
     const turned = await localDescriptors(photo, "turned");
     if (!turned.length || state.photo !== current) return;
@@ -314,7 +303,7 @@ async function searchTurned(photo, query, current, started) {
     show(result, "final_results_ms", started);
   } catch (error) {
     $("search-note").hidden = false;
-    $("search-note").textContent = `Turned views were not checked (${error.message}).`;
+    $("search-note").textContent = t("notes.turned_unchecked", { reason: errorText(error) });
   } finally {
     if (state.photo === current) turnedStatus("");
   }
@@ -338,9 +327,9 @@ async function onPhoto(file) {
   delete document.body.dataset.localError;
   if (!state.config.photo_search_available) return;
   try {
-    status("Loading the model…");
+    status(t("status.loading_model"));
     const model = await fingerprinter();
-    status("Computing the fingerprint on this device…");
+    status(t("status.fingerprinting"));
     const started = performance.now();
     const photo = await model.decode(file);
     const fingerprinted = performance.now();
@@ -365,7 +354,7 @@ async function onPhoto(file) {
     document.body.dataset.searches = String(state.searches);
   } catch (error) {
     if (state.photo !== current) return; // the search of a photo since replaced
-    status(`Photo search failed: ${error.message}. You can still add the item manually.`);
+    status(t("status.search_failed", { reason: errorText(error) }));
     document.body.dataset.searchError = error.message;
   }
 }
@@ -393,14 +382,14 @@ async function startScan() {
   document.body.dataset.scanState = "starting";
   window.photosearch.scan = { frame_ms: [], started: performance.now() };
   try {
-    status("Loading the model…");
+    status(t("status.loading_model"));
     await fingerprinter();
     if (state.config.model.local) await regionDescriber();
     const scanner = new Scanner($("scan-video"), state.config.model.preprocess, {
       identify: identifyFrame,
       onResult: (result) => {
         renderCandidates(result);
-        status(`Scanning… ${BANDS[result.band] ?? ""} Hold the object steady.`);
+        status(t("scan.scanning", { band: bandText(result.band) }));
         document.body.dataset.scanFrames = String(scanner.stats.searched);
       },
       onStop: (reason, result) => scanStopped(scanner, reason, result),
@@ -409,12 +398,12 @@ async function startScan() {
     $("scan").hidden = false;
     await scanner.start();
     document.body.dataset.scanState = "scanning";
-    status("Scanning: point the camera at the object.");
+    status(t("scan.point"));
   } catch (error) {
     $("scan").hidden = true;
     state.scanner = null;
     document.body.dataset.scanState = "unavailable";
-    status(`The camera is not available here (${error.message || error.name}): take or choose a photo instead.`);
+    status(t("scan.no_camera", { reason: error.message || error.name }));
   }
 }
 
@@ -428,7 +417,7 @@ async function scanStopped(scanner, reason, result) {
   window.photosearch.scan.stats = scanner.stats;
   if (reason !== "matched") {
     document.body.dataset.scanState = "stopped";
-    status("Scan stopped. Photograph the object, or scan again.");
+    status(t("scan.stopped"));
     return;
   }
   const item = result.candidates[0].item;
@@ -440,7 +429,7 @@ async function scanStopped(scanner, reason, result) {
     $("web").hidden = !state.config.web_fallback_available;
   }
   document.body.dataset.scanState = "matched";
-  status(`Found: ${item.name}. Tap "This one" to confirm.`);
+  status(t("scan.found", { name: item.name, button: t("results.this_one") }));
 }
 
 async function searchTheWeb() {
@@ -448,7 +437,7 @@ async function searchTheWeb() {
   const form = new FormData();
   form.append("photo", state.file);
   $("web-search").disabled = true;
-  status("Asking Google about your photo…");
+  status(t("web.asking"));
   try {
     const leads = await api("/api/v1/fallback/web", { method: "POST", form });
     $("web-results").hidden = false;
@@ -464,9 +453,9 @@ async function searchTheWeb() {
       $("manual-form").elements.name.value = leads.best_guess;
       $("manual-form").hidden = false;
     }
-    status("Web results below. The best guess is filled in for manual entry.");
+    status(t("web.done"));
   } catch (error) {
-    status(`Web search failed: ${error.message}`);
+    status(t("web.failed", { reason: errorText(error) }));
   } finally {
     $("web-search").disabled = false;
   }
@@ -487,24 +476,29 @@ async function saveManual(event) {
       upload.append("photo", state.file);
       await api(`/api/v1/items/${created.id}/images`, { method: "POST", form: upload, token });
     }
-    $("manual-result").textContent = created.pending
-      ? `Thanks: "${created.name}" waits for an admin's review.` : `Added "${created.name}".`;
+    $("manual-result").textContent = t(created.pending ? "manual.pending" : "manual.added", { name: created.name });
     form.reset();
     form.hidden = true;
   } catch (error) {
-    const signIn = contributor.refused(error) ? " Sign in below, then save again." : "";
-    $("manual-result").textContent = `Could not add it: ${error.message}.${signIn}`;
+    const signIn = contributor.refused(error) ? ` ${t("manual.sign_in_retry")}` : "";
+    $("manual-result").textContent = t("manual.failed", { reason: errorText(error) }) + signIn;
   }
 }
 
 async function start() {
+  try {
+    await setupLanguage();
+  } catch (error) {
+    status(`The page's words did not load (${error.message}). Reload the page.`);
+    return;
+  }
   for (const id of ["camera", "file"]) $(id).addEventListener("change", (e) => onPhoto(e.target.files[0]));
   $("web-search").addEventListener("click", searchTheWeb);
   $("add-photo").addEventListener("click", addPhotoToConfirmed);
   $("collect").addEventListener("click", collectConfirmed);
   $("collection-export").addEventListener("click", exportCollection);
   renderCollection().catch((error) => {
-    $("collection-empty").textContent = `Your collection cannot be kept on this device: ${error.message}`;
+    $("collection-empty").textContent = t("collection.unavailable", { reason: error.message });
   });
   $("add-manually").addEventListener("click", () => { $("manual-form").hidden = false; });
   $("band-add").addEventListener("click", () => {
@@ -517,16 +511,16 @@ async function start() {
   try {
     state.config = await api("/api/v1/config");
   } catch (error) {
-    status(`The server is not reachable (${error.message}). Try again shortly.`);
+    status(t("status.unreachable", { reason: error.message }));
     return;
   }
   $("pickers").hidden = false;
   $("scan-start").hidden = !(scanAvailable() && state.config.photo_search_available);
   $("scan-start").addEventListener("click", startScan);
   $("scan-stop").addEventListener("click", stopScan);
-  status(state.config.photo_search_available
-    ? "Photograph the object, or pick a photo of it."
-    : `Photo search is not available: ${state.config.unavailable_reason}. Add items manually.`);
+  const code = state.config.unavailable_code;
+  const reason = codeText("unavailable", code, state.config.unavailable_reason);
+  status(state.config.photo_search_available ? t("status.ready") : t("status.unavailable", { reason }));
   document.body.dataset.ready = "true";
 }
 

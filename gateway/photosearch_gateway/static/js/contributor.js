@@ -1,5 +1,7 @@
 // Writes to the catalog (a new item, a photo) name their contributor: the gateway's
 // contributor token or a token from its identity provider, given once per tab.
+import { errorText, t } from "/static/js/i18n.js";
+
 const KEY = "photosearch-contributor-token";
 const $ = (id) => document.getElementById(id);
 
@@ -18,7 +20,7 @@ export function refused(error) {
   if (error?.status !== 401 && error?.status !== 403) return false;
   sessionStorage.removeItem(KEY);
   $("contributor").hidden = false;
-  $("contributor-reason").textContent = error.message;
+  $("contributor-reason").textContent = errorText(error);
   show();
   $("contributor-token").focus();
   return true;
@@ -29,7 +31,7 @@ export function setup() {
     event.preventDefault();
     sessionStorage.setItem(KEY, $("contributor-token").value.trim());
     $("contributor-token").value = "";
-    $("contributor-reason").textContent = "Signed in. Try again.";
+    $("contributor-reason").textContent = t("contributor.signed_in_retry");
     show();
   });
   $("contributor-sign-out").addEventListener("click", () => {

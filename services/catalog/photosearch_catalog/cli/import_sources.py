@@ -4,19 +4,15 @@ image files of each (plan.py). Nothing is read from the images here (see
 importer.py). The formats are documented in docs/catalog.md."""
 
 import csv
-import re
 from pathlib import Path
 
 from photosearch.common.errors import InvalidArgument
-from photosearch_catalog.cli.naming import label_from_stem, title_case
 from photosearch_catalog.cli.plan import Exclusions, ImportPlan, PlannedImage, PlannedItem
-from photosearch_catalog.domain import ExternalRef, ImageRole, ItemFields
+from photosearch_catalog.domain import ImageRole, ItemFields
+from photosearch_catalog.naming import title_case
+from photosearch_catalog.record_fields import label_fields, row_fields
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic", ".heif"}
-CSV_FIELDS = {
-    "file", "key", "name", "series", "maker", "year", "variant", "tags", "role",
-    "ref_system", "ref", "url",
-}  # fmt: skip
 # Manifest columns that describe one file, not the item.
 _MANIFEST_FILE_COLUMNS = {
     "file", "item_id", "group_id", "view", "variant", "role", "width", "height",
@@ -27,12 +23,6 @@ _MANIFEST_FILE_COLUMNS = {
 
 def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-
-
-def _label_fields(stem: str) -> ItemFields:
-    label = label_from_stem(stem)
-    attributes = {"set_code": label.set_code} if label.set_code else {}
-    return ItemFields(name=label.name, variant=label.variant, attributes=attributes)
 
 
 def plan_folder(root: Path, exclusions: Exclusions) -> ImportPlan:
@@ -51,7 +41,7 @@ def plan_folder(root: Path, exclusions: Exclusions) -> ImportPlan:
         elif path.parent == root:
             plan.items.append(
                 PlannedItem(
-                    f"folder:{relative.as_posix()}", _label_fields(path.stem), [PlannedImage(path)]
+                    f"folder:{relative.as_posix()}", label_fields(path.stem), [PlannedImage(path)]
                 )
             )
         else:
@@ -59,7 +49,7 @@ def plan_folder(root: Path, exclusions: Exclusions) -> ImportPlan:
     for folder, files in sorted(folders.items()):
         key = f"folder:{folder.relative_to(root).as_posix()}/"
         plan.items.append(
-            PlannedItem(key, _label_fields(folder.name), [PlannedImage(f) for f in files])
+            PlannedItem(key, label_fields(folder.name), [PlannedImage(f) for f in files])
         )
     return plan
 
@@ -71,46 +61,6 @@ def _role(value: str, where: str) -> ImageRole:
     if value == "uploaded":
         return ImageRole.UPLOADED
     raise InvalidArgument(f"{where}: role must be 'official' or 'uploaded', not {value!r}")
-
-
-def _year(value: str, where: str) -> int:
-    value = value.strip()
-    if not value:
-        return 0
-    try:
-        return int(float(value))
-    except ValueError:
-        raise InvalidArgument(f"{where}: year {value!r} is not a number") from None
-
-
-def _row_fields(row: dict[str, str], where: str) -> ItemFields:
-    def text(column: str) -> str:
-        return (row.get(column) or "").strip()
-
-    name = text("name")
-    label = label_from_stem(Path(text("file")).stem)
-    refs = (
-        (ExternalRef(text("ref_system"), text("ref"), text("url")),)
-        if text("ref") or text("url")
-        else ()
-    )
-    attributes = {
-        k.strip(): (v or "").strip()
-        for k, v in row.items()
-        if k and k.strip() not in CSV_FIELDS and (v or "").strip()
-    }
-    if not name and label.set_code:
-        attributes.setdefault("set_code", label.set_code)
-    return ItemFields(
-        name=name or label.name,
-        series=text("series"),
-        maker=text("maker"),
-        year=_year(text("year"), where),
-        variant=text("variant") or ("" if name else label.variant),
-        tags=tuple(t.strip() for t in re.split(r"[;|]", text("tags")) if t.strip()),
-        attributes=attributes,
-        external_refs=refs,
-    )
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -143,7 +93,7 @@ def plan_csv(path: Path, exclusions: Exclusions, images_dir: Path | None = None)
         key = f"csv:{(row.get('key') or '').strip() or relative}"
         item = by_key.get(key)
         if item is None:
-            item = by_key[key] = PlannedItem(key, _row_fields(row, where))
+            item = by_key[key] = PlannedItem(key, row_fields(row, where))
             plan.items.append(item)
         item.images.append(PlannedImage(file, _role(row.get("role", ""), where)))
     return plan

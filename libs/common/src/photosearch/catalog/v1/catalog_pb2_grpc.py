@@ -119,6 +119,21 @@ class CatalogServiceStub:
                 request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportRecord.SerializeToString,
                 response_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportSummary.FromString,
                 _registered_method=True)
+        self.StartImport = channel.unary_unary(
+                '/photosearch.catalog.v1.CatalogService/StartImport',
+                request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.StartImportRequest.SerializeToString,
+                response_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportJob.FromString,
+                _registered_method=True)
+        self.GetImport = channel.unary_unary(
+                '/photosearch.catalog.v1.CatalogService/GetImport',
+                request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.GetImportRequest.SerializeToString,
+                response_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportJob.FromString,
+                _registered_method=True)
+        self.ListImports = channel.unary_unary(
+                '/photosearch.catalog.v1.CatalogService/ListImports',
+                request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListImportsRequest.SerializeToString,
+                response_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListImportsResponse.FromString,
+                _registered_method=True)
         self.GetSettings = channel.unary_unary(
                 '/photosearch.catalog.v1.CatalogService/GetSettings',
                 request_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.GetSettingsRequest.SerializeToString,
@@ -250,6 +265,26 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartImport(self, request, context):
+        """Import jobs run inside catalog: photos from an S3 prefix or a CSV of URLs, fetched
+        by catalog itself, with their progress kept (resumed after a restart).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetImport(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListImports(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSettings(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -356,6 +391,21 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.ImportItems,
                     request_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportRecord.FromString,
                     response_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportSummary.SerializeToString,
+            ),
+            'StartImport': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartImport,
+                    request_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.StartImportRequest.FromString,
+                    response_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportJob.SerializeToString,
+            ),
+            'GetImport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetImport,
+                    request_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.GetImportRequest.FromString,
+                    response_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportJob.SerializeToString,
+            ),
+            'ListImports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListImports,
+                    request_deserializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListImportsRequest.FromString,
+                    response_serializer=photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListImportsResponse.SerializeToString,
             ),
             'GetSettings': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSettings,
@@ -832,6 +882,87 @@ class CatalogService:
             '/photosearch.catalog.v1.CatalogService/ImportItems',
             photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportRecord.SerializeToString,
             photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartImport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photosearch.catalog.v1.CatalogService/StartImport',
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.StartImportRequest.SerializeToString,
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photosearch.catalog.v1.CatalogService/GetImport',
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.GetImportRequest.SerializeToString,
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ImportJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListImports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/photosearch.catalog.v1.CatalogService/ListImports',
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListImportsRequest.SerializeToString,
+            photosearch_dot_catalog_dot_v1_dot_catalog__pb2.ListImportsResponse.FromString,
             options,
             channel_credentials,
             insecure,

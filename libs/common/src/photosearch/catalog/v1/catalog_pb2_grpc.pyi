@@ -60,6 +60,12 @@ class CatalogServiceStub:
     """
     ImportItems: _grpc.StreamUnaryMultiCallable[_catalog_pb2.ImportRecord, _catalog_pb2.ImportSummary]
     """Bulk import: one record per item, idempotent on import_key + image hash."""
+    StartImport: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.StartImportRequest, _catalog_pb2.ImportJob]
+    """Import jobs run inside catalog: photos from an S3 prefix or a CSV of URLs, fetched
+    by catalog itself, with their progress kept (resumed after a restart).
+    """
+    GetImport: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetImportRequest, _catalog_pb2.ImportJob]
+    ListImports: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ListImportsRequest, _catalog_pb2.ListImportsResponse]
     GetSettings: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetSettingsRequest, _catalog_pb2.Settings]
     UpdateSettings: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.UpdateSettingsRequest, _catalog_pb2.Settings]
     GetVisionCredentials: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetVisionCredentialsRequest, _catalog_pb2.VisionCredentials]
@@ -97,6 +103,12 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     """
     ImportItems: _aio.StreamUnaryMultiCallable[_catalog_pb2.ImportRecord, _catalog_pb2.ImportSummary]  # type: ignore[assignment]
     """Bulk import: one record per item, idempotent on import_key + image hash."""
+    StartImport: _aio.UnaryUnaryMultiCallable[_catalog_pb2.StartImportRequest, _catalog_pb2.ImportJob]  # type: ignore[assignment]
+    """Import jobs run inside catalog: photos from an S3 prefix or a CSV of URLs, fetched
+    by catalog itself, with their progress kept (resumed after a restart).
+    """
+    GetImport: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetImportRequest, _catalog_pb2.ImportJob]  # type: ignore[assignment]
+    ListImports: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ListImportsRequest, _catalog_pb2.ListImportsResponse]  # type: ignore[assignment]
     GetSettings: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetSettingsRequest, _catalog_pb2.Settings]  # type: ignore[assignment]
     UpdateSettings: _aio.UnaryUnaryMultiCallable[_catalog_pb2.UpdateSettingsRequest, _catalog_pb2.Settings]  # type: ignore[assignment]
     GetVisionCredentials: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetVisionCredentialsRequest, _catalog_pb2.VisionCredentials]  # type: ignore[assignment]
@@ -233,6 +245,30 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_pb2.ImportSummary, _abc.Awaitable[_catalog_pb2.ImportSummary]]:
         """Bulk import: one record per item, idempotent on import_key + image hash."""
+
+    @_abc_1.abstractmethod
+    def StartImport(
+        self,
+        request: _catalog_pb2.StartImportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.ImportJob, _abc.Awaitable[_catalog_pb2.ImportJob]]:
+        """Import jobs run inside catalog: photos from an S3 prefix or a CSV of URLs, fetched
+        by catalog itself, with their progress kept (resumed after a restart).
+        """
+
+    @_abc_1.abstractmethod
+    def GetImport(
+        self,
+        request: _catalog_pb2.GetImportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.ImportJob, _abc.Awaitable[_catalog_pb2.ImportJob]]: ...
+
+    @_abc_1.abstractmethod
+    def ListImports(
+        self,
+        request: _catalog_pb2.ListImportsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_pb2.ListImportsResponse, _abc.Awaitable[_catalog_pb2.ListImportsResponse]]: ...
 
     @_abc_1.abstractmethod
     def GetSettings(
