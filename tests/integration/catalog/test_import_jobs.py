@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from photosearch.catalog.v1 import catalog_pb2
+from photosearch_catalog.cli import importer as cli
 from tests.support.catalog import Catalog, image_bytes, make_settings, start_catalog
 from tests.support.object_store import PhotoServer, local_s3, put_objects
 
@@ -154,3 +155,29 @@ async def test_a_job_left_half_way_is_finished_after_a_restart(
         assert await items_named(catalog) == {f"Figure {n}": 1 for n in range(8)}
     finally:
         await second.stop()
+
+
+async def test_the_importer_command_starts_a_job_and_follows_it(
+    database_url, nats_server, s3: str, web: PhotoServer, tmp_path, capsys
+) -> None:
+    web.photos.update({"cli1.jpg": image_bytes(61, "JPEG"), "cli2.jpg": image_bytes(62, "JPEG")})
+    sheet = tmp_path / "photos.csv"
+    sheet.write_text(
+        "name,image_url\n"
+        f"Tie Fighter,{web.url}/photo/cli1.jpg\n"
+        f"X-Wing,{web.url}/photo/cli2.jpg\n"
+        f"Millennium Falcon,{web.url}/missing\n"
+    )
+    put_objects(s3, "cli", {"ships/y-wing.png": image_bytes(63)})
+    service, catalog = await importer(database_url, nats_server.url, s3)
+    try:
+        address = catalog.service.address
+        assert await asyncio.to_thread(cli.main, [str(sheet), "--catalog", address]) == 1
+        out = capsys.readouterr().out
+        assert "done: 2 imported, 1 failed" in out
+        assert f"failed: {web.url}/missing: HTTP 404" in out
+        assert await asyncio.to_thread(cli.main, ["s3://cli/ships", "--catalog", address]) == 0
+        assert "done: 1 imported, 0 failed" in capsys.readouterr().out
+        assert await items_named(catalog) == {"Tie Fighter": 1, "X-Wing": 1, "Y-Wing": 1}
+    finally:
+        await service.stop()

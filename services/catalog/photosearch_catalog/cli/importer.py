@@ -3,7 +3,9 @@
     python -m photosearch_catalog.cli.importer --catalog 127.0.0.1:50051 SOURCE
 
 SOURCE is a folder of photos named by label, a folder with a dataset manifest.csv,
-a manifest.csv, or a metadata CSV joined to image files (docs/catalog.md). The
+a manifest.csv, or a metadata CSV joined to image files (docs/catalog.md); or an
+s3://bucket/prefix or a CSV of photo URLs, which catalog imports itself as a job that
+this command follows (cli/import_job.py). The
 import is idempotent: every record carries a stable import key and the catalog
 keeps one copy of the same bytes per item, so a re-run adds nothing and an
 interrupted run picks up where it stopped."""
@@ -21,6 +23,7 @@ import grpc
 from photosearch.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from photosearch.common.channels import CHANNEL_OPTIONS
 from photosearch.common.errors import InvalidArgument
+from photosearch_catalog.cli.import_job import is_remote, run_job
 from photosearch_catalog.cli.import_sources import plan_source
 from photosearch_catalog.cli.plan import Exclusions, ImportPlan, PlannedItem
 from photosearch_catalog.convert import fields_to_proto
@@ -169,7 +172,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m photosearch_catalog.cli.importer",
         description="Import a folder, a metadata CSV or a dataset manifest into the catalog.",
     )
-    parser.add_argument("source", type=Path, help="folder, manifest.csv or metadata CSV")
+    parser.add_argument(
+        "source",
+        help="folder, manifest.csv or metadata CSV; s3://bucket/prefix or a CSV of photo URLs",
+    )
     parser.add_argument("--catalog", default="127.0.0.1:50051", help="catalog gRPC address")
     parser.add_argument("--format", choices=["auto", "folder", "csv", "manifest"], default="auto")
     parser.add_argument(
@@ -187,9 +193,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if is_remote(args.source) and args.format == "auto" and not args.dry_run:
+        return follow_job(args)
     try:
         exclusions = Exclusions.from_files(args.exclude)
-        plan = plan_source(args.source, exclusions, args.format, args.images)
+        plan = plan_source(Path(args.source), exclusions, args.format, args.images)
     except (InvalidArgument, OSError) as exc:
         say(f"error: {exc}")
         return 2
@@ -205,6 +213,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             stub, plan, exclusions, update_existing=args.update, show_progress=not args.quiet
         ),
     )
+
+
+def follow_job(args: argparse.Namespace) -> int:
+    """Catalog fetches the photos (an S3 prefix, photo URLs): start the job, follow it."""
+    channel, stub = open_stub(args.catalog)
+    try:
+        job = run_job(stub, args.source, args.update, args.quiet, say)
+    except grpc.RpcError as exc:
+        say(f"error: the catalog at {args.catalog} answered {exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+        return 1
+    finally:
+        channel.close()
+    return 1 if job.failed else 0
 
 
 def import_and_report(
