@@ -25,6 +25,8 @@ CONCURRENT_EMBEDS = 4
 
 async def nearest_items(gw: Gateway, image_id: str) -> tuple[list[Neighbour], str | None]:
     """The closest catalog items, or (nothing, why) when no embedder or search could say."""
+    if (kept := gw.nearest.get(image_id)) is not None:
+        return kept, None
     try:
         photo = await gw.catalog.get_image(image_id)
         embedded = await gw.embedder.embed(photo.data)
@@ -35,7 +37,7 @@ async def nearest_items(gw: Gateway, image_id: str) -> tuple[list[Neighbour], st
         items, _ = await item_summaries(gw, reply)
     except ApiError as exc:
         return [], exc.message
-    return [
+    nearest = [
         Neighbour(
             item=items[c.item_id],
             image_id=c.image_id,
@@ -44,7 +46,9 @@ async def nearest_items(gw: Gateway, image_id: str) -> tuple[list[Neighbour], st
         )
         for c in reply.candidates
         if c.item_id in items
-    ], None
+    ]
+    gw.nearest.put(image_id, nearest)
+    return nearest, None
 
 
 async def review_queue(gw: Gateway, limit: int) -> ReviewQueue:

@@ -21,6 +21,7 @@ from photosearch_gateway.clients.search import SearchClient
 from photosearch_gateway.config import GatewaySettings
 from photosearch_gateway.errors import ApiError
 from photosearch_gateway.metrics import Metrics
+from photosearch_gateway.nearest_cache import NearestCache
 from photosearch_gateway.oidc import OidcConfig, OidcVerifier
 from photosearch_gateway.ratelimit import RateLimiter
 
@@ -70,6 +71,8 @@ class Gateway:
             ),
         }
         self.oidc = OidcVerifier(oidc_config(settings)) if settings.oidc_issuer else None
+        # The review queue's nearest items per pending photo (review_queue.py).
+        self.nearest = NearestCache()
         self._model_files: dict[str, tuple[float, ModelFiles | None]] = {}
         self.trusted_proxies = [
             ipaddress.ip_network(p.strip(), strict=False)

@@ -51,6 +51,9 @@ class World:
     last_web_image: bytes = b""
     # Items search has not heard of through catalog's events yet: no summary in answers.
     unheard: set[str] = field(default_factory=set)
+    # Image ids waiting for review (ListContributions), and what Embed answers for a photo.
+    pending: list[str] = field(default_factory=list)
+    embedding: list[float] = field(default_factory=lambda: [1.0, 0.0, 0.0, 0.0])
 
     async def check(self, method: str, context: grpc.aio.ServicerContext) -> None:
         self.calls.append(method)
@@ -170,6 +173,20 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
             data = b"thumb:%d:" % request.thumbnail_size + data
             return cpb.GetImageResponse(image=image, data=data, content_type="image/jpeg")
         return cpb.GetImageResponse(image=image, data=data, content_type="image/png")
+
+    async def ListContributions(self, request, context):
+        await self.w.check("ListContributions", context)
+        by_item: dict[str, list[cpb.Image]] = {}
+        for image_id in self.w.pending:
+            image = self.w.images[image_id][0]
+            by_item.setdefault(image.item_id, []).append(image)
+        return cpb.ListContributionsResponse(
+            contributions=[
+                cpb.Contribution(item=self.w.items[item_id], pending_images=images)
+                for item_id, images in by_item.items()
+            ],
+            total=len(by_item),
+        )
 
     async def DeleteImage(self, request, context):
         await self.w.check("DeleteImage", context)
@@ -338,6 +355,14 @@ class FakeSearch(search_pb2_grpc.SearchServiceServicer):
 class FakeEmbedder(embedder_pb2_grpc.EmbedderServiceServicer):
     def __init__(self, world: World) -> None:
         self.w = world
+
+    async def Embed(self, request, context):
+        await self.w.check("Embed", context)
+        return epb.EmbedResponse(
+            model_id=MODEL,
+            dim=DIM,
+            embeddings=[events_pb2.Embedding(variant="global", values=self.w.embedding)],
+        )
 
     async def Info(self, request, context):
         await self.w.check("Info", context)
