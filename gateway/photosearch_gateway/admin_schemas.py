@@ -329,3 +329,45 @@ class DuplicateReport(BaseModel):
                 for c in report.confusables
             ],
         )
+
+
+# --- import jobs -----------------------------------------------------------------------
+
+
+class ImportFailure(BaseModel):
+    location: str = Field(description='"https://..." or "s3://bucket/key"')
+    reason: str
+
+
+class ImportJob(BaseModel):
+    id: str
+    source: str
+    state: str = Field(description='"running" or "done"')
+    total: int = Field(description="Photos to import.")
+    done: int
+    failed: int
+    progress: float = Field(description="(done + failed) / total")
+    failures: list[ImportFailure] = Field(description="The first 50, in the job's order.")
+    started_by: str
+    created_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, job: catalog_pb.ImportJob) -> "ImportJob":
+        return cls(
+            id=job.id,
+            source=job.source,
+            state=job.state,
+            total=job.total,
+            done=job.done,
+            failed=job.failed,
+            progress=round((job.done + job.failed) / job.total, 4) if job.total else 1.0,
+            failures=[ImportFailure(location=f.location, reason=f.reason) for f in job.failures],
+            started_by=job.started_by,
+            created_at=utc_time(job.created_at),
+            finished_at=utc_time(job.finished_at) if job.HasField("finished_at") else None,
+        )
+
+
+class ImportJobList(BaseModel):
+    jobs: list[ImportJob] = Field(description="Newest first.")

@@ -142,3 +142,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.include_router(module.router)
     _tidy_openapi(app)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app as a uvicorn factory, for several worker processes in one container
+    (`uvicorn --factory --workers N`, measured in bench/gateway.py): each worker reads the
+    settings itself. Counters, caches and rate limits are then per worker; more replicas
+    (pods) scale the gateway without that."""
+    from photosearch.common.entrypoint import load_settings
+    from photosearch.common.logging import configure_logging
+    from photosearch_gateway.http_protocol import BoundedHttpToolsProtocol
+
+    settings = load_settings(GatewaySettings, "gateway")
+    configure_logging("gateway", settings.log_level, settings.log_format)
+    BoundedHttpToolsProtocol.max_head_bytes = settings.max_header_bytes
+    return create_app(settings)

@@ -3,17 +3,16 @@
 to answer (a photo, a 404, a redirect chain, a slow or an oversized answer)."""
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
 import boto3
 from moto.server import ThreadedMotoServer
 
 from photosearch_devstack.ports import free_port
+from tests.support.http_server import LocalHttpServer, QuietHandler
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "test-key",
@@ -49,7 +48,7 @@ def put_objects(endpoint: str, bucket: str, objects: dict[str, bytes]) -> None:
         client.put_object(Bucket=bucket, Key=key, Body=data)
 
 
-class PhotoServer:
+class PhotoServer(LocalHttpServer):
     """GET /photo/<name> a photo put with `photos[name] = bytes`; /missing 404; /loop
     redirects to itself; /hop/<n>/<name> redirects n times then serves the photo;
     /pace/<name> serves it after 0.3 s; /slow sleeps 3 s; /huge claims and streams more
@@ -58,22 +57,17 @@ class PhotoServer:
     def __init__(self) -> None:
         self.photos: dict[str, bytes] = {}
         self.requests: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 owner.requests.append(self.path)
                 parts = self.path.strip("/").split("/")
                 if parts[0] == "photo" and len(parts) == 2 and parts[1] in owner.photos:
-                    return self._send(200, owner.photos[parts[1]])
+                    return self.send(200, owner.photos[parts[1]])
                 if parts[0] == "loop":
                     return self._redirect("/loop")
                 if parts[0] == "hop" and len(parts) == 3:
@@ -82,10 +76,10 @@ class PhotoServer:
                     return self._redirect(target)
                 if parts[0] == "pace" and len(parts) == 2 and parts[1] in owner.photos:
                     time.sleep(0.3)
-                    return self._send(200, owner.photos[parts[1]])
+                    return self.send(200, owner.photos[parts[1]])
                 if parts[0] == "slow":
                     time.sleep(3)
-                    return self._send(200, b"late")
+                    return self.send(200, b"late")
                 if parts[0] == "huge":
                     self.send_response(200)
                     self.send_header("Content-Length", str(1 << 30))
@@ -96,13 +90,7 @@ class PhotoServer:
                     except OSError:
                         pass
                     return None
-                return self._send(404, b"not here")
-
-            def _send(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                return self.send(404, b"not here")
 
             def _redirect(self, location: str) -> None:
                 self.send_response(302)
@@ -110,15 +98,4 @@ class PhotoServer:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
         return Handler
-
-    def __enter__(self) -> "PhotoServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()

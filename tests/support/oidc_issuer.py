@@ -7,15 +7,16 @@ document and the signing keys (JWKS), and minting RS256 tokens with those keys.
         assert issuer.key_fetches == 1"""
 
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from tests.support.http_server import LocalHttpServer, QuietHandler
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/keys"
@@ -25,7 +26,7 @@ def new_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-class LocalIssuer:
+class LocalIssuer(LocalHttpServer):
     def __init__(self, audience: str = "photosearch") -> None:
         self.audience = audience
         self.key = new_key()
@@ -33,12 +34,7 @@ class LocalIssuer:
         self.key_fetches = 0
         self.discovery_fetches = 0
         self.down = False  # answer 503 to everything (an issuer outage)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__()
 
     @property
     def jwks_url(self) -> str:
@@ -75,38 +71,22 @@ class LocalIssuer:
         headers = {"kid": kid or self.kid}
         return jwt.encode(body, key or self.key, algorithm="RS256", headers=headers)
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 if issuer.down:
-                    return self._send(503, {"error": "down"})
+                    return self._json(503, {"error": "down"})
                 if self.path == DISCOVERY_PATH:
                     issuer.discovery_fetches += 1
-                    return self._send(200, {"issuer": issuer.url, "jwks_uri": issuer.jwks_url})
+                    return self._json(200, {"issuer": issuer.url, "jwks_uri": issuer.jwks_url})
                 if self.path == JWKS_PATH:
                     issuer.key_fetches += 1
-                    return self._send(200, issuer.jwks())
-                self._send(404, {"error": "not found"})
+                    return self._json(200, issuer.jwks())
+                self._json(404, {"error": "not found"})
 
-            def _send(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+            def _json(self, status: int, body: dict[str, Any]) -> None:
+                self.send(status, json.dumps(body).encode(), "application/json")
 
         return Handler
-
-    def __enter__(self) -> "LocalIssuer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()

@@ -1,8 +1,13 @@
 """HTTP routes: each turns a request into one call on a client or a use case."""
 
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Path
 
 from photosearch_gateway.errors import ErrorBody
+
+# An item's, image's or job's id in a path: ids are UUIDs, nothing else gets through.
+PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 _DESCRIPTIONS = {
     400: "Invalid request (the message names the field)",

@@ -3,7 +3,7 @@ models, the duplicates report and catalog clean-up. Every route needs the admin 
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from photosearch.common.logging import redact
 from photosearch_gateway import index_admin
@@ -19,7 +19,7 @@ from photosearch_gateway.admin_schemas import (
     RebuildRequest,
 )
 from photosearch_gateway.auth import require_admin
-from photosearch_gateway.routes import errors
+from photosearch_gateway.routes import PathId, errors
 from photosearch_gateway.state import Gateway, gateway
 
 router = APIRouter(
@@ -30,7 +30,6 @@ router = APIRouter(
 )
 GatewayDep = Annotated[Gateway, Depends(gateway)]
 ModelQuery = Annotated[str, Query(max_length=200, description="Default: the active model.")]
-Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 @router.get("/settings", response_model=AdminSettings)
@@ -95,7 +94,7 @@ async def duplicate_report(
 
 
 @router.delete("/items/{item_id}", status_code=204, response_class=Response, responses=errors(404))
-async def delete_item(item_id: Id, gw: GatewayDep) -> Response:
+async def delete_item(item_id: PathId, gw: GatewayDep) -> Response:
     """Delete an item with its images (their vectors leave the index too)."""
     await gw.catalog.delete_item(item_id)
     return Response(status_code=204)
@@ -104,6 +103,6 @@ async def delete_item(item_id: Id, gw: GatewayDep) -> Response:
 @router.delete(
     "/images/{image_id}", status_code=204, response_class=Response, responses=errors(404)
 )
-async def delete_image(image_id: Id, gw: GatewayDep) -> Response:
+async def delete_image(image_id: PathId, gw: GatewayDep) -> Response:
     await gw.catalog.delete_image(image_id)
     return Response(status_code=204)

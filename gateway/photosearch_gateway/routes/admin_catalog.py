@@ -3,7 +3,7 @@ it; edits; every photo of an item. Deleting is in routes/admin.py."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from photosearch.catalog.v1 import catalog_pb2 as catalog_pb
 from photosearch_gateway.auth import Caller, require_admin
@@ -15,13 +15,12 @@ from photosearch_gateway.review_schemas import (
     AdminItemPage,
     ItemUpdate,
 )
-from photosearch_gateway.routes import errors
+from photosearch_gateway.routes import PathId, errors
 from photosearch_gateway.state import Gateway, gateway
 
 router = APIRouter(prefix="/api/v1/admin/items", tags=["admin"], responses=errors(401, 403))
 GatewayDep = Annotated[Gateway, Depends(gateway)]
 AdminDep = Annotated[Caller, Depends(require_admin)]
-Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Filter = Annotated[str, Query(max_length=200)]
 
 
@@ -45,7 +44,9 @@ async def list_all_items(
 
 
 @router.patch("/{item_id}", response_model=AdminItem, responses=errors(404, 409))
-async def update_item(item_id: Id, body: ItemUpdate, gw: GatewayDep, admin: AdminDep) -> AdminItem:
+async def update_item(
+    item_id: PathId, body: ItemUpdate, gw: GatewayDep, admin: AdminDep
+) -> AdminItem:
     item, paths = body.to_proto(item_id)
     if not paths:
         raise ApiError(400, "invalid_argument", "name at least one field to change")
@@ -53,7 +54,7 @@ async def update_item(item_id: Id, body: ItemUpdate, gw: GatewayDep, admin: Admi
 
 
 @router.get("/{item_id}/images", response_model=AdminImageList, responses=errors(404))
-async def list_all_images(item_id: Id, gw: GatewayDep, admin: AdminDep) -> AdminImageList:
+async def list_all_images(item_id: PathId, gw: GatewayDep, admin: AdminDep) -> AdminImageList:
     """Every photo of the item, pending ones included."""
     images = await gw.catalog.list_images(item_id, include_pending=True)
     return AdminImageList(images=[AdminImage.from_proto(i) for i in images])

@@ -1,63 +1,20 @@
 """Import jobs, run inside catalog: from an S3 prefix or a CSV of photo URLs, with their
 progress (docs/catalog.md, "Import jobs")."""
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
-from photosearch.catalog.v1 import catalog_pb2 as catalog_pb
+from photosearch_gateway.admin_schemas import ImportJob, ImportJobList
 from photosearch_gateway.auth import Caller, require_admin
 from photosearch_gateway.errors import ApiError
-from photosearch_gateway.routes import errors
-from photosearch_gateway.schemas import utc_time
+from photosearch_gateway.routes import PathId, errors
 from photosearch_gateway.state import Gateway, gateway
 
 router = APIRouter(prefix="/api/v1/admin/imports", tags=["admin"], responses=errors(401, 403))
 GatewayDep = Annotated[Gateway, Depends(gateway)]
 AdminDep = Annotated[Caller, Depends(require_admin)]
-Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 MAX_CSV_BYTES = 16 * 1024 * 1024
-
-
-class ImportFailure(BaseModel):
-    location: str = Field(description='"https://..." or "s3://bucket/key"')
-    reason: str
-
-
-class ImportJob(BaseModel):
-    id: str
-    source: str
-    state: str = Field(description='"running" or "done"')
-    total: int = Field(description="Photos to import.")
-    done: int
-    failed: int
-    progress: float = Field(description="(done + failed) / total")
-    failures: list[ImportFailure] = Field(description="The first 50, in the job's order.")
-    started_by: str
-    created_at: datetime | None
-    finished_at: datetime | None
-
-    @classmethod
-    def from_proto(cls, job: catalog_pb.ImportJob) -> "ImportJob":
-        return cls(
-            id=job.id,
-            source=job.source,
-            state=job.state,
-            total=job.total,
-            done=job.done,
-            failed=job.failed,
-            progress=round((job.done + job.failed) / job.total, 4) if job.total else 1.0,
-            failures=[ImportFailure(location=f.location, reason=f.reason) for f in job.failures],
-            started_by=job.started_by,
-            created_at=utc_time(job.created_at),
-            finished_at=utc_time(job.finished_at) if job.HasField("finished_at") else None,
-        )
-
-
-class ImportJobList(BaseModel):
-    jobs: list[ImportJob] = Field(description="Newest first.")
 
 
 @router.post("", response_model=ImportJob, status_code=202, responses=errors(413))
@@ -89,5 +46,5 @@ async def list_imports(
 
 
 @router.get("/{import_id}", response_model=ImportJob, responses=errors(404))
-async def get_import(import_id: Id, gw: GatewayDep, admin: AdminDep) -> ImportJob:
+async def get_import(import_id: PathId, gw: GatewayDep, admin: AdminDep) -> ImportJob:
     return ImportJob.from_proto(await gw.catalog.get_import(import_id))

@@ -2,12 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Header, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Header, Query, Response, UploadFile
 
 from photosearch.catalog.v1 import catalog_pb2 as catalog_pb
 from photosearch_gateway.auth import Caller, needs_review, require_contributor
 from photosearch_gateway.errors import ApiError
-from photosearch_gateway.routes import errors
+from photosearch_gateway.routes import PathId, errors
 from photosearch_gateway.schemas import (
     DEFAULT_THUMBNAIL,
     THUMBNAIL_SIZES,
@@ -24,7 +24,6 @@ from photosearch_gateway.uploads import read_photo
 router = APIRouter(prefix="/api/v1", tags=["items"])
 GatewayDep = Annotated[Gateway, Depends(gateway)]
 WriterDep = Annotated[Caller, Depends(require_contributor)]
-Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Filter = Annotated[str, Query(max_length=200)]
 # Image bytes never change for an id: browsers and proxies may keep them.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -72,12 +71,12 @@ async def create_item(body: ItemCreate, gw: GatewayDep, caller: WriterDep) -> It
 
 
 @router.get("/items/{item_id}", response_model=Item, responses=errors(404))
-async def get_item(item_id: Id, gw: GatewayDep) -> Item:
+async def get_item(item_id: PathId, gw: GatewayDep) -> Item:
     return Item.from_proto(await gw.catalog.get_item(item_id))
 
 
 @router.get("/items/{item_id}/images", response_model=ImageList, responses=errors(404))
-async def list_images(item_id: Id, gw: GatewayDep) -> ImageList:
+async def list_images(item_id: PathId, gw: GatewayDep) -> ImageList:
     return ImageList(images=[Image.from_proto(i) for i in await gw.catalog.list_images(item_id)])
 
 
@@ -91,7 +90,7 @@ async def list_images(item_id: Id, gw: GatewayDep) -> ImageList:
     },
 )
 async def add_image(
-    item_id: Id,
+    item_id: PathId,
     photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF or HEIC")],
     response: Response,
     gw: GatewayDep,
@@ -133,7 +132,7 @@ _IMAGE_RESPONSES = {
 
 @router.get("/images/{image_id}", response_class=Response, responses=_IMAGE_RESPONSES)
 async def get_image(
-    image_id: Id,
+    image_id: PathId,
     gw: GatewayDep,
     if_none_match: Annotated[str | None, Header(max_length=500)] = None,
 ) -> Response:
@@ -145,7 +144,7 @@ async def get_image(
 
 @router.get("/images/{image_id}/thumbnail", response_class=Response, responses=_IMAGE_RESPONSES)
 async def get_thumbnail(
-    image_id: Id,
+    image_id: PathId,
     gw: GatewayDep,
     size: Annotated[int, Query(description=f"One of {THUMBNAIL_SIZES}")] = DEFAULT_THUMBNAIL,
     if_none_match: Annotated[str | None, Header(max_length=500)] = None,

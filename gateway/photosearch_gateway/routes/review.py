@@ -3,19 +3,18 @@ deleting it (DELETE /api/v1/admin/items/{id} or /images/{id})."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from photosearch_gateway.auth import Caller, require_admin
 from photosearch_gateway.errors import log
 from photosearch_gateway.review_queue import review_queue
 from photosearch_gateway.review_schemas import AdminImage, AdminItem, ReviewQueue
-from photosearch_gateway.routes import errors
+from photosearch_gateway.routes import PathId, errors
 from photosearch_gateway.state import Gateway, gateway
 
 router = APIRouter(prefix="/api/v1/admin/review", tags=["review"], responses=errors(401, 403))
 GatewayDep = Annotated[Gateway, Depends(gateway)]
 AdminDep = Annotated[Caller, Depends(require_admin)]
-Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 @router.get("", response_model=ReviewQueue)
@@ -27,7 +26,7 @@ async def get_review_queue(
 
 
 @router.post("/items/{item_id}/approve", response_model=AdminItem, responses=errors(404))
-async def approve_item(item_id: Id, gw: GatewayDep, admin: AdminDep) -> AdminItem:
+async def approve_item(item_id: PathId, gw: GatewayDep, admin: AdminDep) -> AdminItem:
     """The item and its pending photos become public; the photos are indexed shortly after."""
     item = await gw.catalog.approve_item(item_id)
     log.info("contribution_approved", item_id=item_id, added_by=item.added_by)
@@ -35,7 +34,7 @@ async def approve_item(item_id: Id, gw: GatewayDep, admin: AdminDep) -> AdminIte
 
 
 @router.post("/images/{image_id}/approve", response_model=AdminImage, responses=errors(404))
-async def approve_image(image_id: Id, gw: GatewayDep, admin: AdminDep) -> AdminImage:
+async def approve_image(image_id: PathId, gw: GatewayDep, admin: AdminDep) -> AdminImage:
     """One photo becomes public (with its item, if that was pending too)."""
     image = await gw.catalog.approve_image(image_id)
     log.info("contribution_approved", image_id=image_id, added_by=image.added_by)
