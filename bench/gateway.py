@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import grpc
@@ -55,9 +55,11 @@ from photosearch_search.models import (
 K = 10
 
 
-def start(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start(
+    module: str, env: dict[str, str], log: Path, args: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", module],
+        [sys.executable, "-m", module, *args],
         env={**os.environ, **env},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
@@ -298,21 +300,38 @@ def run(args: argparse.Namespace, root: Path) -> list[str]:
         )
         processes.append(search_process)
         wait_named(url, items)
-        gateway = start(
-            "photosearch_gateway",
-            {
-                "GATEWAY_HTTP_PORT": str(gateway_port),
-                "GATEWAY_CATALOG_ADDR": catalog,
-                "GATEWAY_SEARCH_ADDR": search_address,
-                "GATEWAY_SEARCH_RATE_PER_MINUTE": "0",
-                "GATEWAY_LOG_LEVEL": "warning",
-                "GATEWAY_MODEL_DIR": str(root / "models"),
-            },
-            root / "gateway.log",
-        )
+        gateway_env = {
+            "GATEWAY_HTTP_PORT": str(gateway_port),
+            "GATEWAY_CATALOG_ADDR": catalog,
+            "GATEWAY_SEARCH_ADDR": search_address,
+            "GATEWAY_SEARCH_RATE_PER_MINUTE": "0",
+            "GATEWAY_LOG_LEVEL": "warning",
+            "GATEWAY_MODEL_DIR": str(root / "models"),
+        }
+
+        def start_gateway(workers: int) -> subprocess.Popen[bytes]:
+            """python -m photosearch_gateway, or uvicorn's worker processes over the same
+            app (its factory), on the same port."""
+            if workers == 1:
+                process = start("photosearch_gateway", gateway_env, root / "gateway.log")
+            else:
+                process = start(
+                    "uvicorn",
+                    gateway_env,
+                    root / "gateway.log",
+                    [
+                        "photosearch_gateway.app:app_from_environment", "--factory",
+                        "--workers", str(workers), "--host", "127.0.0.1",
+                        "--port", str(gateway_port), "--loop", "uvloop", "--no-access-log",
+                        "--http", "photosearch_gateway.http_protocol:BoundedHttpToolsProtocol",
+                        "--log-level", "warning",
+                    ],
+                )  # fmt: skip
+            wait_http(f"http://127.0.0.1:{gateway_port}/healthz", process)
+            return process
+
+        gateway = start_gateway(args.workers[0])
         processes.append(gateway)
-        gateway_url = f"http://127.0.0.1:{gateway_port}"
-        wait_http(gateway_url + "/healthz", gateway)
         pg_dir = str(root / "pg")
 
         def postgres_processes() -> list[psutil.Process]:
@@ -332,7 +351,7 @@ def run(args: argparse.Namespace, root: Path) -> list[str]:
         meter = CpuMeter(
             {
                 "load generator": lambda: [psutil.Process()],
-                "gateway": lambda: [by_pid["gateway"]],
+                "gateway": lambda: gateway_processes(by_pid["gateway"]),
                 "search": lambda: [by_pid["search"]],
                 "catalog": lambda: [by_pid["catalog"]],
                 "postgres": postgres_processes,
@@ -351,33 +370,43 @@ def run(args: argparse.Namespace, root: Path) -> list[str]:
         idle = meter.per_request(before, 3)
         lines.insert(0, f"Idle CPU (ms per second, no load): {idle}")
         ratios = []
-        for clients in args.clients:
-            print(f"measuring at {clients} clients", flush=True)
-            before = meter.sample()
-            direct = asyncio.run(measure_grpc(search_address, data.queries, clients, args.seconds))
-            direct_cpu = meter.per_request(before, len(direct[1]))
-            before = meter.sample()
-            through = asyncio.run(
-                measure_gateway(
-                    gateway_port, search_bench.MODEL_ID, data.queries, clients, args.seconds
+        for n, workers in enumerate(args.workers):
+            if n:  # the next worker count, on the same port
+                stop(by_pid["gateway"])
+                processes[-1] = start_gateway(workers)
+                by_pid["gateway"] = psutil.Process(processes[-1].pid)
+                time.sleep(2)
+            label = "gateway POST /api/v1/search" + (f" ({workers} workers)" if workers > 1 else "")
+            for clients in args.clients:
+                print(f"measuring at {clients} clients, {workers} gateway workers", flush=True)
+                before = meter.sample()
+                direct = asyncio.run(
+                    measure_grpc(search_address, data.queries, clients, args.seconds)
                 )
-            )
-            through_cpu = meter.per_request(before, len(through[1]))
-            lines += [
-                row("search gRPC directly", clients, direct, direct_cpu),
-                row("gateway POST /api/v1/search", clients, through, through_cpu),
-            ]
-            ratios.append(
-                f"| {clients} | {direct[0] / through[0]:.2f}x |"
-                f" {np.percentile(through[1], 50) / np.percentile(direct[1], 50):.2f}x |"
-                f" {np.percentile(through[1], 99) / np.percentile(direct[1], 99):.2f}x |"
-            )
+                direct_cpu = meter.per_request(before, len(direct[1]))
+                before = meter.sample()
+                through = asyncio.run(
+                    measure_gateway(
+                        gateway_port, search_bench.MODEL_ID, data.queries, clients, args.seconds
+                    )
+                )
+                through_cpu = meter.per_request(before, len(through[1]))
+                lines += [
+                    row("search gRPC directly", clients, direct, direct_cpu),
+                    row(label, clients, through, through_cpu),
+                ]
+                ratios.append(
+                    f"| {workers} | {clients} | {direct[0] / through[0]:.2f}x |"
+                    f" {np.percentile(through[1], 50) / np.percentile(direct[1], 50):.2f}x |"
+                    f" {np.percentile(through[1], 99) / np.percentile(direct[1], 99):.2f}x |"
+                )
         lines += [
             "",
             "Gateway overhead (gateway / direct):",
             "",
-            "| clients | throughput cost (direct ÷ gateway req/s) | p50 ratio | p99 ratio |",
-            "|---|---|---|---|",
+            "| gateway workers | clients | throughput cost (direct ÷ gateway req/s) | p50 ratio"
+            " | p99 ratio |",
+            "|---|---|---|---|---|",
             *ratios,
         ]
         return lines
@@ -390,6 +419,24 @@ def run(args: argparse.Namespace, root: Path) -> list[str]:
                 process.kill()
         nats.stop()
         pg.stop()
+
+
+def gateway_processes(process: psutil.Process) -> list[psutil.Process]:
+    """The gateway, and its worker processes when uvicorn runs several."""
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return [process]
+
+
+def stop(process: psutil.Process) -> None:
+    family = gateway_processes(process)
+    for member in reversed(family):
+        try:
+            member.terminate()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(family, timeout=20)
 
 
 def wait_named(url: str, items: int, timeout: float = 300) -> None:
@@ -445,9 +492,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clients", default="16,64")
+    parser.add_argument(
+        "--workers", default="1", help="gateway worker processes to compare, e.g. 1,2"
+    )
     parser.add_argument("--dir", default="", help="work folder (default: a temp dir)")
     args = parser.parse_args()
     args.clients = [int(c) for c in args.clients.split(",")]
+    args.workers = [int(w) for w in args.workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-gateway-", dir=args.dir or None) as tmp:
         print("\n".join(run(args, Path(tmp))), flush=True)
 

@@ -23,6 +23,7 @@ from photosearch_gateway.routes import (
     items,
     public,
     review,
+    sign_in,
     system,
 )
 from photosearch_gateway.schemas import SearchQuery
@@ -137,6 +138,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         admin_catalog,
         review,
         imports,
+        sign_in,
         assets,
     ):
         app.include_router(module.router)

@@ -55,6 +55,11 @@ class GatewaySettings(BaseSettings):
     oidc_audience: str = ""
     # Where the signing keys are; empty = the issuer's discovery document says.
     oidc_jwks_url: str = ""
+    # The page's own sign-in (authorization code with PKCE): the public client id the
+    # identity provider knows the page by, and the scopes it asks for. Empty: the page
+    # takes a pasted token only.
+    oidc_client_id: str = ""
+    oidc_scope: str = "openid profile"
     # The claim that lists a caller's roles; dots walk into objects (Keycloak:
     # "realm_access.roles"). A string value is split on spaces (the "scope" claim).
     oidc_roles_claim: str = "roles"

@@ -69,6 +69,13 @@ class OidcVerifier:
         self._keys: jwt.PyJWKSet | None = None
         self._fetched_at = -float("inf")
         self._lock = asyncio.Lock()
+        self._document: dict[str, Any] | None = None
+        self._document_at = -float("inf")
+        self._document_failed_at = -float("inf")
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self._http
 
     async def verify(self, token: str) -> Claims:
         try:
@@ -139,15 +146,33 @@ class OidcVerifier:
         log.info("oidc_keys_fetched", url=url, keys=len(keys.keys))
         return keys
 
+    async def discovery(self, fail_fast: bool = False) -> dict[str, Any]:
+        """The issuer's discovery document, kept as long as its keys. `fail_fast`: within
+        MIN_REFETCH_SECONDS of a failure, fail at once (/config asks on every page load)."""
+        recent_failure = time.monotonic() - self._document_failed_at < MIN_REFETCH_SECONDS
+        if self._document is None and fail_fast and recent_failure:
+            raise ValueError(f"{self.config.issuer} was unreachable a moment ago")
+        if (
+            self._document is None
+            or time.monotonic() - self._document_at >= self.config.cache_seconds
+        ):
+            try:
+                document = await self._get_json(
+                    self.config.issuer.rstrip("/") + "/.well-known/openid-configuration"
+                )
+            except (httpx.HTTPError, ValueError):
+                self._document_failed_at = time.monotonic()
+                raise
+            if document.get("issuer") != self.config.issuer:
+                raise ValueError(
+                    f"the discovery document names issuer {document.get('issuer')!r}, "
+                    f"not {self.config.issuer!r}"
+                )
+            self._document, self._document_at = document, time.monotonic()
+        return self._document
+
     async def _discover(self) -> str:
-        document = await self._get_json(
-            self.config.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        )
-        if document.get("issuer") != self.config.issuer:
-            raise ValueError(
-                f"the discovery document names issuer {document.get('issuer')!r}, "
-                f"not {self.config.issuer!r}"
-            )
+        document = await self.discovery()
         url = document.get("jwks_uri")
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             raise ValueError("the discovery document has no jwks_uri")

@@ -13,6 +13,7 @@ from photosearch.events.v1 import events_pb2
 from photosearch.search.v1 import search_pb2 as search_pb
 from photosearch_gateway.errors import ApiError
 from photosearch_gateway.local_query import local_dim, local_messages
+from photosearch_gateway.oidc_sign_in import sign_in
 from photosearch_gateway.schemas import (
     Candidate,
     ItemSummary,
@@ -21,6 +22,7 @@ from photosearch_gateway.schemas import (
     PublicConfig,
     SearchQuery,
     SearchResult,
+    SignInConfig,
     thumbnail_url,
 )
 from photosearch_gateway.state import NO_ACTIVE_MODEL, Gateway
@@ -85,7 +87,9 @@ def _unavailable(code: str, reason: str, common: dict[str, Any]) -> PublicConfig
 async def public_config(gw: Gateway) -> PublicConfig:
     settings = await gw.catalog_settings.get()
     fallback = settings.web_fallback_enabled and settings.vision_api_key_set
+    offer = await sign_in(gw)
     common = {
+        "sign_in": SignInConfig(**vars(offer)) if offer else None,
         "photo_search_enabled": settings.photo_search_enabled,
         "web_fallback_available": fallback,
         "ort_base_url": ORT_BASE_URL,

@@ -329,6 +329,34 @@ class PublicConfig(BaseModel):
     )
     ort_base_url: str
     max_upload_bytes: int
+    sign_in: "SignInConfig | None" = Field(
+        default=None,
+        description="The identity provider the page signs contributors in with (authorization "
+        "code with PKCE; POST /api/v1/auth/token redeems the code); null: tokens are pasted.",
+    )
+
+
+class SignInConfig(BaseModel):
+    authorization_endpoint: str
+    client_id: str
+    scope: str
+
+
+class TokenExchange(Strict):
+    """The code the identity provider sent the page back with, and the PKCE verifier."""
+
+    code: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    code_verifier: Annotated[
+        str, StringConstraints(min_length=43, max_length=128, pattern=r"^[A-Za-z0-9._~-]+$")
+    ]
+    redirect_uri: Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://[^\s]+$")]
+
+
+class SignedIn(BaseModel):
+    access_token: str = Field(description="Send it as 'Authorization: Bearer' to write.")
+    expires_in: int = Field(description="Seconds, as the provider said (0: not said).")
+    name: str
+    roles: list[str]
 
 
 # --- web fallback ---------------------------------------------------------------------------

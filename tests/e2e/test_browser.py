@@ -39,6 +39,7 @@ from tests.integration.gateway.models import MODEL_ID, exported_model
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
 from tests.support.mesh_state import catalog_image_ids
 from tests.support.object_store import PhotoServer
+from tests.support.oidc_issuer import CLIENT_ID, LocalIssuer
 
 pytestmark = [
     pytest.mark.slow,
@@ -69,11 +70,19 @@ def app_origin() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def issuer() -> Iterator[LocalIssuer]:
+    """The identity provider the page signs contributors in with."""
+    with LocalIssuer(audience="photosearch-browser") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def mesh(
     tmp_path_factory: pytest.TempPathFactory,
     model: ModelFiles,
     vision: FakeVision,
     app_origin: str,
+    issuer: LocalIssuer,
 ):
     extra = {
         "EMBED_MODEL": str(model.directory),
@@ -87,6 +96,9 @@ def mesh(
         "FALLBACK_VISION_ENDPOINT": vision.endpoint,
         # The import test's photo server is on loopback.
         "CATALOG_IMPORT_ALLOW_PRIVATE_URLS": "true",
+        "GATEWAY_OIDC_ISSUER": issuer.url,
+        "GATEWAY_OIDC_AUDIENCE": "photosearch-browser",
+        "GATEWAY_OIDC_CLIENT_ID": CLIENT_ID,
     }
     with Mesh(tmp_path_factory.mktemp("browser") / "data", extra_env=extra) as running:
         yield running
@@ -974,3 +986,45 @@ def test_admin_imports_a_csv_of_photo_urls_with_a_progress_bar(
         assert sorted(i["name"] for i in found["items"]) == [
             f"Imported figure {n}" for n in range(3)
         ]
+
+
+def test_a_contributor_signs_in_with_the_identity_provider(
+    mesh: Mesh, catalog: dict[int, str], issuer: LocalIssuer
+) -> None:
+    """A refused write offers the provider's sign-in; the page goes there and back (the
+    authorization code flow with PKCE, the code redeemed by the gateway) and writes as the
+    signed-in contributor, whose item waits for review."""
+    issuer.user = "zoe"
+    with browser.chromium() as driver:
+        open_page(driver, mesh)
+        driver.find_element(By.ID, "add-manually").click()
+        form = driver.find_element(By.ID, "manual-form")
+        form.find_element(By.NAME, "name").send_keys("Signed-in figure")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        result = driver.find_element(By.ID, "manual-result")
+        browser.wait_for(lambda: result.text, what="the refusal")
+        assert "Sign in below" in result.text, result.text
+        button = driver.find_element(By.ID, "contributor-oidc")
+        assert button.is_displayed() and button.text == "Sign in with your account"
+        button.click()
+        reason = driver.find_element(By.ID, "contributor-reason")
+        browser.wait_for(
+            lambda: (
+                driver.execute_script("return document.body.dataset.ready")
+                and "Signed in as zoe" in driver.find_element(By.ID, "contributor-reason").text
+            ),
+            what="back from the provider, signed in",
+        )
+        assert "code=" not in driver.current_url  # the address bar is tidied
+        reason = driver.find_element(By.ID, "contributor-reason")
+        assert reason.text == "Signed in as zoe."
+        driver.find_element(By.ID, "add-manually").click()
+        form = driver.find_element(By.ID, "manual-form")
+        form.find_element(By.NAME, "name").send_keys("Signed-in figure")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        result = driver.find_element(By.ID, "manual-result")
+        browser.wait_for(lambda: "review" in result.text, what="the item sent")
+        assert result.text == 'Thanks: "Signed-in figure" waits for an admin\'s review.'
+    with httpx.Client(base_url=mesh.gateway_url, timeout=30, headers=mesh.admin_auth) as http:
+        found = http.get("/api/v1/admin/items", params={"query": "Signed-in figure"}).json()
+        assert [(i["pending"], i["added_by"]) for i in found["items"]] == [(True, "oidc:zoe")]

@@ -20,9 +20,13 @@ from tests.support.security import new_client
 pytestmark = pytest.mark.slow
 # Contributors' writes: manual entry, adding a photo to an item.
 CONTRIBUTOR_WRITES = {("POST", "/api/v1/items"), ("POST", "/api/v1/items/{item_id}/images")}
-# POSTs anyone may make (unless GATEWAY_USER_TOKEN is set), which store nothing: photo
-# search by fingerprint, the opt-in web lookup.
-OPEN_POSTS = {("POST", "/api/v1/search"), ("POST", "/api/v1/fallback/web")}
+# POSTs anyone may make, which store nothing: photo search by fingerprint and the opt-in
+# web lookup (behind GATEWAY_USER_TOKEN when set), the page's sign-in.
+OPEN_POSTS = {
+    ("POST", "/api/v1/search"),
+    ("POST", "/api/v1/fallback/web"),
+    ("POST", "/api/v1/auth/token"),  # the page's sign-in: redeems a code, stores nothing
+}
 WRONG_CREDENTIALS = [
     {},
     {"Authorization": "Bearer"},

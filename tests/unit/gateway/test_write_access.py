@@ -2,8 +2,12 @@
 issuer's keys (a real HTTP server), the refusals (401, 403, 429, 503) with their reasons,
 and nothing reaching catalog when a write is refused."""
 
+import base64
+import hashlib
+import os
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -11,7 +15,7 @@ import pytest
 from photosearch_gateway import oidc
 from photosearch_gateway.config import GatewaySettings
 from tests.support.gateway_app import ADMIN_TOKEN, CONTRIBUTOR_TOKEN
-from tests.support.oidc_issuer import LocalIssuer, new_key
+from tests.support.oidc_issuer import CLIENT_ID, LocalIssuer, new_key
 from tests.unit.gateway.fakes import World
 
 WRITES = ("CreateItem", "AddImage")
@@ -243,3 +247,73 @@ def test_an_issuer_needs_an_audience() -> None:
         GatewaySettings(oidc_issuer="https://id.example.com")
     with pytest.raises(ValueError, match="not an http"):
         GatewaySettings(oidc_issuer="id.example.com", oidc_audience="x")
+
+
+# --- the page's sign-in (authorization code with PKCE) -----------------------------------
+
+
+def pkce() -> tuple[str, str]:
+    verifier = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+async def authorization_code(issuer: LocalIssuer, challenge: str, redirect_uri: str) -> str:
+    """What the browser does at the provider: the user is signed in there already."""
+    query = {
+        "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": redirect_uri,
+        "scope": "openid", "state": "s1", "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }  # fmt: skip
+    async with httpx.AsyncClient() as http:
+        reply = await http.get(f"{issuer.url}/authorize", params=query)
+    assert reply.status_code == 302, reply.text
+    back = parse_qs(urlsplit(reply.headers["location"]).query)
+    assert back["state"] == ["s1"]
+    return back["code"][0]
+
+
+SIGN_IN = pytest.mark.parametrize(
+    "settings_overrides", [{"oidc": True, "oidc_client_id": CLIENT_ID}], indirect=True
+)
+
+
+@SIGN_IN
+async def test_the_page_signs_a_contributor_in_with_the_provider(
+    client: httpx.AsyncClient, world: World, issuer: LocalIssuer
+) -> None:
+    config = (await client.get("/api/v1/config")).json()
+    assert config["sign_in"] == {
+        "authorization_endpoint": f"{issuer.url}/authorize",
+        "client_id": CLIENT_ID,
+        "scope": "openid profile",
+    }
+    verifier, challenge = pkce()
+    code = await authorization_code(issuer, challenge, "http://gw/")
+    body = {"code": code, "code_verifier": verifier, "redirect_uri": "http://gw/"}
+    signed = await client.post("/api/v1/auth/token", json=body)
+    assert signed.status_code == 200, signed.text
+    assert (signed.json()["name"], signed.json()["roles"]) == ("alice", ["contributor"])
+    created = await create(client, "Signed in", bearer(signed.json()["access_token"]))
+    assert created.status_code == 201, created.text
+    assert world.calls.count("CreateItem") == 1
+    # A code redeems once, and only with its own verifier.
+    again = await client.post("/api/v1/auth/token", json=body)
+    refusal(again, 401, "unauthenticated", "unknown code")
+    _, challenge = pkce()
+    code = await authorization_code(issuer, challenge, "http://gw/")
+    wrong = {"code": code, "code_verifier": verifier, "redirect_uri": "http://gw/"}
+    refusal(
+        await client.post("/api/v1/auth/token", json=wrong),
+        401,
+        "unauthenticated",
+        "PKCE verifier mismatch",
+    )
+
+
+@OIDC
+async def test_without_a_client_id_the_page_has_no_sign_in(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/v1/config")).json()["sign_in"] is None
+    verifier, _ = pkce()
+    body = {"code": "x", "code_verifier": verifier, "redirect_uri": "http://gw/"}
+    refusal(await client.post("/api/v1/auth/token", json=body), 409, "sign_in_disabled", "paste")

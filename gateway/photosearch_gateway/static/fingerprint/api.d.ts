@@ -513,6 +513,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redeem Code
+         * @description Redeem the code the identity provider sent the page back with (PKCE): the gateway
+         *     asks the provider's token endpoint, checks the token it gets like any bearer token, and
+         *     hands it to the page. Counts against the address's write limit.
+         */
+        post: operations["redeemCode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1324,6 +1346,8 @@ export interface components {
             ort_base_url: string;
             /** Max Upload Bytes */
             max_upload_bytes: number;
+            /** @description The identity provider the page signs contributors in with (authorization code with PKCE; POST /api/v1/auth/token redeems the code); null: tokens are pasted. */
+            sign_in?: components["schemas"]["SignInConfig"] | null;
         };
         /** Readiness */
         Readiness: {
@@ -1449,6 +1473,44 @@ export interface components {
              * @enum {string}
              */
             band: "match" | "possible" | "no_match";
+        };
+        /** SignInConfig */
+        SignInConfig: {
+            /** Authorization Endpoint */
+            authorization_endpoint: string;
+            /** Client Id */
+            client_id: string;
+            /** Scope */
+            scope: string;
+        };
+        /** SignedIn */
+        SignedIn: {
+            /**
+             * Access Token
+             * @description Send it as 'Authorization: Bearer' to write.
+             */
+            access_token: string;
+            /**
+             * Expires In
+             * @description Seconds, as the provider said (0: not said).
+             */
+            expires_in: number;
+            /** Name */
+            name: string;
+            /** Roles */
+            roles: string[];
+        };
+        /**
+         * TokenExchange
+         * @description The code the identity provider sent the page back with, and the PKCE verifier.
+         */
+        TokenExchange: {
+            /** Code */
+            code: string;
+            /** Code Verifier */
+            code_verifier: string;
+            /** Redirect Uri */
+            redirect_uri: string;
         };
         /** WebLead */
         WebLead: {
@@ -3695,6 +3757,84 @@ export interface operations {
             };
             /** @description Not found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A service behind the gateway is down or slow (see Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    redeemCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenExchange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignedIn"];
+                };
+            };
+            /** @description Invalid request (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or wrong token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not possible in the current state (the message says why) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited (see Retry-After) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

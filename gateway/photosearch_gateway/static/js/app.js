@@ -507,13 +507,15 @@ async function start() {
   });
   $("manual-cancel").addEventListener("click", () => { $("manual-form").hidden = true; });
   $("manual-form").addEventListener("submit", saveManual);
-  contributor.setup();
   try {
     state.config = await api("/api/v1/config");
   } catch (error) {
+    contributor.setup(null);
     status(t("status.unreachable", { reason: error.message }));
     return;
   }
+  contributor.setup(state.config);
+  await contributor.completeSignIn();
   $("pickers").hidden = false;
   $("scan-start").hidden = !(scanAvailable() && state.config.photo_search_available);
   $("scan-start").addEventListener("click", startScan);
