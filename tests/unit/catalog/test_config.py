@@ -46,3 +46,13 @@ def test_the_service_refuses_to_start_without_a_key(monkeypatch) -> None:
     )
     assert result.returncode != 0
     assert "CATALOG_SETTINGS_KEY" in result.stderr and "required" in result.stderr.lower()
+
+
+@pytest.mark.parametrize("name", ["S3_ENDPOINT_URL", "CATALOG_S3_ENDPOINT_URL"])
+def test_the_s3_endpoint_is_read_under_either_name(monkeypatch, name: str) -> None:
+    monkeypatch.setenv("CATALOG_SETTINGS_KEY", Fernet.generate_key().decode())
+    monkeypatch.setenv(name, "http://minio.storage:9000")
+    settings = CatalogSettings()
+    assert settings.s3_endpoint_url == "http://minio.storage:9000"
+    limits = settings.fetch_limits()
+    assert (limits.allow_private, limits.max_redirects) == (False, 3)  # the safe defaults
