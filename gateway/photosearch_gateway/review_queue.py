@@ -29,7 +29,8 @@ async def nearest_items(gw: Gateway, image_id: str) -> tuple[list[Neighbour], st
         return kept, None
     try:
         photo = await gw.catalog.get_image(image_id)
-        embedded = await gw.embedder.embed(photo.data)
+        # The admin deadline: the first photo after an embedder starts waits for its model.
+        embedded = await gw.embedder.embed(photo.data, gw.settings.admin_timeout_seconds)
         request = search_pb.SearchRequest(
             model_id=embedded.model_id, vector=embedded.embeddings[0].values, k=NEAREST
         )

@@ -847,6 +847,17 @@ def test_admin_reviews_contributions_and_edits_the_catalog(
             reply = http.post(f"/api/v1/items/{item['id']}/images", files=photo)
             assert reply.status_code == 201 and reply.json()["image"]["pending"], reply.text
             added[name] = item["id"]
+
+    def nearest_known() -> bool:
+        """The queue has embedded the copy (a fresh embedder loads its model first)."""
+        with httpx.Client(base_url=mesh.gateway_url, timeout=60, headers=mesh.admin_auth) as http:
+            queue = http.get("/api/v1/admin/review").json()
+        return any(
+            c["item"]["id"] == added["Cover 003 again"] and c["pending_images"][0]["nearest"]
+            for c in queue["contributions"]
+        )
+
+    browser.wait_for(nearest_known, timeout=120, what="the copy's nearest items")
     with browser.chromium() as driver:
         open_admin(driver, mesh)
 
@@ -874,7 +885,9 @@ def test_admin_reviews_contributions_and_edits_the_catalog(
         # The catalog view: find the new item, edit it, delete its photo.
         driver.find_element(By.ID, "catalog-query").send_keys("A new figure")
         driver.find_element(By.CSS_SELECTOR, "#catalog-form button").click()
-        row_css = f'#catalog-items li[data-item-id="{added["A new figure"]}"]'
+        # The list the search drew (the one drawn at sign-in would go stale under us).
+        listed = '#catalog-items[data-query="A new figure"]'
+        row_css = f'{listed} li[data-item-id="{added["A new figure"]}"]'
         row = browser.wait_for(
             lambda: (driver.find_elements(By.CSS_SELECTOR, row_css) or [None])[0],
             what="the item found",

@@ -13,5 +13,6 @@ class EmbedderClient:
     async def info(self) -> pb.InfoResponse:
         return await self.rpc.unary("Info", self.stub.Info, pb.InfoRequest())
 
-    async def embed(self, image: bytes) -> pb.EmbedResponse:
-        return await self.rpc.unary("Embed", self.stub.Embed, pb.EmbedRequest(image=image))
+    async def embed(self, image: bytes, timeout: float | None = None) -> pb.EmbedResponse:
+        request = pb.EmbedRequest(image=image)
+        return await self.rpc.unary("Embed", self.stub.Embed, request, timeout)

@@ -164,14 +164,20 @@ export function catalogView(call) {
     return row;
   }
 
+  let asked = 0; // an answer to an older search never replaces a newer one's
+
   async function find(more = false) {
-    const params = new URLSearchParams({ query: $("catalog-query").value.trim(), page_size: "20" });
+    const query = $("catalog-query").value.trim();
+    const params = new URLSearchParams({ query, page_size: "20" });
     if (more && nextPage) params.set("page_token", nextPage);
+    const mine = ++asked;
     try {
       const page = await call(`/api/v1/admin/items?${params}`);
+      if (mine !== asked) return;
       const rows = page.items.map(itemRow);
       if (more) $("catalog-items").append(...rows);
       else $("catalog-items").replaceChildren(...rows);
+      $("catalog-items").dataset.query = query; // what the list shows (tests wait for it)
       nextPage = page.next_page_token;
       $("catalog-more").hidden = !nextPage;
       message(page.items.length || more ? "" : t("catalog.none"));
