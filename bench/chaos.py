@@ -163,7 +163,7 @@ async def chaos(args: argparse.Namespace, mesh: Mesh) -> dict[str, Any]:
         tasks.append(asyncio.create_task(state.schedule(args.minutes)))
         _, cpu = await sample_machine(mesh, until, run.began, args.sample_seconds)
         await asyncio.gather(*tasks)
-        admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+        admin = mesh.admin_auth
         settled = True
         try:
             await wait_embedded(http, admin, timeout=180)

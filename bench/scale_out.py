@@ -63,7 +63,7 @@ def run_stack(args: argparse.Namespace, embedders: int, search: int, data: list[
 
 
 def measure(args: argparse.Namespace, mesh: Mesh, data: list[bytes]) -> dict:
-    admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+    admin = mesh.admin_auth
     out: dict = {"load_before": os.getloadavg()[0]}
     with httpx.Client(base_url=mesh.gateway_url, timeout=30) as http:
         http.put("/api/v1/admin/settings", headers=admin, json={"photo_search_enabled": True})

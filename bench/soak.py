@@ -283,7 +283,7 @@ async def prepare(
     mesh: Mesh, http: httpx.AsyncClient, seed_items: int
 ) -> tuple[str, list[list[float]]]:
     """Photo search on, a catalog of seed items embedded; query vectors from the embedder."""
-    admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+    admin = mesh.admin_auth
     reply = await http.put(
         "/api/v1/admin/settings", headers=admin, json={"photo_search_enabled": True}
     )
@@ -332,7 +332,7 @@ async def soak(args: argparse.Namespace, mesh: Mesh) -> dict[str, Any]:
         until, tasks = run.start(args)
         memory, cpu = await sample_machine(mesh, until, run.began, args.sample_seconds)
         await asyncio.gather(*tasks)
-        admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+        admin = mesh.admin_auth
         try:
             final = await wait_embedded(http, admin, timeout=120)
         except TimeoutError as exc:

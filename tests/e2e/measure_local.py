@@ -39,7 +39,7 @@ FLOWS = ("when asked", "always")
 
 
 def enter_covers(mesh: Mesh, numbers: list[int]) -> None:
-    admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+    admin = mesh.admin_auth
     count = len(numbers)
     with httpx.Client(base_url=mesh.gateway_url, timeout=30, headers=mesh.admin_auth) as http:
         on = {"photo_search_enabled": True}

@@ -107,7 +107,7 @@ def mesh(
 @pytest.fixture(scope="module")
 def catalog(mesh: Mesh) -> dict[int, str]:
     """Photo search on, eight DVD covers entered through the API and embedded."""
-    admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+    admin = mesh.admin_auth
     with httpx.Client(base_url=mesh.gateway_url, timeout=30, headers=mesh.admin_auth) as http:
         on = {
             "photo_search_enabled": True,
@@ -804,7 +804,7 @@ def test_admin_duplicate_view_shows_a_copy_found_by_its_hash(
         item = http.post("/api/v1/items", json={"name": "Cover 004 copy"}).json()
         photo = {"photo": ("copy.jpg", copy_path.read_bytes(), "image/jpeg")}
         assert http.post(f"/api/v1/items/{item['id']}/images", files=photo).status_code == 201
-        admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+        admin = mesh.admin_auth
 
         def hashed() -> bool:  # catalog hashes just after the add
             report = http.get("/api/v1/admin/duplicates", headers=admin).json()
@@ -1020,7 +1020,6 @@ def test_a_contributor_signs_in_with_the_identity_provider(
         button = driver.find_element(By.ID, "contributor-oidc")
         assert button.is_displayed() and button.text == "Sign in with your account"
         button.click()
-        reason = driver.find_element(By.ID, "contributor-reason")
         browser.wait_for(
             lambda: (
                 driver.execute_script("return document.body.dataset.ready")

@@ -31,7 +31,7 @@ class Api:
 
     @property
     def admin(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.mesh.secrets['admin_token']}"}
+        return self.mesh.admin_auth
 
     def settings(self, **changes: Any) -> dict[str, Any]:
         reply = self.http.put("/api/v1/admin/settings", headers=self.admin, json=changes)

@@ -129,7 +129,7 @@ class Drill:
 
     @property
     def _admin(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.mesh.secrets['admin_token']}"}
+        return self.mesh.admin_auth
 
     def add_photos(self, count: int) -> list[str]:
         """`count` items with a photo each; their item ids."""

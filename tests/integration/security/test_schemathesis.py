@@ -87,7 +87,7 @@ def carries_nul(case: Any) -> bool:
 
 
 def fuzz(operation: Any, mesh: Mesh, mode: GenerationMode, check_list: list[Any]) -> None:
-    token = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+    token = mesh.admin_auth
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
@@ -168,7 +168,7 @@ def test_an_unknown_model_in_the_duplicates_report_is_a_documented_answer(
 ) -> None:
     document = create_app(GatewaySettings(model_dir=Path("."))).openapi()
     documented = document["paths"]["/api/v1/admin/duplicates"]["get"]["responses"]
-    admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+    admin = mesh.admin_auth
     reply = httpx.get(
         f"{mesh.gateway_url}/api/v1/admin/duplicates",
         params={"model_id": "no/such-model@1"},

@@ -104,7 +104,7 @@ def test_services_serve_mutual_tls_and_refuse_other_clients(tls_mesh: TlsMesh) -
 
 def test_the_gateway_calls_the_services_over_mutual_tls(tls_mesh: TlsMesh) -> None:
     mesh = tls_mesh.mesh
-    admin = {"Authorization": f"Bearer {mesh.secrets['admin_token']}"}
+    admin = mesh.admin_auth
     with httpx.Client(base_url=mesh.gateway_url, timeout=30) as http:
 
         def up() -> bool:
