@@ -6,8 +6,10 @@ The steps, in order (every number comes from the spec):
  2. flatten transparency onto `alpha_background`; convert to 8-bit RGB;
  3. resize so the short side is `resize.short_side` and the long side is
     floor(long * short_side / short), with Pillow's BICUBIC filter (a = -0.5,
-    antialiased: when shrinking the kernel is widened by the scale factor), as
-    `Image.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=None)` does on 8-bit RGB;
+    antialiased: when shrinking the kernel is widened by the scale factor), the
+    horizontal pass first, each pass rounded to 8 bits, as Pillow's
+    `Image.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=None)` computes each
+    pass on 8-bit RGB (resample.py);
  4. centre crop `center_crop.width` x `center_crop.height` at
     left = floor((w - width) / 2), top = floor((h - height) / 2);
  5. x = value * `scale`, then (x - mean[c]) / std[c] per RGB channel;
@@ -28,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from photosearch.common.images import WHITE, decode_image
+from photosearch_embedder.resample import resized, resized_window
 from photosearch_embedder.variants import Variant
 
 SPEC_VERSION = 1
@@ -215,11 +218,9 @@ class PreprocessSpec:
             if width <= height
             else (new_long, self.resize_short_side)
         )
-        if size != image.size:
-            image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=None)
         left = (size[0] - self.crop_size) // 2
         top = (size[1] - self.crop_size) // 2
-        return image.crop((left, top, left + self.crop_size, top + self.crop_size))
+        return resized_window(image, size, (left, top, left + self.crop_size, top + self.crop_size))
 
     def to_tensor(self, image: Image.Image) -> np.ndarray:
         """8-bit RGB crop -> float32 CHW."""
@@ -248,9 +249,7 @@ class PreprocessSpec:
             raise ValueError("this preprocessing has no local section")
         turned = rotate_clockwise(image, degrees)
         size = self.local.size(*turned.size)
-        if size != turned.size:
-            turned = turned.resize(size, Image.Resampling.BICUBIC, reducing_gap=None)
-        return self.to_tensor(turned)[None]
+        return self.to_tensor(resized(turned, size))[None]
 
     def tensors(self, data: bytes, variants: list[Variant]) -> np.ndarray:
         """Bytes -> (len(variants), 3, crop, crop) float32, one row per variant."""

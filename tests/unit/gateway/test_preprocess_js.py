@@ -25,6 +25,7 @@ from photosearch.common.local import (
 )
 from photosearch.events.v1 import events_pb2
 from photosearch_embedder.preprocess import LocalSpec
+from photosearch_embedder.resample import resized
 from photosearch_gateway.routes.assets import STATIC_DIR
 
 PREPROCESS_JS = STATIC_DIR / "fingerprint" / "preprocess.js"
@@ -100,6 +101,20 @@ def test_resize_is_bit_exact_with_pillow(
     want = np.asarray(
         Image.fromarray(pixels).resize(out, Image.Resampling.BICUBIC, reducing_gap=None)
     )
+    got = run_js(
+        tmp_path, pixels, kind="resize", width=size[0], height=size[1], out_w=out[0], out_h=out[1]
+    )
+    assert np.array_equal(np.frombuffer(got, np.uint8).reshape(want.shape), want)
+
+
+@pytest.mark.parametrize(("size", "out"), [((451, 300), (448, 288)), ((333, 777), (256, 597))])
+def test_resize_is_bit_exact_with_the_embedder_where_pillow_turns_the_passes_round(
+    tmp_path: Path, size: tuple[int, int], out: tuple[int, int]
+) -> None:
+    # One Pillow call runs the vertical pass first for these shapes; the embedder and the
+    # page both run the horizontal pass first.
+    pixels = photo_like(size[1], size[0], seed=size[1])
+    want = np.asarray(resized(Image.fromarray(pixels), out))
     got = run_js(
         tmp_path, pixels, kind="resize", width=size[0], height=size[1], out_w=out[0], out_h=out[1]
     )
