@@ -13,6 +13,7 @@ from PIL import Image
 from photosearch.common.images import decode_image
 from photosearch.common.local import LocalGrid, from_feature_map
 from photosearch.common.model_files import ModelFiles
+from photosearch_embedder.resample import resized
 
 # Clockwise turns as Pillow transposes (whose names count counter-clockwise).
 TURNS = {0: None, 90: Image.Transpose.ROTATE_270, 270: Image.Transpose.ROTATE_90}
@@ -42,8 +43,7 @@ class LocalReference:
 
     def tensor(self, image: Image.Image) -> np.ndarray:
         size = local_size(*image.size, self.local)
-        if size != image.size:
-            image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=None)
+        image = resized(image, size)  # the horizontal pass first, as the page does
         pixels = np.asarray(image, dtype=np.float32) * np.float32(self.spec["scale"])
         mean = np.asarray(self.spec["mean"], dtype=np.float32)
         std = np.asarray(self.spec["std"], dtype=np.float32)

@@ -17,6 +17,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from photosearch_embedder.preprocess import PreprocessSpec
+from photosearch_embedder.resample import resized
 from photosearch_embedder.variants import Variant, parse_variants
 from tools.quality.graph import FINGERPRINT, INPUT, LOCAL
 
@@ -92,8 +93,7 @@ class Extractor:
 
     def local_tensor(self, image: Image.Image, long_side: int | None = None) -> np.ndarray:
         size = local_size(*image.size, long_side or self.long_side)
-        resized = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=None)
-        return self.preprocess.to_tensor(resized)[None]
+        return self.preprocess.to_tensor(resized(image, size))[None]
 
     def local(self, image: Image.Image, long_side: int | None = None) -> LocalFeatures:
         if self._local is None:
