@@ -32,7 +32,8 @@ WORK = ROOT / ".data" / "bench-embed"
 MODELS = ("dinov2-small", "efficientnet-lite0")
 # "auto": what the service serves with by default (EMBED_RUNTIME=auto): the fastest
 # engine whose fingerprints match fp32, timed on this host (runtime_choice.py).
-RUNTIMES = ("eager", "onnx-fp32", "onnx-int8", "auto")
+# "torch": EMBED_RUNTIME=torch, PyTorch's own precisions only (fp32 or bf16 autocast).
+RUNTIMES = ("eager", "onnx-fp32", "onnx-int8", "auto", "torch")
 PIPELINE = int(os.environ.get("BENCH_PIPELINE", "2"))  # = EMBED_PIPELINE_BATCHES default
 SETS = {"640px": (640, 480), "12MP": (4000, 3000)}
 
@@ -122,11 +123,11 @@ async def measure(model: str, runtime: str, image_set: str, count: int) -> dict[
     from photosearch_embedder.service import Embedder
 
     images = make_images(count, SETS[image_set])
-    quantization = "int8" if runtime in ("onnx-int8", "auto") else "none"
+    quantization = "int8" if runtime in ("onnx-int8", "auto", "torch") else "none"
     files = export(model, quantization)
     choice = None
-    if runtime == "auto":  # timed once per host, then read from the export's cache
-        choice = choose(files, ChoiceRequest("auto", probe_seconds=3.0))
+    if runtime in ("auto", "torch"):  # timed once per host, then read from the cache
+        choice = choose(files, ChoiceRequest(runtime, probe_seconds=3.0))  # type: ignore[arg-type]
     embedder = Embedder(ModelManager(files, batch_size=16, idle_grace=300, choice=choice))
     if runtime == "eager":
         run = eager_encoder(model)

@@ -32,9 +32,10 @@ class EmbedderSettings(NatsSettings, ServiceSettings):
     quantize: Literal["auto", "int8", "none"] = "auto"
     device: Literal["cpu", "cuda"] = "cpu"
     # Which runtime runs the graphs: "auto" times every installed candidate (onnxruntime
-    # int8/fp32, OpenVINO fp32/bf16/int8) on first start on a host and serves with the
-    # fastest whose fingerprints match fp32 (runtime_choice.py); "openvino" chooses among
-    # its precisions only; "onnxruntime" runs the export's graph as exported, untimed.
+    # int8/fp32, OpenVINO fp32/bf16/int8, PyTorch bf16) on first start on a host and
+    # serves with the fastest whose fingerprints match fp32 (runtime_choice.py);
+    # "openvino" and "torch" choose among that runtime's precisions only; "onnxruntime"
+    # runs the export's graph as exported, untimed.
     runtime: RuntimeSetting = "auto"
     # Seconds each candidate is timed for (per graph), once per host and model.
     runtime_probe_seconds: float = Field(default=2.0, gt=0, le=60)

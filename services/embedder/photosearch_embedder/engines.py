@@ -24,15 +24,15 @@ import numpy as np
 import onnxruntime as ort
 
 from photosearch.common.logging import get_logger
-from photosearch.common.model_files import sha256_file
+from photosearch.common.model_files import ModelFiles, sha256_file
 from photosearch_embedder.file_lock import file_lock
 
 log = get_logger(__name__)
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-ONNXRUNTIME, OPENVINO = "onnxruntime", "openvino"
+ONNXRUNTIME, OPENVINO, TORCH = "onnxruntime", "openvino", "torch"
 # Python packages each runtime (and OpenVINO's own int8) needs.
-PACKAGES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino", "nncf": "nncf"}
+PACKAGES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino", "nncf": "nncf", TORCH: "torch"}
 OPENVINO_INT8_DIR = "openvino-int8"
 QUANTIZE_MODULE = "photosearch_embedder.quantize"
 QUANTIZE_TIMEOUT_SECONDS = 900
@@ -42,7 +42,8 @@ _scratch: dict[str, Path] = {}
 
 @dataclass(frozen=True)
 class Engine:
-    """One way to run one graph: a runtime, a precision, the export's file it reads."""
+    """One way to run one graph: a runtime, a precision, the export's file it reads (for
+    PyTorch, the ONNX file whose computation it rebuilds from the export's weights)."""
 
     runtime: str
     precision: str  # "fp32", "int8" or "bf16"
@@ -194,7 +195,7 @@ def import_nncf() -> Any:
 
 def open_session(
     engine: Engine,
-    directory: Path,
+    files: ModelFiles,
     *,
     device: str,
     threads: int,
@@ -202,11 +203,16 @@ def open_session(
     calibration: Callable[[], list[np.ndarray]],
     cache: Path | None = None,
 ) -> Session:
-    """A ready session of `engine` on the export in `directory`; `io` names the graph's
-    input and output; `calibration` gives the inputs OpenVINO's int8 is calibrated on,
-    `cache` where that int8 is kept (default: beside the export)."""
+    """A ready session of `engine` on the export `files`; `io` names the graph's input and
+    output; `calibration` gives the inputs OpenVINO's int8 is calibrated on, `cache` where
+    that int8 is kept (default: beside the export)."""
     if missing := engine.missing():
         raise RuntimeError(f"{engine.name} needs the Python package {', '.join(missing)}")
+    if engine.runtime == TORCH:
+        from photosearch_embedder.torch_engine import TorchSession
+
+        return TorchSession(files, engine.graph, engine.precision, device, threads)
+    directory = files.directory
     path = directory / engine.graph
     if engine.runtime == ONNXRUNTIME:
         return OnnxruntimeSession(path, device, threads, io)

@@ -34,15 +34,15 @@ def resized_window(
     sx, sy = width / size[0], height / size[1]
     first, last = _rows_read(top, bottom, sy, height) if size[1] != height else (top, bottom)
     if size[0] != width:
-        box = (left * sx, first, right * sx, last)
+        box = (left * sx, float(first), right * sx, float(last))
         image = image.resize((right - left, last - first), BICUBIC, box=box, reducing_gap=None)
     else:
         image = image.crop((left, first, right, last))
     if size[1] == height:
         return image
     # The kept rows, in the coordinates of the rows the horizontal pass made.
-    box = (0, top * sy - first, right - left, bottom * sy - first)
-    return image.resize((right - left, bottom - top), BICUBIC, box=box, reducing_gap=None)
+    rows = (0.0, top * sy - first, float(right - left), bottom * sy - first)
+    return image.resize((right - left, bottom - top), BICUBIC, box=rows, reducing_gap=None)
 
 
 def _rows_read(top: int, bottom: int, scale: float, height: int) -> tuple[int, int]:

@@ -62,7 +62,7 @@ def _open(
 
     return open_session(
         engine,
-        files.directory,
+        files,
         device=device,
         threads=threads,
         io=io,

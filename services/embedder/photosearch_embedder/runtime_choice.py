@@ -11,8 +11,9 @@ serves. The choice and every measurement are cached next to the export
 restart or another replica on the same kind of host reuses it, after checking the
 chosen engines against fp32 once more.
 
-EMBED_RUNTIME: "auto" (every runtime installed), "openvino" (its precisions only), or
-"onnxruntime" (the export's own graph as exported, no timing)."""
+EMBED_RUNTIME: "auto" (every runtime installed: onnxruntime, OpenVINO, PyTorch bf16),
+"openvino" or "torch" (that runtime's precisions only), or "onnxruntime" (the export's
+own graph as exported, no timing)."""
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -24,13 +25,13 @@ from photosearch.common.errors import FailedPrecondition
 from photosearch.common.logging import get_logger
 from photosearch.common.model_files import ModelFiles
 from photosearch_embedder import runtime_cache
-from photosearch_embedder.engines import ONNXRUNTIME, OPENVINO, Engine
+from photosearch_embedder.engines import ONNXRUNTIME, OPENVINO, TORCH, Engine
 from photosearch_embedder.preprocess import PreprocessSpec
 from photosearch_embedder.resolve import has_local, onnx_name
 from photosearch_embedder.runtime_trials import FINGERPRINT, LOCAL, RULE, GraphBench, Trial
 
 log = get_logger(__name__)
-RuntimeSetting = Literal["auto", "onnxruntime", "openvino"]
+RuntimeSetting = Literal["auto", "onnxruntime", "openvino", "torch"]
 FP32 = onnx_name("none")
 
 
@@ -145,6 +146,10 @@ def candidates(files: ModelFiles, setting: RuntimeSetting, device: str, graph: s
         ]
     if device == "cpu" and setting in ("auto", OPENVINO) and _precision(reference) == "fp32":
         engines += [Engine(OPENVINO, p, reference) for p in ("fp32", "bf16", "int8")]
+    if setting in ("auto", TORCH) and _precision(reference) == "fp32":
+        # PyTorch fp32 never beat onnxruntime's fp32 here: auto times bf16 only.
+        precisions = ("bf16",) if setting == "auto" else ("fp32", "bf16")
+        engines += [Engine(TORCH, p, reference) for p in precisions]
     return engines
 
 

@@ -6,15 +6,20 @@ on part of them (the upright and mirrored views of the fingerprint graph, the up
 photos of the local graph) and checked on all of them, so the check also sees inputs the
 calibration never saw (the centre crops, the turned photos)."""
 
+import json
+import subprocess
+import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from photosearch.common.model_files import ModelFiles
 from photosearch_embedder import calibration
-from photosearch_embedder.engines import ONNXRUNTIME, Engine, Session, open_session
+from photosearch_embedder.engines import ONNXRUNTIME, TORCH, Engine, Session, open_session
 from photosearch_embedder.preprocess import INPUT_NAME, OUTPUT_NAME, PreprocessSpec
 
 # A candidate serves only if its answers stay this close to fp32's (int8 measured 0.9990
@@ -27,6 +32,10 @@ CALIBRATION_TURNS = (0,)
 CHECK_TURNS = (0, 90)
 RULE = f"min-cosine {MIN_COSINE}; views {CHECK_VIEWS}; turns {CHECK_TURNS}; calibration 1"
 FINGERPRINT, LOCAL = "fingerprint", "local"
+# PyTorch candidates are tried in a child process (torch_trial.py): the import, the
+# model's weights and the timing take well under this on a 2-core host.
+TRIAL_MODULE = "photosearch_embedder.torch_trial"
+TRIAL_TIMEOUT = 600
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,11 @@ class GraphBench:
         threads: int,
         batch_size: int,
         cache: Any,
+        child: bool = False,
     ) -> None:
-        self.files, self.graph = files, graph
+        """`child`: this process is torch_trial.py's, so torch engines run here."""
+        self.files, self.graph, self.reference = files, graph, reference
+        self.batch_size, self.child = batch_size, child
         self.preprocess = PreprocessSpec.from_json(files.preprocess())
         self.device, self.threads, self.cache = device, threads, cache
         if graph == FINGERPRINT:
@@ -98,7 +110,7 @@ class GraphBench:
     def session(self, engine: Engine) -> Session:
         return open_session(
             engine,
-            self.files.directory,
+            self.files,
             device=self.device,
             threads=self.threads,
             io=self.io,
@@ -117,6 +129,8 @@ class GraphBench:
     def _run(self, engine: Engine, seconds: float) -> Trial:
         if missing := engine.missing():
             return Trial(engine, problem=not_installed(missing))
+        if engine.runtime == TORCH and not self.child:
+            return self._run_in_child(engine, seconds)
         try:
             opened = self.session(engine)
         except Exception as exc:  # a runtime that cannot load this graph is one fewer choice
@@ -136,6 +150,35 @@ class GraphBench:
             return Trial(engine, problem=f"failed on the calibration photos: {_short(exc)}")
         finally:
             opened.close()
+
+    def _run_in_child(self, engine: Engine, seconds: float) -> Trial:
+        from photosearch_embedder.torch_trial import trial_from_json
+
+        request = {
+            "export": str(self.files.directory),
+            "graph": self.graph,
+            "reference": asdict(self.reference),
+            "engine": asdict(engine),
+            "device": self.device,
+            "threads": self.threads,
+            "batch_size": self.batch_size,
+            "cache": str(self.cache) if self.cache else "",
+            "seconds": seconds,
+        }
+        with tempfile.TemporaryDirectory(prefix="torch-trial-") as folder:
+            asked, answer = Path(folder) / "request.json", Path(folder) / "trial.json"
+            asked.write_text(json.dumps(request))
+            command = [sys.executable, "-m", TRIAL_MODULE, str(asked), str(answer)]
+            try:
+                done = subprocess.run(
+                    command, capture_output=True, text=True, timeout=TRIAL_TIMEOUT + seconds
+                )
+            except subprocess.TimeoutExpired:
+                return Trial(engine, problem=f"its trial took over {TRIAL_TIMEOUT + seconds:.0f} s")
+            if done.returncode != 0 or not answer.is_file():
+                tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
+                return Trial(engine, problem=f"its trial failed (exit {done.returncode}): {tail}")
+            return trial_from_json(json.loads(answer.read_text()))
 
 
 def _outputs(session: Session, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -73,7 +73,13 @@ def test_auto_serves_the_fastest_candidate_whose_answers_match_fp32(model: Model
     for graph in (choice.fingerprint, choice.local):
         assert graph is not None
         names = {t.engine.name for t in graph.trials}
-        assert {"onnxruntime fp32", "openvino fp32", "openvino bf16", "openvino int8"} == names
+        assert {
+            "onnxruntime fp32",
+            "openvino fp32",
+            "openvino bf16",
+            "openvino int8",
+            "torch bf16",
+        } == names
         good = [t for t in graph.trials if not t.problem]
         assert good and all(t.min_cosine is not None and t.min_cosine >= MIN_COSINE for t in good)
         assert graph.engine == max(good, key=lambda t: t.rate).engine
@@ -131,8 +137,9 @@ def test_a_candidate_whose_answers_drift_is_never_chosen_nor_timed(model: ModelF
 
 
 def test_the_choice_is_kept_next_to_the_export_and_reused_after_a_restart(
-    model: ModelFiles,
+    model: ModelFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    without(monkeypatch, "torch")  # its trials take seconds each (test_torch_engine.py)
     first = choose(model, quick())
     assert (model.directory / CHOICE_FILE).is_file()
     with capture_logs() as logs:
@@ -205,10 +212,11 @@ def test_choosing_never_loads_pytorch_into_the_serving_process(model: ModelFiles
 
 
 def test_a_runtime_cache_elsewhere_leaves_the_export_untouched(
-    model: ModelFiles, tmp_path: Path
+    model: ModelFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where the model cache is read-only (Kubernetes mounts it so), EMBED_RUNTIME_CACHE_DIR
     holds the choice and OpenVINO's int8 graphs, one folder per model."""
+    without(monkeypatch, "torch")
     before = sorted(p.name for p in model.directory.iterdir())
     elsewhere = tmp_path / "runtime-cache"
     choice = choose(model, quick(cache_dir=elsewhere))
@@ -223,13 +231,19 @@ def test_a_runtime_cache_elsewhere_leaves_the_export_untouched(
 def test_a_runtime_that_is_not_installed_is_skipped_with_a_log_line(
     model: ModelFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    without(monkeypatch, "openvino", "nncf")
+    without(monkeypatch, "openvino", "nncf", "torch")
     with capture_logs() as logs:
         choice = choose(model, quick())
     assert choice.fingerprint.engine == Engine("onnxruntime", "fp32", "model_fp32.onnx")
     skipped = [e for e in logs if e["event"] == "runtime.skipped"]
-    assert {e["engine"] for e in skipped} == {"openvino fp32", "openvino bf16", "openvino int8"}
-    assert all("openvino" in e["reason"] and "not installed" in e["reason"] for e in skipped)
+    assert {e["engine"] for e in skipped} == {
+        "openvino fp32",
+        "openvino bf16",
+        "openvino int8",
+        "torch bf16",
+    }
+    assert all(e["engine"].split()[0] in e["reason"] for e in skipped)
+    assert all("not installed" in e["reason"] for e in skipped)
     with pytest.raises(RuntimeUnavailable, match="openvino is not installed"):
         choose(model, quick("openvino"))
 
@@ -260,12 +274,20 @@ def test_an_int8_export_keeps_fp32_beside_it_as_the_reference(embedder_models: P
         "openvino fp32",
         "openvino bf16",
         "openvino int8",
+        "torch bf16",
     ]
     assert [e.graph for e in candidates(files, "auto", "cpu", "fingerprint")][2:] == [
         "model_fp32.onnx"
-    ] * 3
-    # On a GPU only the CUDA provider of onnxruntime is a candidate.
-    assert [e.name for e in candidates(files, "auto", "cuda", "local")] == ["onnxruntime fp32"]
+    ] * 4
+    # On a GPU: onnxruntime's CUDA provider and PyTorch on CUDA.
+    assert [e.name for e in candidates(files, "auto", "cuda", "local")] == [
+        "onnxruntime fp32",
+        "torch bf16",
+    ]
+    assert [e.name for e in candidates(files, "torch", "cpu", "fingerprint")] == [
+        "torch fp32",
+        "torch bf16",
+    ]
 
 
 def test_nncf_is_imported_with_its_usage_reporting_off() -> None:

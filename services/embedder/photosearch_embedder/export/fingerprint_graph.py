@@ -140,12 +140,13 @@ def bake_position_embeddings(model: nn.Module, image_size: int) -> None:
     embeddings.interpolate_pos_encoding = fixed
 
 
-def fingerprint_module(spec: ModelSpec) -> nn.Module:
-    """The module that gets exported for `spec`."""
+def fingerprint_module(spec: ModelSpec, *, eager_attention: bool = True) -> nn.Module:
+    """The module that gets exported for `spec` (DINOv2 with transformers' eager attention,
+    which the exporter traces; PyTorch serving takes its faster SDPA attention)."""
     if spec.family == "efficientnet-lite0":
         network = Fingerprint(load_efficientnet_lite0(), _call).eval()
     else:
-        model = load_dinov2(str(spec.checkpoint_dir or spec.name))
+        model = load_dinov2(str(spec.checkpoint_dir or spec.name), eager_attention=eager_attention)
         bake_position_embeddings(model, spec.preprocess.crop_size)
         network = Fingerprint(model, _pooler_output).eval()
     if spec.colour is None:

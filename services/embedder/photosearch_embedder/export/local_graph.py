@@ -166,12 +166,25 @@ class ProjectedLocal(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.project(self.features(pixel_values)), dim=1)
 
+    @classmethod
+    def from_weights(
+        cls, features: nn.Module, weight: np.ndarray, bias: np.ndarray
+    ) -> "ProjectedLocal":
+        """The module with the 1x1 convolution an export wrote (weight (dim, d, 1, 1))."""
+        components = weight[:, :, 0, 0].astype(np.float32)
+        module = cls(features, Projection(np.zeros(components.shape[1], np.float32), components))
+        with torch.no_grad():  # the bias as written, not recomputed from a mean
+            project_bias: Any = module.project.bias
+            project_bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+        return module
 
-def local_features(spec: ModelSpec) -> nn.Module:
+
+def local_features(spec: ModelSpec, *, eager_attention: bool = True) -> nn.Module:
     """The backbone part of the local graph for `spec` (unit cells, before the PCA)."""
     if spec.family == "efficientnet-lite0":
         return EfficientNetLocal(load_efficientnet_lite0()).eval()
-    return Dinov2Local(load_dinov2(str(spec.checkpoint_dir or spec.name))).eval()
+    source = str(spec.checkpoint_dir or spec.name)
+    return Dinov2Local(load_dinov2(source, eager_attention=eager_attention)).eval()
 
 
 def calibration_views(photos: list[bytes], preprocess: PreprocessSpec) -> list[np.ndarray]:
