@@ -253,7 +253,8 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
     assert timings["final_results_ms"] == timings["first_results_ms"] > 0
     assert len(timings.get("local_ms", [])) == len(body.get("local", []))
     server = [stage for stage, ms in timings["server"] if ms >= 0]
-    assert server == ["candidates", *(["rerank"] if has_local else []), "names", "search"]
+    local_stages = ["region_index", "descriptors", "rerank"] if has_local else []
+    assert server == ["candidates", *local_stages, "names", "search"]
     assert stages[:2] == ["model", "fingerprint"]
     assert "names" in stages and stages[-1] == "page"
     assert body["model_id"] == MODEL_ID and len(body["vector"]) == 1280

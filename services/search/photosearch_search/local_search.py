@@ -56,6 +56,9 @@ class Found:
     nearest: SearchResult
     matched: list[Candidate]
     photos: dict[str, list[StoredPhoto]] | None
+    # Parts of the candidate lookup, each (stage, ms): the region index's words and
+    # query, the stored descriptors' read.
+    parts: tuple[tuple[str, float], ...] = ()
 
 
 class LocalSearch:
@@ -91,7 +94,7 @@ class LocalSearch:
         wide = replace(query, k=max(query.k, self._settings.top_k, 2), min_score=-1.0)
         started = time.perf_counter()
         found = await self._vectors.run(lambda conn: self._gather(conn, wide, views))
-        timings = [("candidates", elapsed_ms(started))]
+        timings = [("candidates", elapsed_ms(started)), *found.parts]
         candidates = found.nearest.candidates
         turned_wanted = False
         compared = 0
@@ -140,9 +143,13 @@ class LocalSearch:
                     f"{model.model_id!r}), got {view.dim}: compute them with the same model"
                 )
         top = nearest.candidates[: self._settings.top_k]
+        started = time.perf_counter()
         matched = [*top, *await self._region_candidates(conn, query, views, top)]
+        parts = [("region_index", elapsed_ms(started))] if self._regions.enabled else []
+        started = time.perf_counter()
         photos = await self._reader.photos(conn, model, {c.item_id: c.image_id for c in matched})
-        return Found(nearest, matched, photos)
+        parts.append(("descriptors", elapsed_ms(started)))
+        return Found(nearest, matched, photos, tuple(parts))
 
     async def _region_candidates(
         self,

@@ -93,7 +93,10 @@ async def test_a_verified_candidate_outranks_a_closer_fingerprint(start_harness)
 
     reply = await h.search_items(QUERY, k=10, local=query_views())
     assert reply.reranked
-    assert [t.stage for t in reply.timings] == ["candidates", "rerank", "names"]
+    stages = [t.stage for t in reply.timings]
+    assert stages == ["candidates", "region_index", "descriptors", "rerank", "names"]
+    parts = sum(t.milliseconds for t in reply.timings if t.stage in ("region_index", "descriptors"))
+    assert parts <= reply.timings[0].milliseconds  # parts of the candidate lookup
     assert all(0 < t.milliseconds < 10_000 for t in reply.timings)
     assert [c.item_id for c in reply.candidates] == ["item-cover", "item-near", "item-plain"]
     cover, near, no_local = reply.candidates

@@ -254,8 +254,10 @@ class SearchResponse(_message.Message):
     @_builtins.property
     def timings(self) -> _containers.RepeatedCompositeFieldContainer[Global___StageTiming]:
         """Where the time of this search went, stage by stage, in order: "candidates" (the
-        nearest items, the region index and the stored descriptors they need), "rerank"
-        (local matching), when it ran.
+        nearest items, the region index and the stored descriptors they need), then two
+        parts of it when the query has local descriptors: "region_index" (its words and
+        query; only where the region index is on) and "descriptors" (reading the
+        candidates' stored descriptors); "rerank" (local matching), when it ran.
         """
 
     def __init__(
