@@ -3,7 +3,7 @@ from photo to first and to final results with the turned views sent when search 
 always, and the size of the search request with and without local descriptors (not a test:
 numbers go to docs/benchmarks/gateway.md).
 
-    .venv/bin/python -m tests.e2e.measure_local --model-cache DIR [--photos 12]
+    .venv/bin/python -m tests.e2e.measure_local --model-cache DIR [--photos 12] [--compare first]
     .venv/bin/python -m tests.e2e.measure_local --parse-cost
 
 Starts the whole mesh with the model exported in DIR (the ModelFiles layout, with
@@ -11,7 +11,9 @@ local.onnx), turns photo search on, enters the covers that the chosen phone phot
 smvs_dvd_covers show, then picks each photo twice in one page, once per flow (the order
 alternating from photo to photo): "when asked" (the page's: the view as taken alone, the turned
 views in a second search only when the answer says turned_views_wanted) and "always" (all three
-views in one search, as the page did before). It reads what the page recorded
+views in one search, as the page did before); with `--compare first`, "fingerprint first" (the
+page's: the fingerprint's answer shown while the regions are computed) against "regions first"
+(one search once the regions are computed). It reads what the page recorded
 (`window.photosearch.timings`, `lastQuery`, `lastResult`). The first photo warms up (session
 creation, first run) and is left out."""
 
@@ -35,7 +37,17 @@ from tests.e2e import browser
 from tests.e2e.photos import DVD, dvd_reference
 from tests.e2e.test_browser import open_page, pick
 
-FLOWS = ("when asked", "always")
+# The page's options per flow, two flows per comparison (--compare).
+FLOW_OPTIONS: dict[str, dict[str, Any]] = {
+    "when asked": {"turnedViews": "when asked", "fingerprintFirst": True},
+    "always": {"turnedViews": "always", "fingerprintFirst": True},
+    "fingerprint first": {"turnedViews": "when asked", "fingerprintFirst": True},
+    "regions first": {"turnedViews": "when asked", "fingerprintFirst": False},
+}
+COMPARISONS = {
+    "turned": ("when asked", "always"),
+    "first": ("fingerprint first", "regions first"),
+}
 
 
 def enter_covers(mesh: Mesh, numbers: list[int]) -> None:
@@ -80,7 +92,9 @@ def flow_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def measure(model: ModelFiles, photos: list[Path]) -> dict[str, Any]:
+def measure(
+    model: ModelFiles, photos: list[Path], flows: tuple[str, str] = COMPARISONS["turned"]
+) -> dict[str, Any]:
     extra = {
         "EMBED_MODEL": str(model.directory),
         "GATEWAY_MODEL_DIR": str(model.directory.parent),
@@ -97,21 +111,22 @@ def measure(model: ModelFiles, photos: list[Path]) -> dict[str, Any]:
                 threads = driver.execute_script("return navigator.hardwareConcurrency")
                 searches = 0
                 for number, path in enumerate(photos):
-                    order = FLOWS if number % 2 == 0 else FLOWS[::-1]
+                    order = flows if number % 2 == 0 else flows[::-1]
                     for flow in order:
                         # A file of its own per pick: picking the same file again is no change.
                         copy = copies / flow.replace(" ", "_") / f"{number:02d}_{path.name}"
                         copy.parent.mkdir(parents=True, exist_ok=True)
                         copy.write_bytes(path.read_bytes())
                         driver.execute_script(
-                            "window.photosearch.options.turnedViews = arguments[0]", flow
+                            "Object.assign(window.photosearch.options, arguments[0])",
+                            FLOW_OPTIONS[flow],
                         )
                         searches += 1
                         pick(driver, copy, searches=searches)
                         rows.append(page_row(driver, path, flow, number))
     measured = [row for row in rows if row["index"] > 0]  # the first photo warms up
-    flows = {flow: [r for r in measured if r["flow"] == flow] for flow in FLOWS}
-    asked, always = flows["when asked"], flows["always"]
+    by_flow = {flow: [r for r in measured if r["flow"] == flow] for flow in flows}
+    one, other = (by_flow[flow] for flow in flows)
     view_times = [ms for row in measured for ms in row.get("local_ms", [])]
     view_runs = [ms for row in measured for ms in row.get("local_run_ms", [])]
     return {
@@ -123,13 +138,13 @@ def measure(model: ModelFiles, photos: list[Path]) -> dict[str, Any]:
         "fingerprint_run_ms": summary([r["fingerprint_run_ms"] for r in measured]),
         "local_view_ms": summary(view_times) if view_times else None,
         "local_view_run_ms": summary(view_runs) if view_runs else None,
-        "flows": {flow: flow_summary(flows[flow]) for flow in FLOWS},
+        "flows": {flow: flow_summary(by_flow[flow]) for flow in flows},
         # Same photo, both flows: did the page end on the same top item?
         "same_top_item": sum(
-            a["top_item"] == b["top_item"] for a, b in zip(asked, always, strict=True)
+            a["top_item"] == b["top_item"] for a, b in zip(one, other, strict=True)
         ),
         "request_bytes": {
-            flow: summary([r["request_bytes"] for r in flows[flow]]) for flow in FLOWS
+            flow: summary([r["request_bytes"] for r in by_flow[flow]]) for flow in flows
         },
         "request_bytes_fingerprint_only": summary(
             [r["request_bytes_fingerprint_only"] for r in measured]
@@ -195,6 +210,13 @@ def main() -> None:
     parser.add_argument("--model-cache", type=Path)
     parser.add_argument("--model-id", default="")
     parser.add_argument("--photos", type=int, default=12)
+    parser.add_argument(
+        "--compare",
+        choices=sorted(COMPARISONS),
+        default="turned",
+        help="turned: turned views when asked vs always; first: the fingerprint's answer "
+        "shown first vs waiting for the regions",
+    )
     parser.add_argument("--parse-cost", action="store_true", help="only the gateway's parsing")
     args = parser.parse_args()
     if args.parse_cost:
@@ -207,7 +229,7 @@ def main() -> None:
     assert model is not None, f"no export of {model_id} in {args.model_cache}"
     phone = sorted((DVD / "query").rglob("*.jpg"))
     step = max(1, len(phone) // args.photos)
-    report = measure(model, phone[::step][: args.photos])
+    report = measure(model, phone[::step][: args.photos], COMPARISONS[args.compare])
     print(json.dumps(report, indent=1))
 
 

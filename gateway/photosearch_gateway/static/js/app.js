@@ -22,9 +22,11 @@ const state = {
 };
 // For tests and curious users: what the page computed and sent, and how long it took (ms).
 // `options.turnedViews`: "when asked" (by search), or "always" (all three views in one search,
-// to measure against).
+// to measure against). `options.fingerprintFirst`: with a model that compares regions, show
+// the fingerprint's candidates while the photo's regions are computed (false: wait for them).
 window.photosearch = {
-  state, lastFingerprint: null, lastQuery: null, timings: {}, options: { turnedViews: "when asked" },
+  state, lastFingerprint: null, lastQuery: null, timings: {},
+  options: { turnedViews: "when asked", fingerprintFirst: true },
 };
 
 function status(text) {
@@ -290,6 +292,14 @@ function show(result, mark, started) {
   status(t(result.candidates.length ? `next.${step}` : "status.no_match"));
 }
 
+// The fingerprint's candidates, on screen while the regions are still being compared: no
+// band yet (the regions may change the order and the verdict).
+function showProvisional(result, started) {
+  renderCandidates({ ...result, band: "checking" });
+  window.photosearch.timings.first_results_ms = performance.now() - started;
+  window.photosearch.timings.provisional = true;
+}
+
 // Search asked for the turned views (the photo as taken verified nothing well): the same
 // query again with the views turned 90 and 270 degrees after the first one, whose answer
 // replaces the one shown. If this fails, the first answer stays.
@@ -337,17 +347,22 @@ async function onPhoto(file) {
     window.photosearch.timings = { fingerprint_ms: performance.now() - fingerprinted, fingerprint_run_ms: model.lastRunMs };
     window.photosearch.lastFingerprint = vector;
     const query = { model_id: model.asset.model_id, vector, k: 10 };
+    // The fingerprint's answer first (a few ms of search), while the regions are computed.
+    const early = Boolean(state.config.model.local) && window.photosearch.options.fingerprintFirst;
+    let result = early ? await search(query) : null;
+    if (state.photo !== current) return;
+    if (result) showProvisional(result, started);
     // The photo as taken first: most photos are upright and verify with it alone.
     const always = window.photosearch.options.turnedViews === "always";
     const local = await localDescriptors(photo, always ? "all" : "as taken");
     if (local.length) query.local = local;
     if (state.photo !== current) return;
-    const result = await search(query);
+    if (!result || local.length) result = await search(query, Boolean(result));
     if (state.photo !== current) return;
-    show(result, "first_results_ms", started);
+    show(result, early ? "final_results_ms" : "first_results_ms", started);
     window.photosearch.timings.turned_views = Boolean(result.turned_views_wanted && query.local?.length === 1);
     if (window.photosearch.timings.turned_views) await searchTurned(photo, query, current, started);
-    else window.photosearch.timings.final_results_ms = window.photosearch.timings.first_results_ms;
+    else window.photosearch.timings.final_results_ms ??= window.photosearch.timings.first_results_ms;
     if (state.photo !== current) return;
     showTimings(model.asset.model_id);
     state.searches += 1;
