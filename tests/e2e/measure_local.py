@@ -43,11 +43,23 @@ FLOW_OPTIONS: dict[str, dict[str, Any]] = {
     "always": {"turnedViews": "always", "fingerprintFirst": True},
     "fingerprint first": {"turnedViews": "when asked", "fingerprintFirst": True},
     "regions first": {"turnedViews": "when asked", "fingerprintFirst": False},
+    "worker": {"workerInference": True},
+    "page thread": {"workerInference": False},
 }
 COMPARISONS = {
     "turned": ("when asked", "always"),
     "first": ("fingerprint first", "regions first"),
+    "worker": ("worker", "page thread"),
 }
+# Comparisons whose option takes effect when a page loads the runtime: a page per flow.
+PER_PAGE = ("worker",)
+# Every main-thread task over 50 ms (the browser's long tasks) since the last pick.
+WATCH_LONG_TASKS = """
+window.__longTasks = [];
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) window.__longTasks.push(entry.duration);
+}).observe({ type: "longtask" });
+"""
 
 
 def enter_covers(mesh: Mesh, numbers: list[int]) -> None:
@@ -86,14 +98,39 @@ def flow_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "local_views_per_photo": round(len(views) / len(rows), 2),
         "local_ms_per_photo": summary([sum(r.get("local_ms", [])) for r in rows]),
         "searched_again": sum(bool(r["turned_views"]) for r in rows),
+        "longest_task_ms": summary([r["longest_task_ms"] for r in rows]),
+        "long_tasks_ms_per_photo": summary([r["long_tasks_ms"] for r in rows]),
         # Photos whose final answer has a candidate verified with 15 inliers or more.
         "verified_well": sum(r["best_inliers"] >= 15 for r in rows),
         "photos": len(rows),
     }
 
 
+def pick_all(
+    driver: Any, photos: list[Path], flows: tuple[str, ...], copies: Path, rows: list[Any]
+) -> None:
+    """Each photo once per flow in this page, the order alternating; a row per pick."""
+    searches = 0
+    for number, path in enumerate(photos):
+        for flow in flows if number % 2 == 0 else flows[::-1]:
+            # A file of its own per pick: picking the same file again is no change.
+            copy = copies / flow.replace(" ", "_") / f"{number:02d}_{path.name}"
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(path.read_bytes())
+            driver.execute_script(
+                "Object.assign(window.photosearch.options, arguments[0]); window.__longTasks = [];",
+                FLOW_OPTIONS[flow],
+            )
+            searches += 1
+            pick(driver, copy, searches=searches)
+            rows.append(page_row(driver, path, flow, number))
+
+
 def measure(
-    model: ModelFiles, photos: list[Path], flows: tuple[str, str] = COMPARISONS["turned"]
+    model: ModelFiles,
+    photos: list[Path],
+    flows: tuple[str, str] = COMPARISONS["turned"],
+    per_page: bool = False,
 ) -> dict[str, Any]:
     extra = {
         "EMBED_MODEL": str(model.directory),
@@ -106,25 +143,14 @@ def measure(
         with Mesh(Path(folder) / "data", extra_env=extra) as mesh:
             enter_covers(mesh, sorted({int(path.stem) for path in photos}))
             with browser.chromium() as driver:
-                open_page(driver, mesh)
-                isolated = driver.execute_script("return self.crossOriginIsolated")
-                threads = driver.execute_script("return navigator.hardwareConcurrency")
-                searches = 0
-                for number, path in enumerate(photos):
-                    order = flows if number % 2 == 0 else flows[::-1]
-                    for flow in order:
-                        # A file of its own per pick: picking the same file again is no change.
-                        copy = copies / flow.replace(" ", "_") / f"{number:02d}_{path.name}"
-                        copy.parent.mkdir(parents=True, exist_ok=True)
-                        copy.write_bytes(path.read_bytes())
-                        driver.execute_script(
-                            "Object.assign(window.photosearch.options, arguments[0])",
-                            FLOW_OPTIONS[flow],
-                        )
-                        searches += 1
-                        pick(driver, copy, searches=searches)
-                        rows.append(page_row(driver, path, flow, number))
+                for page_flows in [(f,) for f in flows] if per_page else [flows]:
+                    open_page(driver, mesh)
+                    driver.execute_script(WATCH_LONG_TASKS)
+                    isolated = driver.execute_script("return self.crossOriginIsolated")
+                    threads = driver.execute_script("return navigator.hardwareConcurrency")
+                    pick_all(driver, photos, page_flows, copies, rows)
     measured = [row for row in rows if row["index"] > 0]  # the first photo warms up
+
     by_flow = {flow: [r for r in measured if r["flow"] == flow] for flow in flows}
     one, other = (by_flow[flow] for flow in flows)
     view_times = [ms for row in measured for ms in row.get("local_ms", [])]
@@ -159,11 +185,15 @@ def page_row(driver: Any, path: Path, flow: str, index: int) -> dict[str, Any]:
     query = driver.execute_script("return window.photosearch.lastQuery")
     result = driver.execute_script("return window.photosearch.lastResult")
     plain = {k: v for k, v in query.items() if k != "local"}
+    long_tasks = driver.execute_script("return window.__longTasks ?? []")
     return {
         "photo": f"{path.parent.name}/{path.name}",
         "flow": flow,
         "index": index,
         **timings,
+        # The page's thread, blocked: its longest task and all its long tasks (over 50 ms).
+        "longest_task_ms": max(long_tasks, default=0.0),
+        "long_tasks_ms": sum(long_tasks),
         "best_inliers": max((c["inliers"] for c in result["candidates"]), default=0),
         "grids": [[v["rows"], v["cols"]] for v in query.get("local", [])],
         "request_bytes": len(json.dumps(query)),
@@ -215,7 +245,8 @@ def main() -> None:
         choices=sorted(COMPARISONS),
         default="turned",
         help="turned: turned views when asked vs always; first: the fingerprint's answer "
-        "shown first vs waiting for the regions",
+        "shown first vs waiting for the regions; worker: the models in a worker vs on the "
+        "page's thread (a page each)",
     )
     parser.add_argument("--parse-cost", action="store_true", help="only the gateway's parsing")
     args = parser.parse_args()
@@ -229,7 +260,8 @@ def main() -> None:
     assert model is not None, f"no export of {model_id} in {args.model_cache}"
     phone = sorted((DVD / "query").rglob("*.jpg"))
     step = max(1, len(phone) // args.photos)
-    report = measure(model, phone[::step][: args.photos], COMPARISONS[args.compare])
+    flows = COMPARISONS[args.compare]
+    report = measure(model, phone[::step][: args.photos], flows, args.compare in PER_PAGE)
     print(json.dumps(report, indent=1))
 
 

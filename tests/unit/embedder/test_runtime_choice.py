@@ -183,23 +183,29 @@ def test_a_cached_choice_is_checked_again_and_remade_when_it_no_longer_holds(
     assert choose(model, quick(), engines=only).cached
 
 
-def test_choosing_never_loads_pytorch_into_the_serving_process(model: ModelFiles) -> None:
-    """NNCF imports PyTorch when it is installed: its quantisation runs in a child."""
+def torch_loaded_by_choosing(directory: Path, setting: str) -> bool:
+    """Whether choosing with `setting` in a fresh interpreter left torch in its modules."""
     probe = (
         "import sys; from pathlib import Path; "
         "from photosearch_embedder.resolve import read_export; "
         "from photosearch_embedder.runtime_choice import ChoiceRequest, choose; "
-        "choice = choose(read_export(Path(sys.argv[1])), "
-        "ChoiceRequest('openvino', probe_seconds=0.05, batch_size=4)); "
-        "print(choice.fingerprint.engine.name, 'torch' in sys.modules)"
+        "choose(read_export(Path(sys.argv[1])), "
+        "ChoiceRequest(sys.argv[2], probe_seconds=0.05, batch_size=4)); "
+        "print('torch' in sys.modules)"
     )
     done = subprocess.run(
-        [sys.executable, "-c", probe, str(model.directory)],
+        [sys.executable, "-c", probe, str(directory), setting],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.split()[-1] == "True"
+
+
+def test_choosing_never_loads_pytorch_into_the_serving_process(model: ModelFiles) -> None:
+    """NNCF imports PyTorch when it is installed: its quantisation runs in a child."""
+    loaded = torch_loaded_by_choosing(model.directory, "openvino")
     trials = json.loads((model.directory / CHOICE_FILE).read_text())
     names = [
         t["engine"]["precision"]
@@ -208,7 +214,7 @@ def test_choosing_never_loads_pytorch_into_the_serving_process(model: ModelFiles
         if not t["problem"]
     ]
     assert "int8" in names  # NNCF did run
-    assert done.stdout.split()[-1] == "False"
+    assert not loaded
 
 
 def test_a_runtime_cache_elsewhere_leaves_the_export_untouched(

@@ -5,8 +5,6 @@ loads torch."""
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from photosearch_embedder.runtime_choice import ChoiceRequest, RuntimeUnavailabl
 from photosearch_embedder.runtime_trials import MIN_COSINE
 from tests.support.embedder_models import cosine, save_tiny_dinov2
 from tests.unit.embedder.test_manager import pixels
+from tests.unit.embedder.test_runtime_choice import torch_loaded_by_choosing
 
 FINGERPRINT_TORCH = [Engine("torch", "fp32", "model_fp32.onnx")]
 
@@ -107,25 +106,11 @@ def test_weights_that_are_not_on_this_host_skip_torch_with_a_log_line(
 
 
 def test_auto_tries_torch_without_loading_it_into_the_serving_process(model: ModelFiles) -> None:
-    probe = (
-        "import sys; from pathlib import Path; "
-        "from photosearch_embedder.resolve import read_export; "
-        "from photosearch_embedder.runtime_choice import ChoiceRequest, choose; "
-        "choice = choose(read_export(Path(sys.argv[1])), "
-        "ChoiceRequest('auto', probe_seconds=0.05, batch_size=4)); "
-        "print(choice.fingerprint.engine.name, 'torch' in sys.modules)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe, str(model.directory)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = torch_loaded_by_choosing(model.directory, "auto")
     document = json.loads((model.directory / CHOICE_FILE).read_text())
     (entry,) = document.values()
     torch = [
         t for t in entry["choice"]["fingerprint"]["trials"] if t["engine"]["runtime"] == "torch"
     ]
     assert len(torch) == 1 and torch[0]["min_cosine"] is not None  # it ran, in a child
-    assert done.stdout.split()[-1] == "False"
+    assert not loaded

@@ -10,12 +10,16 @@ export function defaultThreads() {
 // `ort`: the onnxruntime-web module (e.g. `import * as ort from "onnxruntime-web/wasm"`).
 // `wasmPaths`: where its .wasm and .mjs files are served (a URL prefix ending in "/"), left
 // to onnxruntime-web when not given. `numThreads`: wasm threads (default: defaultThreads()).
-export function createRuntime(ort, { wasmPaths, numThreads = defaultThreads() } = {}) {
+// `proxy`: run the model in onnxruntime-web's own worker, so the page stays responsive while
+// it runs (left as onnxruntime-web has it when not given; the page that has no Worker
+// cannot).
+export function createRuntime(ort, { wasmPaths, numThreads = defaultThreads(), proxy } = {}) {
   if (!ort?.InferenceSession || !ort?.Tensor || !ort?.env?.wasm) {
     throw new TypeError("createRuntime needs the onnxruntime-web module (InferenceSession, Tensor, env)");
   }
   if (wasmPaths !== undefined) ort.env.wasm.wasmPaths = wasmPaths;
   ort.env.wasm.numThreads = numThreads;
+  if (proxy !== undefined) ort.env.wasm.proxy = Boolean(proxy) && typeof Worker !== "undefined";
   return {
     ort,
     createSession: (bytes) =>

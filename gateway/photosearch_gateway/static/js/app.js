@@ -24,9 +24,11 @@ const state = {
 // `options.turnedViews`: "when asked" (by search), or "always" (all three views in one search,
 // to measure against). `options.fingerprintFirst`: with a model that compares regions, show
 // the fingerprint's candidates while the photo's regions are computed (false: wait for them).
+// `options.workerInference`: run the models in a worker (false: on the page's thread); read
+// when the first photo loads the runtime.
 window.photosearch = {
   state, lastFingerprint: null, lastQuery: null, timings: {},
-  options: { turnedViews: "when asked", fingerprintFirst: true },
+  options: { turnedViews: "when asked", fingerprintFirst: true, workerInference: true },
 };
 
 function status(text) {
@@ -45,7 +47,9 @@ function showProgress(received, total, cached, what = "progress.model") {
 function runtime() {
   if (!state.runtime) {
     const base = state.config.ort_base_url;
-    state.runtime = import(`${base}ort.wasm.min.mjs`).then((ort) => createRuntime(ort, { wasmPaths: base }));
+    // The models run in onnxruntime-web's worker: the page answers taps while they run.
+    const proxy = window.photosearch.options.workerInference;
+    state.runtime = import(`${base}ort.wasm.min.mjs`).then((ort) => createRuntime(ort, { wasmPaths: base, proxy }));
     state.runtime.catch(() => { state.runtime = null; });
   }
   return state.runtime;
