@@ -10,6 +10,7 @@ and ingestion of embed.completed events into the live index.
 
     make bench-search                      # = .venv/bin/python bench/search.py
     .venv/bin/python bench/search.py --sizes 100000 --queries 1000
+    .venv/bin/python bench/search.py --sizes 100000 --halfvec --sweep 40,64,100
 
 Starts its own embedded PostgreSQL, NATS and search process in a temp dir."""
 
@@ -298,6 +299,75 @@ def pct(times: list[float], p: float) -> str:
     return f"{np.percentile(times, p):.2f}"
 
 
+def halfvec_study(
+    url: str, cat: Catalog, truth: list[list[str]], params: IndexParams, values: list[int]
+) -> list[str]:
+    """The same vectors as halfvec (16-bit floats): an HNSW index on the cast beside the
+    service's vector index, the same build settings; sizes of both, and the ef_search sweep
+    through each (SQL)."""
+    from photosearch_search.domain import ImageHit
+    from photosearch_search.vectors import best_per_item
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        register_vector(conn)
+        table = conn.execute("SELECT id FROM models WHERE model_id = %s", (MODEL_ID,)).fetchone()
+        assert table is not None
+        name = f"vectors_{table[0]}"
+        conn.execute(f"SET maintenance_work_mem = '{params.build_memory}'")
+        started = time.perf_counter()
+        conn.execute(
+            f"CREATE INDEX {name}_halfvec ON {name} USING hnsw"
+            f" ((embedding::halfvec({DIM})) halfvec_cosine_ops)"
+            f" WITH (m = {params.m}, ef_construction = {params.ef_construction})"
+        )
+        build_s = time.perf_counter() - started
+        sizes = conn.execute(
+            "SELECT i.indexrelid::regclass::text, pg_relation_size(i.indexrelid)"
+            " FROM pg_index i WHERE i.indrelid = %s::regclass AND i.indisprimary = false"
+            " AND pg_get_indexdef(i.indexrelid) LIKE '%%hnsw%%'",
+            (name,),
+        ).fetchall()
+        stored = conn.execute(
+            f"SELECT avg(pg_column_size(embedding)), avg(pg_column_size(embedding::halfvec({DIM})))"
+            f" FROM (SELECT embedding FROM {name} LIMIT 1000) s"
+        ).fetchone()
+        assert stored is not None
+        conn.execute("SET hnsw.iterative_scan = relaxed_order")
+        lines = [
+            f"halfvec index built in {build_s:.1f} s; bytes per stored vector: vector"
+            f" {float(stored[0]):.0f}, halfvec {float(stored[1]):.0f}",
+            "",
+            "| index | size |",
+            "|---|---|",
+            *[f"| {index} | {size / 2**20:.1f} MiB |" for index, size in sizes],
+            "",
+            "| storage | ef_search | recall@10 | top-1 = exact top-1 | p50 ms | p99 ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        queries = {
+            "vector": f"SELECT item_id, image_id, embedding <=> %s AS d FROM {name}"
+            " ORDER BY d LIMIT %s",
+            "halfvec": f"SELECT item_id, image_id, embedding::halfvec({DIM}) <=>"
+            f" %s::vector::halfvec({DIM}) AS d FROM {name} ORDER BY d LIMIT %s",
+        }
+        for ef in values:
+            conn.execute(f"SET hnsw.ef_search = {ef}")
+            for storage, sql in queries.items():
+                times, recall, first = [], [], []
+                for q, want in zip(cat.queries, truth, strict=True):
+                    started = time.perf_counter()
+                    rows = conn.execute(sql, (q, 40)).fetchall()
+                    times.append((time.perf_counter() - started) * 1000)
+                    got = best_per_item([ImageHit(r[0], r[1], r[2]) for r in rows], K, -1.0)
+                    recall.append(len({c.item_id for c in got} & set(want)) / K)
+                    first.append(bool(got) and got[0].item_id == want[0])
+                lines.append(
+                    f"| {storage} | {ef} | {np.mean(recall):.4f} | {np.mean(first):.4f} |"
+                    f" {np.percentile(times, 50):.2f} | {np.percentile(times, 99):.2f} |"
+                )
+    return lines
+
+
 def run_size(n: int, args: argparse.Namespace, root: Path) -> list[str]:
     settings = SearchSettings(database_url="", catalog_addr="")
     params = IndexParams(
@@ -316,6 +386,14 @@ def run_size(n: int, args: argparse.Namespace, root: Path) -> list[str]:
         url = pg.create_database("search")
         print(f"[{n}] loading and building the index ({params})", flush=True)
         copy_s, build_s = load(url, cat, params)
+        if args.halfvec:
+            return [
+                f"### {n:,} vectors as vector and as halfvec (m={params.m},"
+                f" ef_construction={params.ef_construction};"
+                f" vector index built in {build_s:.0f} s)",
+                "",
+                *halfvec_study(url, cat, truth, params, args.sweep),
+            ]
         if args.sql_only:
             sweep = ef_sweep(url, cat, truth, args.sweep)
             return [
@@ -497,6 +575,11 @@ def main() -> None:
     parser.add_argument("--datasets", default=str(DATASETS))
     parser.add_argument(
         "--sql-only", action="store_true", help="only load, build and sweep ef_search in SQL"
+    )
+    parser.add_argument(
+        "--halfvec",
+        action="store_true",
+        help="instead: the same vectors as halfvec beside vector (index sizes, SQL sweep)",
     )
     args = parser.parse_args()
     if args.duplicates:

@@ -784,7 +784,7 @@ def test_admin_page_shows_the_index_and_the_rebuild_gate(
         driver.find_element(By.ID, "runtime-summary").click()
         rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#runtime-trials tr")]
         assert [r.split()[0] for r in rows if r.endswith("serving")] == ["fingerprint", "local"]
-        assert len(rows) == 8 and all(
+        assert len(rows) == 10 and all(
             r.endswith(("serving", "slower")) or "drifts from fp32" in r for r in rows
         ), rows
         assert driver.find_element(By.ID, "rebuild").is_enabled()

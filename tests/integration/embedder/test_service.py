@@ -204,6 +204,7 @@ async def test_auto_times_the_runtimes_once_and_a_restart_reuses_the_choice(
             "openvino fp32",
             "openvino bf16",
             "openvino int8",
+            "torch bf16",
         }
         chosen = [t for t in trials if t.chosen]
         assert [t.engine for t in chosen] == [served]
