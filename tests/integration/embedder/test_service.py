@@ -2,6 +2,8 @@
 the queue contract (publish then ack, nak, term, ack-and-forget), the heartbeat,
 and the gRPC API."""
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -31,7 +33,7 @@ from tests.integration.embedder.support import (
 from tests.support.embedder import MemoryImageSource
 from tests.support.embedder_models import cosine, photo
 from tests.support.metrics import scrape
-from tests.support.services import start_service, wait_serving
+from tests.support.services import RunningService, start_service, wait_serving
 
 
 @pytest.fixture
@@ -43,13 +45,30 @@ async def js(nats_server):
     await nc.close()
 
 
+_started: list[RunningService] = []
+
+
+@pytest.fixture(autouse=True)
+async def stop_what_the_test_left_running() -> AsyncIterator[None]:
+    """A test that fails before its own stop() leaves its service running in the session's
+    event loop, whose teardown would then wait for it until pytest-timeout gives up."""
+    yield
+    while _started:
+        service = _started.pop()
+        if not service.task.done():
+            with contextlib.suppress(Exception):
+                await service.stop()
+
+
 async def start(nats_server, model: ModelFiles, source: MemoryImageSource, **overrides):
     settings = settings_for(nats_server.url, model, **overrides)
 
     async def build(s):
         return await build_server(s, source)
 
-    return await start_service(build, settings)
+    service = await start_service(build, settings)
+    _started.append(service)
+    return service
 
 
 async def heartbeat_of(js, worker_id: str) -> events_pb2.WorkerHeartbeat | None:
