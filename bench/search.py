@@ -221,10 +221,27 @@ async def throughput(address: str, queries: np.ndarray, clients: int, seconds: f
     return done / (time.perf_counter() - started)
 
 
-def ef_sweep(url: str, cat: Catalog, truth: list[list[str]], values: list[int]) -> list[str]:
-    """Recall and latency of the service's index query in SQL, per ef_search."""
+def sweep_row(conn: Any, sql: str, cat: Catalog, truth: list[list[str]]) -> str:
+    """One index query over every query vector: "recall@10 | top-1 | p50 | p99 |"."""
     from photosearch_search.domain import ImageHit
     from photosearch_search.vectors import best_per_item
+
+    times, recall, first = [], [], []
+    for q, want in zip(cat.queries, truth, strict=True):
+        started = time.perf_counter()
+        rows = conn.execute(sql, (q, 40)).fetchall()
+        times.append((time.perf_counter() - started) * 1000)
+        got = best_per_item([ImageHit(r[0], r[1], r[2]) for r in rows], K, -1.0)
+        recall.append(len({c.item_id for c in got} & set(want)) / K)
+        first.append(bool(got) and got[0].item_id == want[0])
+    return (
+        f"{np.mean(recall):.4f} | {np.mean(first):.4f} |"
+        f" {np.percentile(times, 50):.2f} | {np.percentile(times, 99):.2f} |"
+    )
+
+
+def ef_sweep(url: str, cat: Catalog, truth: list[list[str]], values: list[int]) -> list[str]:
+    """Recall and latency of the service's index query in SQL, per ef_search."""
 
     lines = []
     with psycopg.connect(url, autocommit=True) as conn:
@@ -238,18 +255,7 @@ def ef_sweep(url: str, cat: Catalog, truth: list[list[str]], values: list[int]) 
         conn.execute("SET hnsw.iterative_scan = relaxed_order")
         for ef in values:
             conn.execute(f"SET hnsw.ef_search = {ef}")
-            times, recall, first = [], [], []
-            for q, want in zip(cat.queries, truth, strict=True):
-                started = time.perf_counter()
-                rows = conn.execute(sql, (q, 40)).fetchall()
-                times.append((time.perf_counter() - started) * 1000)
-                got = best_per_item([ImageHit(r[0], r[1], r[2]) for r in rows], K, -1.0)
-                recall.append(len({c.item_id for c in got} & set(want)) / K)
-                first.append(bool(got) and got[0].item_id == want[0])
-            lines.append(
-                f"| {ef} | {np.mean(recall):.4f} | {np.mean(first):.4f} |"
-                f" {np.percentile(times, 50):.2f} | {np.percentile(times, 99):.2f} |"
-            )
+            lines.append(f"| {ef} | {sweep_row(conn, sql, cat, truth)}")
     return lines
 
 
@@ -305,8 +311,6 @@ def halfvec_study(
     """The same vectors as halfvec (16-bit floats): an HNSW index on the cast beside the
     service's vector index, the same build settings; sizes of both, and the ef_search sweep
     through each (SQL)."""
-    from photosearch_search.domain import ImageHit
-    from photosearch_search.vectors import best_per_item
 
     with psycopg.connect(url, autocommit=True) as conn:
         register_vector(conn)
@@ -353,18 +357,7 @@ def halfvec_study(
         for ef in values:
             conn.execute(f"SET hnsw.ef_search = {ef}")
             for storage, sql in queries.items():
-                times, recall, first = [], [], []
-                for q, want in zip(cat.queries, truth, strict=True):
-                    started = time.perf_counter()
-                    rows = conn.execute(sql, (q, 40)).fetchall()
-                    times.append((time.perf_counter() - started) * 1000)
-                    got = best_per_item([ImageHit(r[0], r[1], r[2]) for r in rows], K, -1.0)
-                    recall.append(len({c.item_id for c in got} & set(want)) / K)
-                    first.append(bool(got) and got[0].item_id == want[0])
-                lines.append(
-                    f"| {storage} | {ef} | {np.mean(recall):.4f} | {np.mean(first):.4f} |"
-                    f" {np.percentile(times, 50):.2f} | {np.percentile(times, 99):.2f} |"
-                )
+                lines.append(f"| {storage} | {ef} | {sweep_row(conn, sql, cat, truth)}")
     return lines
 
 
