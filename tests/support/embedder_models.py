@@ -86,6 +86,14 @@ def photo(name: str = "chelsea", size: int | None = None, fmt: str = "JPEG") -> 
     return buffer.getvalue()
 
 
+def photo_like(height: int, width: int, seed: int) -> np.ndarray:
+    """8-bit RGB pixels with a photo's mix of smooth gradients and noise, any size."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    smooth = np.stack([x * 255 / width, y * 255 / height, (x + y) % 255], axis=-1)
+    return np.clip(smooth + rng.normal(0, 40, smooth.shape), 0, 255).astype(np.uint8)
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=-1, keepdims=True)
     b = b / np.linalg.norm(b, axis=-1, keepdims=True)

@@ -6,7 +6,8 @@ Pillow 13 runs the vertical pass first where it counts that as cheaper (1000x300
 single-axis calls keep the order. `resized_window` resamples only the output pixels a
 crop keeps, and only the input rows they read: a 640x480 photo's 224-px centre crop costs
 about two thirds of resizing it whole. Its pixels equal the whole resize's to within one
-level on about one pixel in a thousand (the box's floating-point offset)."""
+level on under 1 % of them (about one in a thousand when shrinking; the box's
+floating-point offset)."""
 
 import math
 

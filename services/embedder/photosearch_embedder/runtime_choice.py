@@ -90,10 +90,7 @@ class RuntimeChoice:
         def graph(value: dict[str, Any] | None) -> GraphChoice | None:
             if value is None:
                 return None
-            trials = tuple(
-                Trial(Engine(**t["engine"]), t["rate"], t["min_cosine"], t["problem"])
-                for t in value["trials"]
-            )
+            trials = tuple(Trial.from_json(t) for t in value["trials"])
             return GraphChoice(Engine(**value["engine"]), trials)
 
         fingerprint = graph(data["fingerprint"])

@@ -53,6 +53,11 @@ class Trial:
             return f"{self.engine.name}: {self.problem}"
         return f"{self.engine.name} {self.rate:.1f}/s"
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Trial":
+        """The trial `dataclasses.asdict` wrote (runtime-choice.json, torch_trial.py)."""
+        return cls(Engine(**data["engine"]), data["rate"], data["min_cosine"], data["problem"])
+
 
 def calibration_inputs(preprocess: PreprocessSpec, graph: str) -> list[np.ndarray]:
     """What OpenVINO's int8 of `graph` is calibrated on, one input per item."""
@@ -152,8 +157,6 @@ class GraphBench:
             opened.close()
 
     def _run_in_child(self, engine: Engine, seconds: float) -> Trial:
-        from photosearch_embedder.torch_trial import trial_from_json
-
         request = {
             "export": str(self.files.directory),
             "graph": self.graph,
@@ -178,7 +181,7 @@ class GraphBench:
             if done.returncode != 0 or not answer.is_file():
                 tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
                 return Trial(engine, problem=f"its trial failed (exit {done.returncode}): {tail}")
-            return trial_from_json(json.loads(answer.read_text()))
+            return Trial.from_json(json.loads(answer.read_text()))
 
 
 def _outputs(session: Session, inputs: list[np.ndarray]) -> list[np.ndarray]:

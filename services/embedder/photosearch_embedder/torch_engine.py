@@ -20,7 +20,6 @@ from photosearch.common.model_files import ModelFiles
 from photosearch_embedder.models import ModelSpec, spec_for
 from photosearch_embedder.preprocess import PreprocessSpec
 
-TORCH = "torch"
 PROJECTION = ("project.weight", "project.bias")  # ProjectedLocal's 1x1 convolution
 
 

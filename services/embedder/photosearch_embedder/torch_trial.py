@@ -11,15 +11,10 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from photosearch_embedder.engines import Engine
 from photosearch_embedder.resolve import read_export
-from photosearch_embedder.runtime_trials import GraphBench, Trial
-
-
-def trial_from_json(data: dict[str, Any]) -> Trial:
-    return Trial(Engine(**data["engine"]), data["rate"], data["min_cosine"], data["problem"])
+from photosearch_embedder.runtime_trials import GraphBench
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,16 +3,14 @@ import pytest
 from PIL import Image
 
 from photosearch_embedder.resample import resized, resized_window
+from tests.support.embedder_models import photo_like
 
 BICUBIC = Image.Resampling.BICUBIC
 
 
-def photo_like(width: int, height: int, seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    smooth = np.stack([x * 255 / width, y * 255 / height, (x + y) % 255], axis=-1)
-    noisy = np.clip(smooth + rng.normal(0, 40, smooth.shape), 0, 255).astype(np.uint8)
-    return Image.fromarray(noisy)
+def photo_of(size: tuple[int, int], seed: int) -> Image.Image:
+    width, height = size
+    return Image.fromarray(photo_like(height, width, seed))
 
 
 def spec_resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -37,13 +35,13 @@ SHAPES = [
 
 @pytest.mark.parametrize(("source", "size"), SHAPES)
 def test_resizing_runs_the_horizontal_pass_first(source, size) -> None:
-    image = photo_like(*source, seed=source[0])
+    image = photo_of(source, seed=source[0])
     assert np.array_equal(np.asarray(resized(image, size)), np.asarray(spec_resize(image, size)))
 
 
 @pytest.mark.parametrize(("source", "size"), SHAPES)
 def test_a_window_is_the_crop_of_the_whole_resize(source, size) -> None:
-    image = photo_like(*source, seed=source[1])
+    image = photo_of(source, seed=source[1])
     whole = np.asarray(spec_resize(image, size), dtype=int)
     rng = np.random.default_rng(sum(source))
     windows = [(0, 0, *size), (size[0] // 4, size[1] // 3, size[0] - 1, size[1] - size[1] // 5)]

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,16 @@ def without(monkeypatch: pytest.MonkeyPatch, *packages: str) -> None:
     )
 
 
+LOCAL_FP32 = Engine("onnxruntime", "fp32", "local.onnx")
+
+
+def per_graph(
+    fingerprint: list[Engine], local: tuple[Engine, ...] = (LOCAL_FP32,)
+) -> Callable[[str], list[Engine]]:
+    """The candidates choose() tries: `fingerprint` for that graph, `local` for the other."""
+    return lambda graph: fingerprint if graph == "fingerprint" else list(local)
+
+
 def impostor(files: ModelFiles, name: str = "impostor.onnx") -> Engine:
     """The fingerprint graph with its largest weight scrambled: the same shapes and
     speed, different answers (what a broken runtime or precision would give)."""
@@ -94,9 +105,7 @@ async def test_the_chosen_engines_serve_what_fp32_computes(model: ModelFiles) ->
     choice = choose(
         model,
         quick(),
-        engines=lambda graph: (
-            [forced] if graph == "fingerprint" else [Engine("openvino", "bf16", "local.onnx")]
-        ),
+        engines=per_graph([forced], (Engine("openvino", "bf16", "local.onnx"),)),
     )
     assert choice.fingerprint.engine == forced
     assert choice.local is not None and choice.local.engine.runtime == "openvino"
@@ -120,11 +129,7 @@ def test_a_candidate_whose_answers_drift_is_never_chosen_nor_timed(model: ModelF
         choice = choose(
             model,
             quick(),
-            engines=lambda graph: (
-                [wrong, right]
-                if graph == "fingerprint"
-                else [Engine("onnxruntime", "fp32", "local.onnx")]
-            ),
+            engines=per_graph([wrong, right]),
         )
     assert choice.fingerprint.engine == right
     trial = next(t for t in choice.fingerprint.trials if t.engine == wrong)
@@ -158,8 +163,7 @@ def test_a_cached_choice_is_checked_again_and_remade_when_it_no_longer_holds(
     model: ModelFiles,
 ) -> None:
     forced = Engine("openvino", "int8", "model_fp32.onnx")
-    local = Engine("onnxruntime", "fp32", "local.onnx")
-    only = lambda graph: [forced] if graph == "fingerprint" else [local]  # noqa: E731
+    only = per_graph([forced])
     first = choose(model, quick(), engines=only)
     # Its int8 graph removed: checked again (which makes it again), still served.
     shutil.rmtree(model.directory / "openvino-int8")

@@ -20,7 +20,7 @@ from photosearch_embedder.runtime_choice import ChoiceRequest, RuntimeUnavailabl
 from photosearch_embedder.runtime_trials import MIN_COSINE
 from tests.support.embedder_models import cosine, save_tiny_dinov2
 from tests.unit.embedder.test_manager import pixels
-from tests.unit.embedder.test_runtime_choice import torch_loaded_by_choosing
+from tests.unit.embedder.test_runtime_choice import per_graph, torch_loaded_by_choosing
 
 FINGERPRINT_TORCH = [Engine("torch", "fp32", "model_fp32.onnx")]
 
@@ -71,11 +71,7 @@ def test_weights_other_than_the_graphs_are_refused_and_never_timed(
         choice = choose(
             other,
             quick(),
-            engines=lambda graph: (
-                [*FINGERPRINT_TORCH, right]
-                if graph == "fingerprint"
-                else [Engine("onnxruntime", "fp32", "local.onnx")]
-            ),
+            engines=per_graph([*FINGERPRINT_TORCH, right]),
         )
     assert choice.fingerprint.engine == right
     trial = choice.fingerprint.trials[0]
@@ -93,11 +89,7 @@ def test_weights_that_are_not_on_this_host_skip_torch_with_a_log_line(
         choice = choose(
             gone,
             quick(),
-            engines=lambda graph: (
-                [*FINGERPRINT_TORCH, Engine("onnxruntime", "fp32", gone.onnx)]
-                if graph == "fingerprint"
-                else [Engine("onnxruntime", "fp32", "local.onnx")]
-            ),
+            engines=per_graph([*FINGERPRINT_TORCH, Engine("onnxruntime", "fp32", gone.onnx)]),
         )
     assert choice.fingerprint.engine.runtime == "onnxruntime"
     skipped = [e for e in logs if e["event"] == "runtime.skipped"]

@@ -27,6 +27,7 @@ from photosearch.events.v1 import events_pb2
 from photosearch_embedder.preprocess import LocalSpec
 from photosearch_embedder.resample import resized
 from photosearch_gateway.routes.assets import STATIC_DIR
+from tests.support.embedder_models import photo_like
 
 PREPROCESS_JS = STATIC_DIR / "fingerprint" / "preprocess.js"
 CODES_JS = STATIC_DIR / "fingerprint" / "codes.js"
@@ -82,13 +83,6 @@ def run_js(tmp_path: Path, pixels: np.ndarray, **job: object) -> bytes:
     (tmp_path / "job.json").write_text(json.dumps(job))
     subprocess.run(["node", str(runner), str(tmp_path / "job.json")], check=True, timeout=60)
     return (tmp_path / "out.raw").read_bytes()
-
-
-def photo_like(height: int, width: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    smooth = np.stack([x * 255 / width, y * 255 / height, (x + y) % 255], axis=-1)
-    return np.clip(smooth + rng.normal(0, 40, smooth.shape), 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize(
