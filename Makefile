@@ -116,8 +116,9 @@ bench-import: $(STAMP) ## import 1,000 generated images, then re-run (adds nothi
 bench-gateway: $(STAMP) ## POST /search through the gateway vs search gRPC directly
 	$(PY) bench/gateway.py
 
-bench-copies: $(STAMP) ## copies caught by perceptual hashes alone (no model): misses per transform
+bench-copies: $(STAMP) ## copies caught without the model (hashes, then the pixel check): misses per transform
 	$(PY) bench/copies.py
+	$(PY) bench/copy_check.py
 
 bench-chaos: $(STAMP) ## the soak under faults (kill embedder, a search replica, catalog; freeze NATS; restart Postgres), with invariant checks
 	$(PY) bench/chaos.py

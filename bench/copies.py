@@ -5,9 +5,11 @@ a real catalog, each as an item of its own, through ImportItems; then one FindCo
 (catalog's perceptual-hash report; search and the embedder are not running, so this is
 what the duplicate report finds when the model is random or replaced).
 
-Reports, per transform, the copies not paired with their source (false negatives), the
-pairs of different pictures reported (false positives), the hashing cost per photo, and
-the matching time at larger catalog sizes (random hashes, 44 views each, in process).
+Reports, per transform, the copies not paired with their source (false negatives) by the
+hashes alone and by the whole report (hashes, then the pixel check of copy_check.py), the
+pairs of different pictures reported (false positives) by each, the hashing cost per
+photo, and the matching time at larger catalog sizes (random hashes, 44 views each, in
+process).
 
     make bench-copies        # = .venv/bin/python bench/copies.py
     .venv/bin/python bench/copies.py --max-distance 31 --sizes 10000,50000
@@ -164,17 +166,23 @@ def main() -> int:
         return source_of.get(key, key)
 
     found: set[frozenset[str]] = set()
+    by_hash: set[frozenset[str]] = set()
     false_pairs = []
     for p in report.pairs:
         a, b = key_of_item[p.item_id_a], key_of_item[p.item_id_b]
         found.add(frozenset((a, b)))
+        if p.found_by == "hash":
+            by_hash.add(frozenset((a, b)))
         if origin(a) != origin(b):
-            false_pairs.append((a, b, p.distance, p.view))
+            false_pairs.append((a, b, p.distance, p.view, p.found_by))
     copies = Counter(kinds[k] for k in source_of)
     missed: dict[str, list[str]] = defaultdict(list)
+    missed_by_hash: dict[str, list[str]] = defaultdict(list)
     for key, source in source_of.items():
         if frozenset((key, source)) not in found:
             missed[kinds[key]].append(key)
+        if frozenset((key, source)) not in by_hash:
+            missed_by_hash[kinds[key]].append(key)
 
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
           f"after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
@@ -183,28 +191,35 @@ def main() -> int:
         f"the import began; hashing alone per catalog photo "
         f"{', '.join(f'{ms:.1f} ms at {side} px' for side, ms in hash_ms.items())} (serving: "
         f"{copy_hash.HASH_SIDE} px); FindCopies over {report.images} images in {report_s:.2f} s, "
-        f"within {report.max_distance} bits: {len(report.pairs)} pairs"
+        f"within {report.max_distance} bits: {len(report.pairs)} pairs "
+        f"({sum(p.found_by == 'pixels' for p in report.pairs)} by the pixel check, "
+        f"{report.unchecked} candidate pairs left unchecked)"
     )
     near = [t for t in TRANSFORMS if t in NEAR_DUPLICATE] + sorted(
         k for k in copies if k.startswith("near_duplicates:")
     )
-    print("\n| copies | near-duplicate | copies | missed | examples |\n|---|---|---:|---:|---|")
+    print("\n| copies | near-duplicate | copies | missed by the hashes | missed by the report "
+          "| examples |\n|---|---|---:|---:|---:|---|")  # fmt: skip
     for kind in near + [t for t in TRANSFORMS if t not in NEAR_DUPLICATE]:
         is_near = kind in NEAR_DUPLICATE or kind.startswith("near_duplicates:")
-        print(f"| {kind} | {'yes' if is_near else 'no'} | {copies[kind]} | {len(missed[kind])} | "
+        print(f"| {kind} | {'yes' if is_near else 'no'} | {copies[kind]} | "
+              f"{len(missed_by_hash[kind])} | {len(missed[kind])} | "
               f"{', '.join(m.split('/')[-1] for m in missed[kind][:2])} |")  # fmt: skip
     near_total = sum(copies[k] for k in near)
     near_missed = sum(len(missed[k]) for k in near)
-    print(f"\nnear-duplicate false negatives: {near_missed} of {near_total}")
-    print(f"pairs of different pictures reported (false positives): {len(false_pairs)}")
+    hash_missed = sum(len(missed_by_hash[k]) for k in near)
+    print(f"\nnear-duplicate false negatives: {near_missed} of {near_total} "
+          f"(the hashes alone: {hash_missed})")  # fmt: skip
+    print(f"pairs of different pictures reported (false positives): {len(false_pairs)} "
+          f"({sum(p[4] == 'pixels' for p in false_pairs)} by the pixel check)")  # fmt: skip
     near_kinds = {"catalog", *NEAR_DUPLICATE, *(k for k in copies if k.startswith("near_"))}
     among_near = [p for p in false_pairs if kinds[p[0]] in near_kinds and kinds[p[1]] in near_kinds]
     print(f"  of which between catalog photos and near-duplicate copies: {len(among_near)}")
-    for a, b, d, view in among_near[:10]:
-        print(f"  {a} ~ {b}: {d} bits ({view})")
+    for a, b, d, view, by in among_near[:10]:
+        print(f"  {a} ~ {b}: {d} bits ({view}, {by})")
     print("  the others (copies that are mostly the same background or page):")
-    for a, b, d, view in false_pairs[:10]:
-        print(f"  {a} ~ {b}: {d} bits ({view})")
+    for a, b, d, view, by in false_pairs[:10]:
+        print(f"  {a} ~ {b}: {d} bits ({view}, {by})")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if sizes:
         print("\n| images (random hashes) | FindCopies matching, s |\n|---:|---:|")

@@ -241,17 +241,25 @@ class DuplicatePair(BaseModel):
     b: ImageRef
     signals: list[Signal] = Field(
         description="What found the pair: the model's fingerprints (search), the images' "
-        "perceptual hashes (catalog), or both."
+        "perceptual hashes (catalog, copy_hash), their aligned pixels where the hashes "
+        "missed (catalog, copy_pixels), or fingerprints and one of those."
     )
     score: float | None = Field(
         description="Fingerprint similarity; null when only the hashes found the pair."
     )
     hash_distance: int | None = Field(
-        description="Bits (of 256) between a's matching view and b's PDQ hash; null when "
-        "only the fingerprints found the pair."
+        description="Bits (of 256) between a's matching view and b's PDQ hash (for "
+        "copy_pixels: between the canonical hashes); null when only the fingerprints "
+        "found the pair."
     )
     hash_view: str | None = Field(
-        description="Which view of a matched b: as is, mirrored, turned 90, centre 90 %, ..."
+        description="Which view of a matched b: as is, mirrored, turned 90, centre 90 %, "
+        "...; for copy_pixels how the pixels were compared: as is, aligned by keypoints."
+    )
+    pixel_similarity: float | None = Field(
+        default=None,
+        description="Correlation (-1..1) of the two images' grey pixels once aligned; set "
+        "for copy_pixels only.",
     )
 
 
@@ -274,6 +282,11 @@ class DuplicateReport(BaseModel):
     hashed_images: int = Field(description="Images compared by perceptual hash.")
     unhashed_images: int = Field(
         description="Images still waiting to be hashed (stored before hashing existed)."
+    )
+    unchecked_copy_candidates: int = Field(
+        default=0,
+        description="Candidate pairs catalog's pixel check had no time left for (a very "
+        "large catalog): copies among them are not listed.",
     )
     duplicates: list[DuplicatePair]
     confusables: list[Confusable]
@@ -305,6 +318,7 @@ class DuplicateReport(BaseModel):
                 score=p.score,
                 hash_distance=c.distance if c else None,
                 hash_view=c.view if c else None,
+                pixel_similarity=round(c.similarity, 4) if p.by_pixels and c else None,
             )
 
         return cls(
@@ -315,6 +329,7 @@ class DuplicateReport(BaseModel):
             hash_max_distance=copies.max_distance,
             hashed_images=copies.images,
             unhashed_images=copies.unhashed,
+            unchecked_copy_candidates=copies.unchecked,
             duplicates=[pair(p) for p in pairs],
             confusables=[
                 Confusable(

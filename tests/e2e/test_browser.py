@@ -5,7 +5,7 @@ the embedder service's; a photo whose view as taken verifies nothing is searched
 its turned views; the web fallback pre-fills the manual entry; another origin's page that
 imports the fingerprint module from its own paths finds the item too; the API docs load
 from the gateway itself; the admin page shows the index and the workers, and a copy that
-its perceptual hash found."""
+its perceptual hash found and one its pixel check found."""
 
 import base64
 import csv
@@ -36,6 +36,7 @@ from tests.e2e.local_reference import LocalReference, local_size
 from tests.e2e.other_app import other_app
 from tests.e2e.photos import COIL, LEGO, dvd_reference, varied_photos
 from tests.integration.gateway.models import MODEL_ID, exported_model
+from tests.support.copies import turned_and_zoomed
 from tests.support.fake_vision import RICH_WEB_DETECTION, FakeVision, Reply
 from tests.support.mesh_state import catalog_image_ids
 from tests.support.object_store import PhotoServer
@@ -806,14 +807,21 @@ def test_admin_duplicate_view_shows_a_copy_found_by_its_hash(
     mesh: Mesh, catalog: dict[int, str], tmp_path: Path
 ) -> None:
     """A mirrored, re-encoded copy of a cover entered as another item is listed with the
-    signal that found it, the view that matched and both PDQ hashes."""
+    signal that found it, the view that matched and both PDQ hashes; a copy of another
+    cover turned by an odd angle, which no hash view matches, is listed as found by its
+    pixels."""
     cover = Image.open(dvd_reference(4)).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    copy_path = tmp_path / "copy.jpg"
-    cover.save(copy_path, "JPEG", quality=35)
+    copies = {
+        "Cover 004 copy": cover,
+        "Cover 005 turned": turned_and_zoomed(Image.open(dvd_reference(5)).convert("RGB"), 14),
+    }
     with httpx.Client(base_url=mesh.gateway_url, timeout=30, headers=mesh.admin_auth) as http:
-        item = http.post("/api/v1/items", json={"name": "Cover 004 copy"}).json()
-        photo = {"photo": ("copy.jpg", copy_path.read_bytes(), "image/jpeg")}
-        assert http.post(f"/api/v1/items/{item['id']}/images", files=photo).status_code == 201
+        for name, picture in copies.items():
+            copy_path = tmp_path / "copy.jpg"
+            picture.save(copy_path, "JPEG", quality=35)
+            item = http.post("/api/v1/items", json={"name": name}).json()
+            photo = {"photo": ("copy.jpg", copy_path.read_bytes(), "image/jpeg")}
+            assert http.post(f"/api/v1/items/{item['id']}/images", files=photo).status_code == 201
         admin = mesh.admin_auth
 
         def hashed() -> bool:  # catalog hashes just after the add
@@ -825,15 +833,21 @@ def test_admin_duplicate_view_shows_a_copy_found_by_its_hash(
         open_admin(driver, mesh)
         driver.find_element(By.ID, "duplicates-load").click()
 
-        def copy_row():
+        def copy_row(name: str, signal: str):
             for row in driver.find_elements(By.CSS_SELECTOR, "#duplicates li"):
-                if "Cover 004 copy" in row.text and "copy_hash" in row.get_attribute(
-                    "data-signals"
-                ):
+                if name in row.text and signal in row.get_attribute("data-signals").split():
                     return row
             return None
 
-        row = browser.wait_for(copy_row, what="the copy in the duplicate view")
+        turned = browser.wait_for(
+            lambda: copy_row("Cover 005 turned", "copy_pixels"), what="the turned copy"
+        )
+        assert re.search(r"copy \(pixels 0\.9\d\d, aligned by keypoints\)", turned.text), (
+            turned.text
+        )
+        row = browser.wait_for(
+            lambda: copy_row("Cover 004 copy", "copy_hash"), what="the copy in the duplicate view"
+        )
         assert "Cover 004 ↔" in row.text or "↔ Cover 004" in row.text, row.text
         assert re.search(r"copy \(PDQ \d+ bits, mirrored\)", row.text), row.text
         codes = [c.text for c in row.find_elements(By.CSS_SELECTOR, "code.hash")]

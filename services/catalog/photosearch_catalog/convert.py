@@ -173,10 +173,13 @@ def copy_report_to_proto(report: CopyReport) -> catalog_pb2.FindCopiesResponse:
                 quality_b=p.quality_b,
                 hash_a=p.hash_a.hex(),
                 hash_b=p.hash_b.hex(),
+                found_by=p.found_by,
+                similarity=p.similarity,
             )
             for p in report.pairs
         ],
         max_distance=report.max_distance,
         images=report.images,
         unhashed=report.unhashed,
+        unchecked=report.unchecked,
     )

@@ -7,17 +7,19 @@ of its *views*: the seven other turns and mirrors (hashed from the pixels: PDQ's
 own DCT-flip shortcut drifted past the match distance on some photos) and centre crops
 down to 70 % of each side in 1 % steps (a 1 % crop moved PDQ past it too, so coarser steps
 left gaps). A copy matches when its canonical hash lies within the match distance of
-any view of the original, or the other way round. No database here."""
+any view of the original, or the other way round. The same pass computes what the pixel
+check needs for the copies PDQ misses (copy_features.py, copy_check.py). No database here."""
 
 import numpy as np
 import pdqhash
 from PIL import Image
 
 from photosearch.common.images import WHITE, decode_image
+from photosearch_catalog import copy_features
 from photosearch_catalog.domain import CopyHash
 
 # Stored with each hash: a hash of another version is recomputed, never compared.
-SCHEME_VERSION = 1
+SCHEME_VERSION = 2  # 2: with the pixel check's features
 HASH_BYTES = 32
 # Meta's recommended match distance for PDQ (of 256 bits).
 DEFAULT_MATCH_DISTANCE = 31
@@ -68,7 +70,8 @@ def hash_picture(image: Image.Image) -> CopyHash:
     hashes = [canonical]
     hashes += [_pdq(image.transpose(turn))[0] for _, turn in ORIENTATIONS if turn is not None]
     hashes += [_pdq(_centre_crop(image, f))[0] for f in CROPS]
-    return CopyHash(b"".join(hashes), quality, SCHEME_VERSION)
+    features = copy_features.pack(copy_features.compute(image))
+    return CopyHash(b"".join(hashes), quality, SCHEME_VERSION, features)
 
 
 def hash_image(data: bytes, max_bytes: int, max_pixels: int) -> CopyHash:

@@ -18,6 +18,7 @@ class CopyHash:
     views: bytes  # hashes of HASH_BYTES each, canonical first
     quality: int  # PDQ's 0-100 confidence in the canonical hash
     version: int
+    features: bytes  # copy_features.pack: what the pixel check compares
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,13 @@ class StoredCopyHash:
     item_id: str
     quality: int
     views: bytes
+    features: bytes
 
 
 @dataclass(frozen=True)
 class CopyPair:
-    """Two images of different items whose hashes say one is a copy of the other."""
+    """Two images of different items that are the same picture: their PDQ hashes matched
+    (found_by "hash"), or their pixels did once aligned (found_by "pixels")."""
 
     item_id_a: str
     image_id_a: str
@@ -42,6 +45,8 @@ class CopyPair:
     quality_b: int
     hash_a: bytes  # canonical hashes
     hash_b: bytes
+    found_by: str = "hash"
+    similarity: float = 0.0  # the pixels' correlation (found_by "pixels" only)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class CopyReport:
     max_distance: int
     images: int  # images hashed and compared
     unhashed: int  # images the copy hasher has not hashed yet (not compared)
+    unchecked: int = 0  # candidate pairs the pixel check had no time left for
 
 
 @dataclass(frozen=True)

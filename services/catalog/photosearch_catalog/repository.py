@@ -117,23 +117,25 @@ class CatalogRepository:
             return
         async with conn.cursor() as cur:
             await cur.executemany(
-                "INSERT INTO image_copy_hashes (image_id, version, quality, views)"
-                " SELECT id, %s, %s, %s FROM images WHERE id = %s"  # gone: nothing to hash
+                "INSERT INTO image_copy_hashes (image_id, version, quality, views, features)"
+                " SELECT id, %s, %s, %s, %s FROM images WHERE id = %s"  # gone: nothing to hash
                 " ON CONFLICT (image_id) DO UPDATE SET version = excluded.version,"
-                " quality = excluded.quality, views = excluded.views",
-                [(h.version, h.quality, h.views, image_id) for image_id, h in hashes],
+                " quality = excluded.quality, views = excluded.views,"
+                " features = excluded.features",
+                [(h.version, h.quality, h.views, h.features, image_id) for image_id, h in hashes],
             )
 
     async def copy_hashes(self, conn: AsyncConnection, version: int) -> list[StoredCopyHash]:
         """Every image's hashes of this scheme version, with its item."""
         async with conn.cursor(binary=True) as cur:
             await cur.execute(
-                "SELECT m.id::text, m.item_id::text, h.quality, h.views FROM image_copy_hashes h"
+                "SELECT m.id::text, m.item_id::text, h.quality, h.views, h.features"
+                " FROM image_copy_hashes h"
                 " JOIN images m ON m.id = h.image_id WHERE h.version = %s ORDER BY m.id",
                 (version,),
             )
             rows = await cur.fetchall()
-        return [StoredCopyHash(r[0], r[1], int(r[2]), bytes(r[3])) for r in rows]
+        return [StoredCopyHash(r[0], r[1], int(r[2]), bytes(r[3]), bytes(r[4])) for r in rows]
 
     async def unhashed_images(self, conn: AsyncConnection, version: int, limit: int) -> list[str]:
         """Images without a hash of this version (stored before hashing, or by an older

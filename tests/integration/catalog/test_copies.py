@@ -1,6 +1,7 @@
 """The copy report through the real catalog: copies added as other items (one by one or
 by bulk import) are hashed just after they are stored and paired with their original,
-with the view that matched and both hashes; an image's hash leaves with it; images
+with the view that matched and both hashes; a copy turned by an odd angle, which no hash
+view matches, is paired by the pixel check; an image's hash leaves with it; images
 without a current hash are found and hashed by the periodic scan; a distance the report
 cannot honour is refused."""
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from photosearch.catalog.v1 import catalog_pb2
 from tests.support.catalog import make_settings, start_catalog
+from tests.support.copies import turned_and_zoomed
 
 
 def encoded(image: Image.Image, quality: int = 90) -> bytes:
@@ -62,7 +64,7 @@ async def test_a_copy_under_another_item_is_paired_with_its_original(catalog) ->
     }
     for pair in report.pairs:
         assert {pair.item_id_a, pair.item_id_b} == {first.id, second.id}
-        assert pair.view == "mirrored" and pair.distance <= 31
+        assert pair.view == "mirrored" and pair.distance <= 31 and pair.found_by == "hash"
         assert len(pair.hash_a) == len(pair.hash_b) == 64 and pair.quality_a >= 50
     assert [p.distance for p in report.pairs] == sorted(p.distance for p in report.pairs)
     assert len((await find(catalog.stub, limit=1)).pairs) == 1
@@ -85,6 +87,24 @@ async def test_bulk_imported_copies_are_hashed_too(catalog) -> None:
     assert summary.images_added == 2
     report = await hashed(catalog.stub, 2)
     assert [p.view for p in report.pairs] in (["turned 90"], ["turned 270"])
+
+
+async def test_a_copy_no_hash_view_matches_is_found_by_its_pixels(catalog) -> None:
+    first, second, third = (
+        await catalog.item("Mug"),
+        await catalog.item("Mug, scanned"),
+        await catalog.item("Rocket"),
+    )
+    original = await catalog.image(first.id, encoded(ORIGINAL))
+    copy = await catalog.image(second.id, encoded(turned_and_zoomed(ORIGINAL, 15), quality=60))
+    await catalog.image(third.id, encoded(OTHER))
+    report = await hashed(catalog.stub, 3)
+    assert report.unchecked == 0
+    [pair] = report.pairs
+    assert {pair.image_id_a, pair.image_id_b} == {original.image.id, copy.image.id}
+    assert (pair.found_by, pair.view) == ("pixels", "aligned by keypoints")
+    assert pair.distance > report.max_distance and pair.similarity >= 0.9
+    assert len(pair.hash_a) == len(pair.hash_b) == 64
 
 
 async def test_a_distance_beyond_the_index_is_refused(catalog) -> None:

@@ -118,10 +118,23 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
                     hash_a="0" * 64,
                     hash_b="f" * 64,
                 ),
+                # A turned copy the hashes missed and the pixel check found.
+                cpb.CopyPair(
+                    **pair,
+                    image_id_a="ia",
+                    image_id_b="id",
+                    distance=104,
+                    view="aligned by keypoints",
+                    hash_a="0" * 64,
+                    hash_b="2" * 64,
+                    found_by="pixels",
+                    similarity=0.9712,
+                ),
             ][: request.limit or 100],
             max_distance=request.max_distance or 31,
             images=3,
             unhashed=1,
+            unchecked=2,
         )
 
     async def BatchGetItems(self, request, context):

@@ -184,10 +184,16 @@ async def test_duplicates_report_names_the_items(
     assert body["confusables"][0]["margin"] == pytest.approx(-0.07)
     assert body["threshold"] == pytest.approx(0.95) and body["exact"] is True
     assert (body["hash_max_distance"], body["hashed_images"], body["unhashed_images"]) == (31, 3, 1)
-    # Copies first, closest first; the pair both signals found is one entry.
-    copy_only, both = body["duplicates"]
+    assert body["unchecked_copy_candidates"] == 2
+    # Hash matches first, closest first; the pair both signals found is one entry; then
+    # the copy only the pixel check found.
+    copy_only, both, pixels = body["duplicates"]
     assert copy_only["signals"] == ["copy_hash"] and copy_only["score"] is None
     assert (copy_only["hash_distance"], copy_only["hash_view"]) == (2, "as is")
+    assert copy_only["pixel_similarity"] is None
+    assert pixels["signals"] == ["copy_pixels"] and pixels["score"] is None
+    assert pixels["pixel_similarity"] == pytest.approx(0.9712)
+    assert pixels["hash_view"] == "aligned by keypoints"
     assert both["signals"] == ["fingerprint", "copy_hash"]
     assert both["score"] == pytest.approx(0.97) and both["hash_view"] == "mirrored"
     assert (both["a"]["copy_hash"], both["b"]["hash_quality"]) == ("0" * 64, 90)

@@ -34,3 +34,22 @@ def test_one_entry_per_pair_copies_first_then_by_similarity() -> None:
     ]
     assert merged[1].score == pytest.approx(0.8) and merged[1].copy is not None
     assert len(merge([fingerprint("x", "y", 0.99)], [copy("c", "d", 3)], limit=1)) == 1
+
+
+def test_pixel_matches_follow_the_hash_matches_most_similar_first() -> None:
+    def pixels(a: str, b: str, similarity: float) -> cpb.CopyPair:
+        pair = copy(a, b, 120)
+        pair.found_by, pair.similarity = "pixels", similarity
+        return pair
+
+    merged = merge(
+        [fingerprint("f", "e", 0.99), fingerprint("x", "y", 0.95)],
+        [pixels("g", "h", 0.93), pixels("e", "f", 0.98), copy("a", "b", 30)],
+        limit=10,
+    )
+    assert [(m.image_id_a, m.signals) for m in merged] == [
+        ("a", ["copy_hash"]),
+        ("e", ["fingerprint", "copy_pixels"]),
+        ("g", ["copy_pixels"]),
+        ("x", ["fingerprint"]),
+    ]

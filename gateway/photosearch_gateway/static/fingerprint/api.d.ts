@@ -792,9 +792,9 @@ export interface components {
             b: components["schemas"]["ImageRef"];
             /**
              * Signals
-             * @description What found the pair: the model's fingerprints (search), the images' perceptual hashes (catalog), or both.
+             * @description What found the pair: the model's fingerprints (search), the images' perceptual hashes (catalog, copy_hash), their aligned pixels where the hashes missed (catalog, copy_pixels), or fingerprints and one of those.
              */
-            signals: ("fingerprint" | "copy_hash")[];
+            signals: ("fingerprint" | "copy_hash" | "copy_pixels")[];
             /**
              * Score
              * @description Fingerprint similarity; null when only the hashes found the pair.
@@ -802,14 +802,19 @@ export interface components {
             score: number | null;
             /**
              * Hash Distance
-             * @description Bits (of 256) between a's matching view and b's PDQ hash; null when only the fingerprints found the pair.
+             * @description Bits (of 256) between a's matching view and b's PDQ hash (for copy_pixels: between the canonical hashes); null when only the fingerprints found the pair.
              */
             hash_distance: number | null;
             /**
              * Hash View
-             * @description Which view of a matched b: as is, mirrored, turned 90, centre 90 %, ...
+             * @description Which view of a matched b: as is, mirrored, turned 90, centre 90 %, ...; for copy_pixels how the pixels were compared: as is, aligned by keypoints.
              */
             hash_view: string | null;
+            /**
+             * Pixel Similarity
+             * @description Correlation (-1..1) of the two images' grey pixels once aligned; set for copy_pixels only.
+             */
+            pixel_similarity?: number | null;
         };
         /** DuplicateReport */
         DuplicateReport: {
@@ -842,6 +847,12 @@ export interface components {
              * @description Images still waiting to be hashed (stored before hashing existed).
              */
             unhashed_images: number;
+            /**
+             * Unchecked Copy Candidates
+             * @description Candidate pairs catalog's pixel check had no time left for (a very large catalog): copies among them are not listed.
+             * @default 0
+             */
+            unchecked_copy_candidates: number;
             /** Duplicates */
             duplicates: components["schemas"]["DuplicatePair"][];
             /** Confusables */

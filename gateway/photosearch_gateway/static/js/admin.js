@@ -108,10 +108,16 @@ function itemName(ref) {
   return ref.item ? ref.item.name : ref.item_id;
 }
 
-// What found a pair, in words: the fingerprints' similarity, the hashes' distance, or both.
+// What found a pair, in words: the fingerprints' similarity, the hashes' distance or the
+// aligned pixels' correlation, or the fingerprints and one of those.
 function evidence(p) {
   const parts = [];
-  if (p.hash_distance !== null) parts.push(t("admin.copy_evidence", { bits: p.hash_distance, view: p.hash_view }));
+  if (p.pixel_similarity !== null) {
+    const how = t(p.hash_view === "as is" ? "admin.pixels_as_is" : "admin.pixels_aligned");
+    parts.push(t("admin.pixel_evidence", { similarity: p.pixel_similarity.toFixed(3), how }));
+  } else if (p.hash_distance !== null) {
+    parts.push(t("admin.copy_evidence", { bits: p.hash_distance, view: p.hash_view }));
+  }
   if (p.score !== null) parts.push(t("admin.fingerprint_evidence", { score: p.score.toFixed(3) }));
   return parts.join(" · ");
 }
@@ -129,7 +135,8 @@ async function loadDuplicates() {
     const r = await call("/api/v1/admin/duplicates?limit=50");
     $("duplicates-summary").textContent = t(r.exact ? "admin.report_exact" : "admin.report_nearest", {
       images: r.images, threshold: r.threshold.toFixed(2), hashed: r.hashed_images, bits: r.hash_max_distance,
-    }) + (r.unhashed_images ? ` ${t("admin.still_hashing", { count: r.unhashed_images })}` : "");
+    }) + (r.unhashed_images ? ` ${t("admin.still_hashing", { count: r.unhashed_images })}` : "")
+      + (r.unchecked_copy_candidates ? ` ${t("admin.unchecked", { count: r.unchecked_copy_candidates })}` : "");
     $("duplicates").replaceChildren(...r.duplicates.map((p) => el("li", { "data-signals": p.signals.join(" ") },
       el("img", { src: p.a.thumbnail_url, alt: "" }), el("img", { src: p.b.thumbnail_url, alt: "" }),
       el("span", { text: `${itemName(p.a)} ↔ ${itemName(p.b)}: ${evidence(p)}` }), ...hashes(p))));

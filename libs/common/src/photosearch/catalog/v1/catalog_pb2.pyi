@@ -839,6 +839,8 @@ class CopyPair(_message.Message):
     QUALITY_B_FIELD_NUMBER: _builtins.int
     HASH_A_FIELD_NUMBER: _builtins.int
     HASH_B_FIELD_NUMBER: _builtins.int
+    FOUND_BY_FIELD_NUMBER: _builtins.int
+    SIMILARITY_FIELD_NUMBER: _builtins.int
     item_id_a: _builtins.str
     image_id_a: _builtins.str
     item_id_b: _builtins.str
@@ -853,6 +855,13 @@ class CopyPair(_message.Message):
     hash_a: _builtins.str
     """The canonical hashes, 64 hex digits each."""
     hash_b: _builtins.str
+    found_by: _builtins.str
+    """What found the pair: "hash" (PDQ within max_distance) or "pixels" (a copy PDQ's
+    views miss, whose grey pixels correlate once aligned; view then says how: "as is"
+    or "aligned by keypoints", and distance is the canonical hashes' bits).
+    """
+    similarity: _builtins.float
+    """The aligned pixels' correlation (-1..1) for found_by "pixels"; 0 otherwise."""
     def __init__(
         self,
         *,
@@ -866,10 +875,12 @@ class CopyPair(_message.Message):
         quality_b: _builtins.int = ...,
         hash_a: _builtins.str = ...,
         hash_b: _builtins.str = ...,
+        found_by: _builtins.str = ...,
+        similarity: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["distance", b"distance", "hash_a", b"hash_a", "hash_b", b"hash_b", "image_id_a", b"image_id_a", "image_id_b", b"image_id_b", "item_id_a", b"item_id_a", "item_id_b", b"item_id_b", "quality_a", b"quality_a", "quality_b", b"quality_b", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["distance", b"distance", "found_by", b"found_by", "hash_a", b"hash_a", "hash_b", b"hash_b", "image_id_a", b"image_id_a", "image_id_b", b"image_id_b", "item_id_a", b"item_id_a", "item_id_b", b"item_id_b", "quality_a", b"quality_a", "quality_b", b"quality_b", "similarity", b"similarity", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -883,11 +894,14 @@ class FindCopiesResponse(_message.Message):
     MAX_DISTANCE_FIELD_NUMBER: _builtins.int
     IMAGES_FIELD_NUMBER: _builtins.int
     UNHASHED_FIELD_NUMBER: _builtins.int
+    UNCHECKED_FIELD_NUMBER: _builtins.int
     max_distance: _builtins.int
     images: _builtins.int
     """images hashed and compared"""
     unhashed: _builtins.int
     """images the copy hasher has not hashed yet (not compared)"""
+    unchecked: _builtins.int
+    """Candidate pairs the pixel check had no time left for (a very large catalog)."""
     @_builtins.property
     def pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___CopyPair]: ...
     def __init__(
@@ -897,10 +911,11 @@ class FindCopiesResponse(_message.Message):
         max_distance: _builtins.int = ...,
         images: _builtins.int = ...,
         unhashed: _builtins.int = ...,
+        unchecked: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "max_distance", b"max_distance", "pairs", b"pairs", "unhashed", b"unhashed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["images", b"images", "max_distance", b"max_distance", "pairs", b"pairs", "unchecked", b"unchecked", "unhashed", b"unhashed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
