@@ -56,8 +56,8 @@ class Found:
     nearest: SearchResult
     matched: list[Candidate]
     photos: dict[str, list[StoredPhoto]] | None
-    # Parts of the candidate lookup, each (stage, ms): the region index's words and
-    # query, the stored descriptors' read.
+    # Parts of the candidate lookup, each (stage, ms): the region index (and its two
+    # steps, the views' words and the word query), the stored descriptors' read.
     parts: tuple[tuple[str, float], ...] = ()
 
 
@@ -144,8 +144,9 @@ class LocalSearch:
                 )
         top = nearest.candidates[: self._settings.top_k]
         started = time.perf_counter()
-        matched = [*top, *await self._region_candidates(conn, query, views, top)]
-        parts = [("region_index", elapsed_ms(started))] if self._regions.enabled else []
+        added, steps = await self._region_candidates(conn, query, views, top)
+        matched = [*top, *added]
+        parts = [("region_index", elapsed_ms(started)), *steps] if self._regions.enabled else []
         started = time.perf_counter()
         photos = await self._reader.photos(conn, model, {c.item_id: c.image_id for c in matched})
         parts.append(("descriptors", elapsed_ms(started)))
@@ -157,14 +158,15 @@ class LocalSearch:
         query: SearchQuery,
         views: Sequence[LocalGrid],
         top: Sequence[Candidate],
-    ) -> list[Candidate]:
+    ) -> tuple[list[Candidate], tuple[tuple[str, float], ...]]:
         """The region index's best items that are not among `top`, scored by their
-        fingerprint like any candidate (and kept only where they pass the filters)."""
+        fingerprint like any candidate (and kept only where they pass the filters);
+        with the index's step timings."""
         if not self._regions.enabled:
-            return []
+            return [], ()
         loop = asyncio.get_running_loop()
         known = {c.item_id for c in top}
-        hits = await self._regions.items(
+        lookup = await self._regions.items(
             conn,
             query.model,
             views,
@@ -172,13 +174,14 @@ class LocalSearch:
             lambda work: loop.run_in_executor(self._executor, work),
             self._regions.limit + len(known),
         )
-        new = [h.item_id for h in hits if h.item_id not in known][: self._regions.limit]
+        new = [h.item_id for h in lookup.hits if h.item_id not in known][: self._regions.limit]
         if not new:
-            return []
+            return [], lookup.timings
         scored = await self._vectors.best_of_items(
             conn, query.model, query.vector, query.filters, new
         )
-        return [replace(c, from_regions=True) for c in best_per_item(scored, len(new), -1.0)]
+        added = [replace(c, from_regions=True) for c in best_per_item(scored, len(new), -1.0)]
+        return added, lookup.timings
 
     async def _evidence(
         self, views: Sequence[LocalGrid], photos: dict[str, Sequence[StoredPhoto]]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from photosearch.common.clock import elapsed_ms
 from photosearch.common.local import LocalGrid
 from photosearch.common.logging import get_logger
 from photosearch.common.periodic import sleep_unless
@@ -85,6 +86,15 @@ class RegionHit:
     score: float
 
 
+@dataclass(frozen=True)
+class RegionLookup:
+    """The region index's items for one search, and its two steps' times (stage, ms):
+    the views' visual words (`region_words`) and the SQL word query (`region_query`)."""
+
+    hits: list[RegionHit]
+    timings: tuple[tuple[str, float], ...] = ()
+
+
 class RegionIndex:
     def __init__(self, codebooks: Codebooks, settings: RegionSettings) -> None:
         self._codebooks = codebooks
@@ -107,24 +117,28 @@ class RegionIndex:
         filters: Filters,
         run: Callable[[Callable[[], list[Bag]]], Awaitable[list[Bag]]],
         limit: int,
-    ) -> list[RegionHit]:
+    ) -> RegionLookup:
         """The best `limit` items by their photos' shared words with any view (best
         photo per item); none while the model has no ready codebook. `run` computes
         the views' words off the event loop."""
         if not self.enabled or not views or limit <= 0:
-            return []
+            return RegionLookup([])
         book = await self._codebooks.ready(conn, model.model_id)
         if book is None:
-            return []
+            return RegionLookup([])
+        started = time.perf_counter()
         bags = await run(lambda: [bag_of(book, view) for view in views])
+        words_ms = elapsed_ms(started)
+        started = time.perf_counter()
         # Photos, not items, come back: a few extra so that items with several photos
         # still fill `limit` distinct items.
         rows = await region_store.top_photos(conn, model, book.version, bags, filters, limit * 3)
+        timings = (("region_words", words_ms), ("region_query", elapsed_ms(started)))
         best: dict[str, RegionHit] = {}
         for item_id, image_id, score in rows:
             if item_id not in best:
                 best[item_id] = RegionHit(item_id, image_id, score)
-        return list(best.values())[:limit]
+        return RegionLookup(list(best.values())[:limit], timings)
 
 
 def _lock_key(model_id: str) -> int:

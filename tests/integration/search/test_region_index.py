@@ -106,6 +106,10 @@ async def test_an_item_the_fingerprint_ranks_last_is_found_by_its_regions(start_
     assert top.item_id == TARGET and top.from_regions and top.verified
     assert abs(top.global_score - TARGET_SIMILARITY) < 1e-5
     assert reply.band == search_pb2.MATCH_BAND_MATCH
+    # The index's two steps are timed apart, as parts of its stage.
+    took = {t.stage: t.milliseconds for t in reply.timings}
+    assert [t.stage for t in reply.timings][1:4] == ["region_index", "region_words", "region_query"]
+    assert 0 < took["region_words"] + took["region_query"] <= took["region_index"]
     # The items the fingerprint found are not marked as the region index's.
     assert not any(c.from_regions for c in reply.candidates if c.item_id in ("item-a", "item-b"))
     # Filters hold for the region index's candidates too.

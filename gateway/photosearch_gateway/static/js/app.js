@@ -263,7 +263,9 @@ async function search(query, quiet = false) {
 // The details panel: the device's stages (model, fingerprint, regions), then the
 // gateway's Server-Timing of the last search.
 // Rows are [stage, label, value]; the stage (data-stage) is a stable name.
-const SERVER_STAGES = ["candidates", "region_index", "descriptors", "rerank", "names", "search", "catalog"];
+const SERVER_STAGES = [
+  "candidates", "region_index", "region_words", "region_query", "descriptors", "rerank", "names", "search", "catalog",
+];
 
 function showTimings(modelId) {
   const times = window.photosearch.timings;

@@ -256,8 +256,10 @@ class SearchResponse(_message.Message):
         """Where the time of this search went, stage by stage, in order: "candidates" (the
         nearest items, the region index and the stored descriptors they need), then two
         parts of it when the query has local descriptors: "region_index" (its words and
-        query; only where the region index is on) and "descriptors" (reading the
-        candidates' stored descriptors); "rerank" (local matching), when it ran.
+        query; only where the region index is on), itself split once the model's
+        codebook is trained into "region_words" (the views' visual words) and
+        "region_query" (the SQL word query), and "descriptors" (reading the candidates'
+        stored descriptors); "rerank" (local matching), when it ran.
         """
 
     def __init__(
