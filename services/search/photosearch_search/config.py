@@ -88,6 +88,10 @@ class SearchSettings(NatsSettings, DatabaseSettings, ServiceSettings):
     region_cells_per_word: float = Field(default=CodebookRule.cells_per_word, gt=0)
     region_max_words: int = Field(default=CodebookRule.max_words, ge=16, le=65536)
     region_poll_seconds: float = Field(default=5.0, gt=0)
+    # Memory (MiB, all models together) for the ready codebooks' postings, so that a
+    # search's word query runs in memory instead of SQL (held_postings.py; 8 bytes per
+    # posting, ~200 postings per photo: 64 MiB holds ~40,000 photos). 0: always SQL.
+    region_memory_mib: int = Field(default=64, ge=0, le=65536)
     # How often the index figures of /metrics (pending, failed, indexed, workers) are read.
     metrics_sample_seconds: float = Field(default=15.0, gt=0)
     # Seconds between two passes that fill in, from catalog, the names of items search

@@ -7,10 +7,10 @@ gets its band (bands.py)."""
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
 
@@ -35,6 +35,8 @@ from photosearch_search.rerank import (
     wants_turned_views,
 )
 from photosearch_search.vectors import best_per_item, check_min_score
+
+T = TypeVar("T")
 
 
 def parse_views(messages: Sequence[events_pb2.LocalDescriptors]) -> list[LocalGrid]:
@@ -81,7 +83,11 @@ class LocalSearch:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="rerank")
 
     def close(self) -> None:
+        self._regions.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _off_loop(self, work: Callable[[], T]) -> Awaitable[T]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     def check_min_score(self, min_score: float) -> float:
         return check_min_score(min_score, upper=self._settings.max_score)
@@ -164,14 +170,13 @@ class LocalSearch:
         with the index's step timings."""
         if not self._regions.enabled:
             return [], ()
-        loop = asyncio.get_running_loop()
         known = {c.item_id for c in top}
         lookup = await self._regions.items(
             conn,
             query.model,
             views,
             query.filters,
-            lambda work: loop.run_in_executor(self._executor, work),
+            self._off_loop,
             self._regions.limit + len(known),
         )
         new = [h.item_id for h in lookup.hits if h.item_id not in known][: self._regions.limit]

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
+from typing import Protocol, TypeVar
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -28,10 +29,12 @@ from photosearch.common.periodic import sleep_unless
 from photosearch_search import region_store
 from photosearch_search.codebook import Bag, Codebook, CodebookRule, bag_of, train
 from photosearch_search.domain import Filters, Model
+from photosearch_search.held_postings import HeldPostings, WordPostings
 from photosearch_search.models import ModelRegistry
 
 log = get_logger(__name__)
 CATCH_UP_BATCH = 500  # photos given their postings per transaction
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,17 +53,28 @@ class Codebooks:
     def __init__(self, refresh: float = 5.0) -> None:
         self._refresh = refresh
         self._books: dict[tuple[str, int], Codebook] = {}
-        self._checked: dict[str, tuple[float, list[int], int | None]] = {}
+        # model: (when checked, versions, the ready one, its postings' change counter)
+        self._checked: dict[str, tuple[float, list[int], int | None, int]] = {}
 
     async def _versions(self, conn: AsyncConnection, model_id: str) -> tuple[list[int], int | None]:
         seen = self._checked.get(model_id)
         if seen is not None and time.monotonic() - seen[0] < self._refresh:
             return seen[1], seen[2]
         found = await region_store.versions(conn, model_id)
-        ready = next((v.version for v in found if v.ready), None)
+        ready = next((v for v in found if v.ready), None)
         versions = [v.version for v in found]
-        self._checked[model_id] = (time.monotonic(), versions, ready)
-        return versions, ready
+        self._checked[model_id] = (
+            time.monotonic(),
+            versions,
+            None if ready is None else ready.version,
+            0 if ready is None else ready.changes,
+        )
+        return versions, None if ready is None else ready.version
+
+    def changes(self, model_id: str) -> int:
+        """How often the ready version's postings had changed when last checked."""
+        seen = self._checked.get(model_id)
+        return seen[3] if seen is not None else 0
 
     async def book(self, conn: AsyncConnection, model_id: str, version: int) -> Codebook | None:
         key = (model_id, version)
@@ -95,10 +109,23 @@ class RegionLookup:
     timings: tuple[tuple[str, float], ...] = ()
 
 
+class Runner(Protocol):
+    """Runs CPU work off the event loop (the search's worker threads)."""
+
+    def __call__(self, work: Callable[[], T]) -> Awaitable[T]: ...
+
+
 class RegionIndex:
-    def __init__(self, codebooks: Codebooks, settings: RegionSettings) -> None:
+    def __init__(
+        self, codebooks: Codebooks, settings: RegionSettings, held: HeldPostings | None = None
+    ) -> None:
         self._codebooks = codebooks
         self._settings = settings
+        self._held = held
+
+    def close(self) -> None:
+        if self._held is not None:
+            self._held.close()
 
     @property
     def enabled(self) -> bool:
@@ -115,30 +142,58 @@ class RegionIndex:
         model: Model,
         views: Sequence[LocalGrid],
         filters: Filters,
-        run: Callable[[Callable[[], list[Bag]]], Awaitable[list[Bag]]],
+        run: Runner,
         limit: int,
     ) -> RegionLookup:
         """The best `limit` items by their photos' shared words with any view (best
         photo per item); none while the model has no ready codebook. `run` computes
-        the views' words off the event loop."""
+        the views' words, and the word query where the postings are held, off the
+        event loop."""
         if not self.enabled or not views or limit <= 0:
             return RegionLookup([])
         book = await self._codebooks.ready(conn, model.model_id)
         if book is None:
             return RegionLookup([])
-        started = time.perf_counter()
-        bags = await run(lambda: [bag_of(book, view) for view in views])
-        words_ms = elapsed_ms(started)
-        started = time.perf_counter()
+        held = None
+        if self._held is not None and not filters:
+            changes = self._codebooks.changes(model.model_id)
+            held = self._held.get(model.model_id, book.version, changes, book.words)
         # Photos, not items, come back: a few extra so that items with several photos
         # still fill `limit` distinct items.
-        rows = await region_store.top_photos(conn, model, book.version, bags, filters, limit * 3)
-        timings = (("region_words", words_ms), ("region_query", elapsed_ms(started)))
+        photos = limit * 3
+        words = _words_then_photos(book, views, held, photos)
+        bags, rows, timings = await run(words)
+        if rows is None:
+            started = time.perf_counter()
+            rows = await region_store.top_photos(conn, model, book.version, bags, filters, photos)
+            timings = (*timings, ("region_query", elapsed_ms(started)))
         best: dict[str, RegionHit] = {}
         for item_id, image_id, score in rows:
             if item_id not in best:
                 best[item_id] = RegionHit(item_id, image_id, score)
         return RegionLookup(list(best.values())[:limit], timings)
+
+
+Timings = tuple[tuple[str, float], ...]
+
+
+def _words_then_photos(
+    book: Codebook, views: Sequence[LocalGrid], held: WordPostings | None, limit: int
+) -> Callable[[], tuple[list[Bag], list[tuple[str, str, float]] | None, Timings]]:
+    """The views' words, and their best photos where the postings are held (else
+    None: the caller asks SQL), each step timed."""
+
+    def work() -> tuple[list[Bag], list[tuple[str, str, float]] | None, Timings]:
+        started = time.perf_counter()
+        bags = [bag_of(book, view) for view in views]
+        timings: Timings = (("region_words", elapsed_ms(started)),)
+        if held is None:
+            return bags, None, timings
+        started = time.perf_counter()
+        rows = held.top(bags, limit)
+        return bags, rows, (*timings, ("region_query", elapsed_ms(started)))
+
+    return work
 
 
 def _lock_key(model_id: str) -> int:

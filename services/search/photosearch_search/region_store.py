@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from psycopg import AsyncConnection, sql
 
 from photosearch.common.local import LocalGrid
@@ -15,6 +16,24 @@ from photosearch_search.local_store import decode
 from photosearch_search.nearest import filter_clause
 
 FLOAT32 = np.dtype("<f4")
+# A row of `COPY (word int4, photo int4, weight float4) TO STDOUT (FORMAT BINARY)`: the
+# field count, then each field's length and value, big-endian.
+POSTING_ROW = np.dtype(
+    [("fields", ">i2"), ("word_len", ">i4"), ("word", ">i4"), ("photo_len", ">i4"),
+     ("photo", ">i4"), ("weight_len", ">i4"), ("weight", ">f4")]
+)  # fmt: skip
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+@dataclass(frozen=True)
+class AllPostings:
+    """Every posting of one codebook version, as arrays: photo numbers index `photos`
+    ((image id, item id), in image id order: the word query's tie order)."""
+
+    photos: list[tuple[str, str]]
+    word: npt.NDArray[np.int32]
+    photo: npt.NDArray[np.int32]
+    weight: npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -22,16 +41,17 @@ class CodebookVersion:
     version: int
     trained_photos: int
     ready: bool
+    changes: int = 0  # statements that changed its postings (migration 007)
 
 
 async def versions(conn: AsyncConnection, model_id: str) -> list[CodebookVersion]:
     """The model's codebooks, newest first."""
     cur = await conn.execute(
-        "SELECT version, trained_photos, ready_at IS NOT NULL FROM codebooks"
+        "SELECT version, trained_photos, ready_at IS NOT NULL, postings_changes FROM codebooks"
         " WHERE model_id = %s ORDER BY version DESC",
         (model_id,),
     )
-    return [CodebookVersion(int(v), int(p), bool(r)) for v, p, r in await cur.fetchall()]
+    return [CodebookVersion(int(v), int(p), bool(r), int(c)) for v, p, r, c in await cur.fetchall()]
 
 
 async def load(conn: AsyncConnection, model_id: str, version: int) -> Codebook | None:
@@ -218,3 +238,59 @@ async def top_photos(
         prepare=False,
     )
     return [(str(i), str(m), float(s)) for i, m, s in await cur.fetchall()]
+
+
+async def all_postings(
+    conn: AsyncConnection, model_id: str, version: int, max_postings: int
+) -> AllPostings | int:
+    """Every posting of the version, read in one snapshot; or, when there are more than
+    `max_postings`, how many were counted (up to max_postings + 1: the count stops)."""
+    async with conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cur = await conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM region_postings"
+            " WHERE model_id = %s AND version = %s LIMIT %s) s",
+            (model_id, version, max_postings + 1),
+        )
+        row = await cur.fetchone()
+        counted = int(row[0]) if row else 0
+        if counted > max_postings:
+            return counted
+        cur = await conn.execute(
+            "SELECT image_id, min(item_id) FROM region_postings"
+            " WHERE model_id = %s AND version = %s GROUP BY image_id ORDER BY image_id",
+            (model_id, version),
+        )
+        photos = [(str(i), str(m)) for i, m in await cur.fetchall()]
+        # Photo numbers as Postgres orders the ids (its collation), in the same snapshot.
+        copy = sql.SQL(
+            "COPY (SELECT word, (dense_rank() OVER (ORDER BY image_id) - 1)::int4, weight"
+            " FROM region_postings WHERE model_id = {model} AND version = {version})"
+            " TO STDOUT (FORMAT BINARY)"
+        ).format(model=sql.Literal(model_id), version=sql.Literal(version))
+        chunks = []
+        async with conn.cursor().copy(copy) as stream:
+            async for chunk in stream:
+                chunks.append(bytes(chunk))
+    rows = _copy_rows(b"".join(chunks))
+    return AllPostings(
+        photos,
+        rows["word"].astype(np.int32),
+        rows["photo"].astype(np.int32),
+        rows["weight"].astype(np.float32),
+    )
+
+
+def _copy_rows(data: bytes) -> npt.NDArray[np.void]:
+    """The rows of a binary COPY of (int4, int4, float4), none NULL."""
+    if not data.startswith(COPY_SIGNATURE) or len(data) < 21:
+        raise ValueError("region postings: not a binary COPY stream")
+    extension = int.from_bytes(data[15:19], "big")
+    body = data[19 + extension : -2]  # the trailer is a field count of -1
+    if len(body) % POSTING_ROW.itemsize:
+        raise ValueError("region postings: a COPY row of unexpected size")
+    rows = np.frombuffer(body, dtype=POSTING_ROW)
+    widths = (rows["word_len"] == 4) & (rows["photo_len"] == 4) & (rows["weight_len"] == 4)
+    if not (np.all(rows["fields"] == 3) and np.all(widths)):
+        raise ValueError("region postings: a COPY row of unexpected shape")
+    return rows

@@ -8,6 +8,7 @@ from photosearch.search.v1 import search_pb2_grpc
 from photosearch_search.catalog import GrpcCatalog
 from photosearch_search.config import SearchSettings
 from photosearch_search.consumers import event_consumers
+from photosearch_search.held_postings import HeldPostings
 from photosearch_search.index_admin import IndexAdmin
 from photosearch_search.indexer import Indexer
 from photosearch_search.jobs import EmbedJobQueue
@@ -57,8 +58,9 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
     vectors = VectorQueries(settings.scan(), settings.search_pool_size)
     nearest = NearestItems(vectors, settings.limits())
     reader = LocalDescriptorReader(settings.rerank_photos_per_item)
-    codebooks = Codebooks()
-    regions = RegionIndex(codebooks, settings.regions())
+    codebooks = Codebooks(refresh=settings.region_poll_seconds)
+    held = HeldPostings(infra.require_pool, settings.region_memory_mib * 2**20)
+    regions = RegionIndex(codebooks, settings.regions(), held)
     maintainer = RegionMaintainer(infra.require_pool, codebooks, settings.regions())
     local = LocalSearch(
         vectors,

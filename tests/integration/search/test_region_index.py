@@ -2,16 +2,20 @@
 far down, and an index that follows photos added and deleted, growth (a new codebook
 version) and a second model."""
 
+import asyncio
+
 import numpy as np
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 from photosearch.common import subjects
-from photosearch.common.local import LocalGrid, quantise, to_proto
+from photosearch.common.local import LocalGrid, from_proto, quantise, to_proto
 from photosearch.events.v1 import events_pb2
 from photosearch.search.v1 import search_pb2
 from photosearch_search import region_store
-from photosearch_search.codebook import Bag
+from photosearch_search.codebook import Bag, Codebook, bag_of
 from photosearch_search.domain import Filters, Model
+from photosearch_search.held_postings import HeldPostings, LoadPace, WordPostings
 from tests.support.search import DIM, Harness, eventually, unit
 
 LOCAL_DIM = 64
@@ -196,3 +200,70 @@ async def test_the_word_query_is_never_prepared(start_harness):
         cur = await conn.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [s for (s,) in await cur.fetchall()]
     assert not [s for s in prepared if "region_postings" in s], prepared
+
+
+async def test_postings_held_in_memory_answer_as_sql_and_follow_changes(start_harness):
+    h = await start_harness(**FAST)
+    await catalog(h)
+    await eventually(lambda: serves(h, 6))
+    url = h.search.lifecycle.infra.database_url
+    async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
+        await pool.open()
+        async with pool.connection() as conn:
+            await conn.set_autocommit(True)
+            model, book = await ready_codebook(conn)
+            views = [bag_of(book, from_proto(photo_of_the_target())), bag_of(book, from_proto(
+                grid(cells(3))))]  # fmt: skip
+            by_sql = await region_store.top_photos(conn, model, book.version, views, Filters(), 9)
+
+            held = HeldPostings(lambda: pool, max_bytes=2**20, pace=LoadPace(min_gap=0.0))
+            ready = (await region_store.versions(conn, model.model_id))[0]
+
+            async def loaded(changes: int) -> WordPostings:
+                copy = held.get(model.model_id, book.version, changes, book.words)
+                assert copy is not None and copy.changes == changes
+                return copy
+
+            assert held.get(model.model_id, book.version, ready.changes, book.words) is None
+            first = await eventually(lambda: loaded(ready.changes))
+            in_memory = first.top(views, 9)
+            assert [(i, m) for i, m, _ in in_memory] == [(i, m) for i, m, _ in by_sql]
+            assert np.allclose([s for *_, s in in_memory], [s for *_, s in by_sql])
+            # The second view is item-d's own photo: it and the target lead.
+            assert {item for item, *_ in in_memory[:2]} == {TARGET, "item-d"}
+
+            # A new photo's postings move the version's counter; the next copy has them.
+            await h.completed("img-held", "item-held", vector(0.4), local=grid(SHOWN))
+
+            async def moved() -> int:
+                now = (await region_store.versions(conn, model.model_id))[0]
+                assert now.version == book.version and now.changes > ready.changes
+                assert await postings(h, "img-held") > 0
+                return now.changes
+
+            changes = await eventually(moved)
+            # Until it is read again, the last copy serves.
+            assert held.get(model.model_id, book.version, changes, book.words) is first
+            fresh = await eventually(lambda: loaded(changes))
+            assert "img-held" in [image for _, image, _ in fresh.top(views, 9)]
+
+            # Postings that do not fit are queried in SQL: nothing is held.
+            small = HeldPostings(lambda: pool, max_bytes=64, pace=LoadPace(min_gap=0.0))
+            assert small.get(model.model_id, book.version, changes, book.words) is None
+            await asyncio.sleep(0.5)
+            assert small.get(model.model_id, book.version, changes, book.words) is None
+            held.close()
+            small.close()
+
+
+async def ready_codebook(conn: psycopg.AsyncConnection) -> tuple[Model, Codebook]:
+    cur = await conn.execute(
+        "SELECT m.model_id, m.dim, m.id, c.version FROM models m"
+        " JOIN codebooks c USING (model_id) WHERE c.ready_at IS NOT NULL"
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    model = Model(row[0], row[1], row[2])
+    book = await region_store.load(conn, model.model_id, row[3])
+    assert book is not None
+    return model, book
