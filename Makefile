@@ -133,7 +133,7 @@ bench-quality: $(STAMP) ## retrieval quality on ../shared/datasets through the r
 	$(PY) bench/quality.py
 
 bench-rerank: $(STAMP) ## local re-ranking: batched vs per-pair matcher, and the Search RPC
-	$(PY) bench/rerank.py --rpc
+	$(PY) bench/rerank.py --rpc --rpc-memory 64,0
 	$(PY) bench/rerank_threads.py
 
 bench-fallback: $(STAMP) ## fallback photo preparation and WebDetect against a local fake Vision

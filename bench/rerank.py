@@ -14,7 +14,9 @@ turned 90 and 270 degrees), from the quality harness's cache (computed on first 
    with the photo as taken only (the page's first request), against a real search service
    (embedded Postgres + NATS) holding the catalog's vectors and descriptors; once per
    --rpc-regions value (region-index candidates per search, 0 = fingerprint candidates
-   only), each on a fresh service whose region index covers the catalog.
+   only), each on a fresh service whose region index covers the catalog; and, for region
+   runs, once per --rpc-memory value (SEARCH_REGION_MEMORY_MIB: 0 = the word query in SQL),
+   so the in-memory and SQL word queries are timed in one run.
 
     .venv/bin/python bench/rerank.py                  # 1 and 2
     .venv/bin/python bench/rerank.py --rpc            # and 3
@@ -325,9 +327,10 @@ async def beside_reranking(address: str, plain: list[search_pb2.SearchRequest],
 
 
 def measure_rpc(dataset: Any, catalog: list[Photo], owners: list[str], queries: list[list[Photo]],
-                rounds: int, regions: int) -> dict[str, Any]:  # fmt: skip
+                rounds: int, regions: int, memory_mib: int) -> dict[str, Any]:  # fmt: skip
     """Search RPC p50/p99 with and without local descriptors, and recall@1 through it,
-    with `regions` region-index candidates (SEARCH_REGION_CANDIDATES) per search."""
+    with `regions` region-index candidates (SEARCH_REGION_CANDIDATES) per search and
+    `memory_mib` for the region index's postings (SEARCH_REGION_MEMORY_MIB)."""
     from bench.search import start_search
 
     with tempfile.TemporaryDirectory(prefix="bench-rerank-") as tmp:
@@ -342,6 +345,7 @@ def measure_rpc(dataset: Any, catalog: list[Photo], owners: list[str], queries: 
                 "SEARCH_REGION_POLL_SECONDS": "1",
                 "SEARCH_REGION_CANDIDATES": str(regions),
                 "SEARCH_REGION_MIN_PHOTOS": str(len(catalog)),
+                "SEARCH_REGION_MEMORY_MIB": str(memory_mib),
             }
             process, address = start_search(url, nats.url, root / "search.log", env)
             asyncio.run(load_catalog(nats.url, address, catalog, owners))
@@ -351,7 +355,12 @@ def measure_rpc(dataset: Any, catalog: list[Photo], owners: list[str], queries: 
             local = [search_request(v, local=True) for v in queries] * rounds
             # The page's first request: the photo as taken only.
             upright = [search_request(v[:1], local=True) for v in queries] * rounds
-            out: dict[str, Any] = {"queries": len(queries), "rounds": rounds, "regions": regions}
+            out: dict[str, Any] = {
+                "queries": len(queries),
+                "rounds": rounds,
+                "regions": regions,
+                "region_memory_mib": memory_mib,
+            }
             # Interleaved in blocks, so a busy moment hurts all alike.
             times: dict[str, list[float]] = {"plain": [], "local": [], "local_upright": []}
             replies: list[search_pb2.SearchResponse] = []
@@ -405,6 +414,11 @@ def main() -> None:
     parser.add_argument(
         "--rpc-regions", default="5,0", help="region-index candidates per search, one run each"
     )
+    parser.add_argument(
+        "--rpc-memory",
+        default="64",
+        help="SEARCH_REGION_MEMORY_MIB values for region runs, one run each (0 = SQL)",
+    )
     args = parser.parse_args()
     dataset, catalog, owners, queries = load(args.model)
     report: dict[str, Any] = {"cost": cost(catalog, queries, args.queries, args.top_k, args.rounds)}
@@ -414,10 +428,15 @@ def main() -> None:
         print(json.dumps(report["recall"]), flush=True)
     if args.rpc:
         report["rpc"] = []
+        memories = [int(m) for m in args.rpc_memory.split(",")]
         for regions in (int(r) for r in args.rpc_regions.split(",")):
-            found = measure_rpc(dataset, catalog, owners, queries, args.rpc_rounds, regions)
-            report["rpc"].append(found)
-            print(json.dumps(found), flush=True)
+            # Without region candidates the postings are never read: one run is enough.
+            for memory_mib in memories if regions else memories[:1]:
+                found = measure_rpc(
+                    dataset, catalog, owners, queries, args.rpc_rounds, regions, memory_mib
+                )
+                report["rpc"].append(found)
+                print(json.dumps(found), flush=True)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,10 @@ class HeldPostings:
     def enabled(self) -> bool:
         return self._max_bytes > 0
 
+    def bytes_held(self, model_id: str) -> int:
+        held = self._held.get(model_id)
+        return held.nbytes if held is not None else 0
+
     def get(self, model_id: str, version: int, changes: int, words: int) -> WordPostings | None:
         """The model's postings of this version, if held (possibly a few changes behind:
         a newer copy is being read); None: query them in SQL."""

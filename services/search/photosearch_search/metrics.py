@@ -2,7 +2,8 @@
 the fingerprint alone; reranked: verified by local matching) and what they answered,
 and, sampled in the background, the state of each model's index (photos indexed,
 embeds pending and failed, the active model and its workers online). The index
-figures are the same on every replica: dashboards and alerts take their max."""
+figures are the same on every replica: dashboards and alerts take their max. The bytes
+of region-index postings held are the replica's own."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from photosearch.common.infra import Infra
 from photosearch.common.periodic import repeat
 from photosearch_search import coverage
 from photosearch_search.domain import SearchResult
+from photosearch_search.held_postings import HeldPostings
 from photosearch_search.models import ModelRegistry
 from photosearch_search.workers import WorkerDirectory
 
@@ -89,6 +91,13 @@ class SearchMetrics:
             ["model_id"],
             registry=self.registry,
         )
+        self.postings_bytes = Gauge(
+            "search_region_postings_bytes",
+            "Bytes of a model's region-index postings this replica holds in memory"
+            " (0: its word query runs in SQL).",
+            ["model_id"],
+            registry=self.registry,
+        )
 
     def searched(self, result: SearchResult, seconds: float) -> None:
         kind = "reranked" if result.reranked else "plain"
@@ -109,11 +118,13 @@ class IndexGauges:
         registry: ModelRegistry,
         workers: WorkerDirectory,
         metrics: SearchMetrics,
+        held: HeldPostings,
     ) -> None:
         self._infra = infra
         self._registry = registry
         self._workers = workers
         self._metrics = metrics
+        self._held = held
 
     async def sample(self) -> None:
         m = self._metrics
@@ -128,6 +139,7 @@ class IndexGauges:
                 m.oldest_pending.labels(model_id).set(oldest)
                 failed, _ = await coverage.failures(conn, model_id, 0)
                 m.failed.labels(model_id).set(failed)
+                m.postings_bytes.labels(model_id).set(self._held.bytes_held(model_id))
         active = await self._registry.active_model_id()
         online = await self._workers.online()
         model_ids = {model.model_id for model in models} | {w.model_id for w in online}

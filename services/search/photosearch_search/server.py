@@ -81,7 +81,7 @@ async def build_server(settings: SearchSettings) -> tuple[GrpcServer, SearchLife
         metrics,
     )
     backfill = SummaryBackfill(infra.require_pool, catalog, BACKFILL_BATCH)
-    gauges = IndexGauges(infra, registry, workers, metrics)
+    gauges = IndexGauges(infra, registry, workers, metrics, held)
     admin = IndexAdmin(infra, registry, catalog, queue, workers, rebuilder, settings.duplicates())
     consumers = event_consumers(infra, Indexer(infra, registry, queue, workers))
     lifecycle = SearchLifecycle(

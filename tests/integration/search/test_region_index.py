@@ -16,6 +16,7 @@ from photosearch_search import region_store
 from photosearch_search.codebook import Bag, Codebook, bag_of
 from photosearch_search.domain import Filters, Model
 from photosearch_search.held_postings import HeldPostings, LoadPace, WordPostings
+from tests.support.metrics import scrape
 from tests.support.search import DIM, Harness, eventually, unit
 
 LOCAL_DIM = 64
@@ -29,6 +30,7 @@ FAST = {
     "region_candidates": 3,
     "region_min_photos": 4,
     "region_poll_seconds": 0.2,
+    "metrics_sample_seconds": 0.1,
 }
 
 
@@ -114,6 +116,13 @@ async def test_an_item_the_fingerprint_ranks_last_is_found_by_its_regions(start_
     took = {t.stage: t.milliseconds for t in reply.timings}
     assert [t.stage for t in reply.timings][1:4] == ["region_index", "region_words", "region_query"]
     assert 0 < took["region_words"] + took["region_query"] <= took["region_index"]
+
+    # The postings are now held by this replica, and /metrics says how many bytes.
+    async def held() -> None:
+        figures = await scrape(h.search.metrics_url)
+        assert figures.value("search_region_postings_bytes", model_id=h.model_id) > 0
+
+    await eventually(held)
     # The items the fingerprint found are not marked as the region index's.
     assert not any(c.from_regions for c in reply.candidates if c.item_id in ("item-a", "item-b"))
     # Filters hold for the region index's candidates too.
