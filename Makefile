@@ -106,6 +106,7 @@ bench-embed: $(STAMP) ## embedder throughput/latency: eager vs ONNX fp32 vs int8
 	$(PY) bench/embed_runtimes.py
 	$(PY) bench/embed_decode.py
 	$(PY) bench/embed_local.py --photos ../shared/datasets/smvs_dvd_covers/query/canon --count 12 --rounds 5
+	$(PY) bench/int8_overflow.py --models tiny-dinov2,efficientnet-lite0,dinov2-small
 
 bench-search: $(STAMP) ## pgvector search latency/recall at 100k and 1M vectors
 	$(PY) bench/search.py

@@ -58,9 +58,11 @@ async def start_service(
     settings: ServiceSettings,
     *,
     wait: bool = True,
+    serving_timeout: float = 30.0,
 ) -> RunningService:
-    """Start on a free port (set settings.grpc_port=0) and wait until SERVING; /metrics
-    answers on a free port too (RunningService.server.metrics_port)."""
+    """Start on a free port (set settings.grpc_port=0) and wait until SERVING (at most
+    `serving_timeout` seconds); /metrics answers on a free port too
+    (RunningService.server.metrics_port)."""
     settings = settings.model_copy(update={"metrics_port": 0})
     server, lifecycle = await build_server(settings)
     stopping = asyncio.Event()
@@ -69,5 +71,5 @@ async def start_service(
     )
     running = RunningService(server, lifecycle, stopping, task)
     if wait:
-        await wait_serving(running.address)
+        await wait_serving(running.address, serving_timeout)
     return running

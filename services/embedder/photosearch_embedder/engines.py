@@ -36,6 +36,8 @@ PACKAGES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino", "nncf": "nncf", TO
 OPENVINO_INT8_DIR = "openvino-int8"
 QUANTIZE_MODULE = "photosearch_embedder.quantize"
 QUANTIZE_TIMEOUT_SECONDS = 900
+# CPU flags of 8-bit dot-product instructions that accumulate without saturating.
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 # int8 graphs made in a temporary folder where the cache is read-only, per process.
 _scratch: dict[str, Path] = {}
 
@@ -135,7 +137,10 @@ def openvino_int8(
     openvino-int8/, keyed by the graph's digest and the NNCF version; the path of its .xml.
     Where the cache cannot be written (a read-only volume) it is made in a temporary
     directory for this process."""
+    overflow_fix = int8_overflow_fix()
     key = f"{sha256_file(directory / graph)[:16]}-nncf{metadata.version('nncf')}"
+    if overflow_fix != "first_layer_only":
+        key += f"-{overflow_fix}"
     folder = (cache or directory) / OPENVINO_INT8_DIR
     xml = folder / key / (Path(graph).stem + ".xml")
     if xml.is_file():
@@ -144,7 +149,7 @@ def openvino_int8(
         folder.mkdir(parents=True, exist_ok=True)
         with file_lock(folder / ".lock"):
             if not xml.is_file():  # another replica may have made it meanwhile
-                _quantize(directory / graph, calibration, folder, xml)
+                _quantize(directory / graph, calibration, folder, xml, overflow_fix)
         return xml
     except OSError as exc:
         if (made := _scratch.get(key)) and made.is_file():
@@ -152,12 +157,28 @@ def openvino_int8(
         log.warning("engine.openvino_int8_not_cached", folder=str(folder), error=str(exc))
         scratch = Path(tempfile.mkdtemp(prefix="openvino-int8-"))
         xml = scratch / key / xml.name
-        _quantize(directory / graph, calibration, scratch, xml)
+        _quantize(directory / graph, calibration, scratch, xml, overflow_fix)
         _scratch[key] = xml
         return xml
 
 
-def _quantize(source: Path, calibration: list[np.ndarray], folder: Path, xml: Path) -> None:
+def int8_overflow_fix(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """NNCF's OverflowFix for this CPU. Without VNNI (e.g. AVX2 only), OpenVINO's 8-bit
+    kernels add products in saturating 16-bit lanes, so full-range int8 weights can
+    overflow and drift (measured: lowest cosine 0.9974 on the tiny test model, rejected):
+    there every layer's weights use half the range ("enable"). With VNNI only the first
+    layer's do (NNCF's default)."""
+    try:
+        flags = {f for line in cpuinfo.read_text().splitlines() if line.startswith("flags")
+                 for f in line.split(":", 1)[1].split()}  # fmt: skip
+    except OSError:
+        return "first_layer_only"  # not Linux: NNCF's default
+    return "first_layer_only" if flags & VNNI_FLAGS else "enable"
+
+
+def _quantize(
+    source: Path, calibration: list[np.ndarray], folder: Path, xml: Path, overflow_fix: str
+) -> None:
     """Write the NNCF int8 of `source` as `xml`, in a child process (quantize.py), into a
     temporary sibling renamed last."""
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{xml.parent.name}."))
@@ -165,7 +186,7 @@ def _quantize(source: Path, calibration: list[np.ndarray], folder: Path, xml: Pa
         np.savez(tmp / "calibration.npz", *calibration)
         command = [sys.executable, "-m", QUANTIZE_MODULE, str(source), str(tmp / xml.name)]
         done = subprocess.run(
-            [*command, str(tmp / "calibration.npz")],
+            [*command, str(tmp / "calibration.npz"), overflow_fix],
             capture_output=True,
             text=True,
             timeout=QUANTIZE_TIMEOUT_SECONDS,
@@ -180,7 +201,9 @@ def _quantize(source: Path, calibration: list[np.ndarray], folder: Path, xml: Pa
         tmp.replace(xml.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("engine.openvino_int8_made", graph=source.name, path=str(xml))
+    log.info(
+        "engine.openvino_int8_made", graph=source.name, path=str(xml), overflow_fix=overflow_fix
+    )
 
 
 def import_nncf() -> Any:

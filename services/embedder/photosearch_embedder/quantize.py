@@ -1,12 +1,13 @@
 """OpenVINO's static int8 of one ONNX graph, by NNCF post-training quantisation, in a
 process of its own:
 
-    python -m photosearch_embedder.quantize SOURCE.onnx OUT.xml CALIBRATION.npz
+    python -m photosearch_embedder.quantize SOURCE.onnx OUT.xml CALIBRATION.npz [OVERFLOW_FIX]
 
 engines.py runs it as a child because nncf imports PyTorch whenever it is installed
 (the image has it for the export), which would stay in the serving process for good
 (~230 MiB); and so nncf's progress bars stay out of the service's log. The calibration
-inputs arrive as arrays arr_0, arr_1, ... of one .npz."""
+inputs arrive as arrays arr_0, arr_1, ... of one .npz; OVERFLOW_FIX is NNCF's OverflowFix
+value (engines.int8_overflow_fix chooses it for the CPU)."""
 
 import sys
 from pathlib import Path
@@ -17,7 +18,9 @@ import numpy as np
 from photosearch_embedder.engines import import_nncf
 
 
-def quantize(source: Path, out: Path, calibration: list[np.ndarray]) -> None:
+def quantize(
+    source: Path, out: Path, calibration: list[np.ndarray], overflow_fix: str = "first_layer_only"
+) -> None:
     import openvino as ov
 
     nncf = import_nncf()
@@ -27,6 +30,9 @@ def quantize(source: Path, out: Path, calibration: list[np.ndarray]) -> None:
         nncf.Dataset(calibration),
         model_type=nncf.ModelType.TRANSFORMER if _is_transformer(model) else None,
         subset_size=len(calibration),
+        advanced_parameters=nncf.AdvancedQuantizationParameters(
+            overflow_fix=nncf.OverflowFix(overflow_fix)
+        ),
     )
     ov.save_model(quantized, str(out))
 
@@ -38,10 +44,11 @@ def _is_transformer(model: Any) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    source, out, calibration = (Path(a) for a in (argv or sys.argv[1:]))
+    args = argv or sys.argv[1:]
+    source, out, calibration = (Path(a) for a in args[:3])
     with np.load(calibration) as arrays:
         inputs = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
-    quantize(source, out, inputs)
+    quantize(source, out, inputs, *args[3:4])
 
 
 if __name__ == "__main__":

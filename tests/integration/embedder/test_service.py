@@ -60,13 +60,15 @@ async def stop_what_the_test_left_running() -> AsyncIterator[None]:
                 await service.stop()
 
 
-async def start(nats_server, model: ModelFiles, source: MemoryImageSource, **overrides):
+async def start(
+    nats_server, model: ModelFiles, source: MemoryImageSource, serving_timeout=30.0, **overrides
+):
     settings = settings_for(nats_server.url, model, **overrides)
 
     async def build(s):
         return await build_server(s, source)
 
-    service = await start_service(build, settings)
+    service = await start_service(build, settings, serving_timeout=serving_timeout)
     _started.append(service)
     return service
 
@@ -208,7 +210,14 @@ async def test_auto_times_the_runtimes_once_and_a_restart_reuses_the_choice(
     nats_server, js, tiny_model: ModelFiles, tmp_path: Path
 ) -> None:
     model = export_for_this_test(tiny_model, tmp_path)
-    quick = dict(runtime="auto", runtime_probe_seconds=0.05, worker_id="worker-auto")
+    # The first start quantises both graphs with NNCF and times every candidate before it
+    # serves: about 30 s on a 2-core host of the slower kind.
+    quick = dict(
+        runtime="auto",
+        runtime_probe_seconds=0.05,
+        worker_id="worker-auto",
+        serving_timeout=180.0,
+    )
     service = await start(nats_server, model, MemoryImageSource(), **quick)
     async with service.channel() as channel:
         info = await embedder_pb2_grpc.EmbedderServiceStub(channel).Info(embedder_pb2.InfoRequest())

@@ -313,3 +313,36 @@ def test_nncf_is_imported_with_its_usage_reporting_off() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-1] == "MagicMock"
+
+
+def test_int8_weights_use_half_the_range_where_the_cpu_has_no_vnni(tmp_path: Path) -> None:
+    """Without VNNI, OpenVINO's 8-bit kernels saturate: NNCF's overflow fix on every layer
+    (docs/benchmarks/embedder.md); with it, NNCF's default."""
+    cpuinfo = tmp_path / "cpuinfo"
+    flags = "fpu sse2 avx avx2 fma"
+    cpuinfo.write_text(
+        f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n"
+    )
+    assert engines.int8_overflow_fix(cpuinfo) == "enable"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags} avx512f avx512_vnni\n")
+    assert engines.int8_overflow_fix(cpuinfo) == "first_layer_only"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags} avx_vnni\n")
+    assert engines.int8_overflow_fix(cpuinfo) == "first_layer_only"
+    assert engines.int8_overflow_fix(tmp_path / "absent") == "first_layer_only"
+
+
+def test_int8_graphs_of_each_overflow_fix_are_kept_apart(
+    model: ModelFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model cache shared by hosts of both kinds holds one int8 graph per fix."""
+    from photosearch_embedder.preprocess import PreprocessSpec
+    from photosearch_embedder.runtime_trials import calibration_inputs
+
+    inputs = calibration_inputs(PreprocessSpec.from_json(model.preprocess()), "fingerprint")
+    made = {}
+    for fix in ("first_layer_only", "enable"):
+        monkeypatch.setattr(engines, "int8_overflow_fix", lambda fix=fix: fix)
+        made[fix] = engines.openvino_int8(model.directory, model.onnx, inputs)
+    assert made["first_layer_only"] != made["enable"]
+    assert made["enable"].parent.name.endswith("-enable") and made["enable"].is_file()
+    assert made["first_layer_only"].is_file()
