@@ -64,23 +64,37 @@ def test_logs_are_json_lines_with_the_standard_keys(mesh: Mesh) -> None:
             assert record["service"] == service
 
 
+def running_under(folder: Path) -> list[psutil.Process]:
+    """Live processes whose command line names `folder` (Postgres, NATS: their data)."""
+    return [
+        p
+        for p in psutil.process_iter(["cmdline", "status"])
+        if p.info["status"] != "zombie" and str(folder) in " ".join(p.info["cmdline"] or [])
+    ]
+
+
 def test_stop_leaves_no_process_behind(tmp_path: Path, model_env: dict[str, str]) -> None:
     mesh = Mesh(tmp_path / "data", extra_env=model_env).start(timeout=START_TIMEOUT)
     pids = [p.pid for p in mesh.processes.values()]
     assert mesh.nats and mesh.nats.process
     pids.append(mesh.nats.process.pid)
-    pg_dir = str(tmp_path / "data" / "postgres")
     mesh.stop()
     alive = [
         pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
     ]
     assert alive == []
-    postgres_left = [
-        p
-        for p in psutil.process_iter(["cmdline", "status"])
-        if p.info["status"] != "zombie" and pg_dir in " ".join(p.info["cmdline"] or [])
-    ]
-    assert postgres_left == []
+    assert running_under(tmp_path / "data" / "postgres") == []
+
+
+def test_a_service_that_cannot_start_stops_the_rest(
+    tmp_path: Path, model_env: dict[str, str]
+) -> None:
+    broken = {**model_env, "GATEWAY_HTTP_PORT": "not a port"}
+    mesh = Mesh(tmp_path / "data", extra_env=broken)
+    with pytest.raises(RuntimeError, match="gateway exited"):
+        mesh.start(timeout=START_TIMEOUT)
+    assert mesh.processes == {}
+    assert running_under(tmp_path / "data") == []  # nor Postgres, nor NATS
 
 
 def _items_and_photo_search(mesh: Mesh) -> tuple[int, bool]:

@@ -2,7 +2,6 @@
 the four gRPC services and the gateway, each a real process."""
 
 import base64
-import ctypes
 import json
 import os
 import signal
@@ -40,17 +39,13 @@ DEFAULT_PORTS = {
 # Services that may run several replicas on one machine (stateless, or coordinated
 # through NATS and Postgres); the others, and the gateway's HTTP port, stay single.
 SCALABLE = ("embedder", "search")
-_PR_SET_PDEATHSIG = 1
+# Each service runs under this module, which stops it when its supervisor dies.
+CHILD_MODULE = "photosearch_devstack.child"
 
 
 def base(name: str) -> str:
     """The service a process name runs: "search-2" -> "search"."""
     return name.split("-", 1)[0]
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: a SIGKILLed supervisor leaves no orphan."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _dev_secrets(path: Path) -> dict[str, str]:
@@ -201,20 +196,26 @@ class Mesh:
         """Start one process: a service or one of its replicas ("search-2")."""
         log = open(self.log_dir / f"{service}.log", "ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", MODULES[base(service)]],
+            # A SIGKILLed supervisor leaves no orphan (child.py says why not preexec_fn).
+            [sys.executable, "-m", CHILD_MODULE, str(os.getpid()), MODULES[base(service)]],
             env=self.env_for(service),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         log.close()
         self.processes[service] = process
         return process
 
     def start(self, timeout: float = 60.0) -> "Mesh":
-        self.start_infrastructure()
-        self.start_services(timeout)
+        """Everything, or nothing left running: a service that fails to start stops the
+        rest, Postgres and NATS included (`with` never calls __exit__ then)."""
+        try:
+            self.start_infrastructure()
+            self.start_services(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def start_services(self, timeout: float = 60.0) -> None:
