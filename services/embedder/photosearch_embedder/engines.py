@@ -38,6 +38,7 @@ QUANTIZE_MODULE = "photosearch_embedder.quantize"
 QUANTIZE_TIMEOUT_SECONDS = 900
 # CPU flags of 8-bit dot-product instructions that accumulate without saturating.
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+NNCF_DEFAULT_OVERFLOW_FIX = "first_layer_only"  # its int8 graphs' folders carry no suffix
 # int8 graphs made in a temporary folder where the cache is read-only, per process.
 _scratch: dict[str, Path] = {}
 
@@ -139,7 +140,7 @@ def openvino_int8(
     directory for this process."""
     overflow_fix = int8_overflow_fix()
     key = f"{sha256_file(directory / graph)[:16]}-nncf{metadata.version('nncf')}"
-    if overflow_fix != "first_layer_only":
+    if overflow_fix != NNCF_DEFAULT_OVERFLOW_FIX:
         key += f"-{overflow_fix}"
     folder = (cache or directory) / OPENVINO_INT8_DIR
     xml = folder / key / (Path(graph).stem + ".xml")
@@ -172,8 +173,8 @@ def int8_overflow_fix(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
         flags = {f for line in cpuinfo.read_text().splitlines() if line.startswith("flags")
                  for f in line.split(":", 1)[1].split()}  # fmt: skip
     except OSError:
-        return "first_layer_only"  # not Linux: NNCF's default
-    return "first_layer_only" if flags & VNNI_FLAGS else "enable"
+        return NNCF_DEFAULT_OVERFLOW_FIX  # not Linux
+    return NNCF_DEFAULT_OVERFLOW_FIX if flags & VNNI_FLAGS else "enable"
 
 
 def _quantize(

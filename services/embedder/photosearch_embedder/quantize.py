@@ -1,7 +1,7 @@
 """OpenVINO's static int8 of one ONNX graph, by NNCF post-training quantisation, in a
 process of its own:
 
-    python -m photosearch_embedder.quantize SOURCE.onnx OUT.xml CALIBRATION.npz [OVERFLOW_FIX]
+    python -m photosearch_embedder.quantize SOURCE.onnx OUT.xml CALIBRATION.npz OVERFLOW_FIX
 
 engines.py runs it as a child because nncf imports PyTorch whenever it is installed
 (the image has it for the export), which would stay in the serving process for good
@@ -18,9 +18,7 @@ import numpy as np
 from photosearch_embedder.engines import import_nncf
 
 
-def quantize(
-    source: Path, out: Path, calibration: list[np.ndarray], overflow_fix: str = "first_layer_only"
-) -> None:
+def quantize(source: Path, out: Path, calibration: list[np.ndarray], overflow_fix: str) -> None:
     import openvino as ov
 
     nncf = import_nncf()
@@ -44,11 +42,10 @@ def _is_transformer(model: Any) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = argv or sys.argv[1:]
-    source, out, calibration = (Path(a) for a in args[:3])
+    source, out, calibration, overflow_fix = argv or sys.argv[1:]
     with np.load(calibration) as arrays:
         inputs = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
-    quantize(source, out, inputs, *args[3:4])
+    quantize(Path(source), Path(out), inputs, overflow_fix)
 
 
 if __name__ == "__main__":
