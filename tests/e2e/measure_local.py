@@ -13,7 +13,9 @@ alternating from photo to photo): "when asked" (the page's: the view as taken al
 views in a second search only when the answer says turned_views_wanted) and "always" (all three
 views in one search, as the page did before); with `--compare first`, "fingerprint first" (the
 page's: the fingerprint's answer shown while the regions are computed) against "regions first"
-(one search once the regions are computed). It reads what the page recorded
+(one search once the regions are computed); with `--compare backend`, the models in wasm
+against WebGPU, a page each, in a Chromium with WebGPU on (here its adapter is SwiftShader's,
+on the CPU). It reads what the page recorded
 (`window.photosearch.timings`, `lastQuery`, `lastResult`). The first photo warms up (session
 creation, first run) and is left out."""
 
@@ -45,14 +47,19 @@ FLOW_OPTIONS: dict[str, dict[str, Any]] = {
     "regions first": {"turnedViews": "when asked", "fingerprintFirst": False},
     "worker": {"workerInference": True},
     "page thread": {"workerInference": False},
+    "wasm": {"backend": "wasm"},
+    "webgpu": {"backend": "webgpu"},
 }
 COMPARISONS = {
     "turned": ("when asked", "always"),
     "first": ("fingerprint first", "regions first"),
     "worker": ("worker", "page thread"),
+    "backend": ("wasm", "webgpu"),
 }
 # Comparisons whose option takes effect when a page loads the runtime: a page per flow.
-PER_PAGE = ("worker",)
+PER_PAGE = ("worker", "backend")
+# The browser's flags per comparison: WebGPU is off in headless Chromium unless asked for.
+BROWSER_FLAGS = {"backend": ["--enable-unsafe-webgpu"]}
 # Every main-thread task over 50 ms (the browser's long tasks) since the last pick.
 WATCH_LONG_TASKS = """
 window.__longTasks = [];
@@ -103,6 +110,7 @@ def flow_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         # Photos whose final answer has a candidate verified with 15 inliers or more.
         "verified_well": sum(r["best_inliers"] >= 15 for r in rows),
         "photos": len(rows),
+        "backends": sorted({r["backend"]["backend"] for r in rows if r["backend"]}),
     }
 
 
@@ -131,6 +139,7 @@ def measure(
     photos: list[Path],
     flows: tuple[str, str] = COMPARISONS["turned"],
     per_page: bool = False,
+    flags: list[str] | None = None,
 ) -> dict[str, Any]:
     extra = {
         "EMBED_MODEL": str(model.directory),
@@ -142,7 +151,7 @@ def measure(
         copies = Path(folder) / "photos"
         with Mesh(Path(folder) / "data", extra_env=extra) as mesh:
             enter_covers(mesh, sorted({int(path.stem) for path in photos}))
-            with browser.chromium() as driver:
+            with browser.chromium(flags or []) as driver:
                 for page_flows in [(f,) for f in flows] if per_page else [flows]:
                     open_page(driver, mesh)
                     driver.execute_script(WATCH_LONG_TASKS)
@@ -186,6 +195,7 @@ def page_row(driver: Any, path: Path, flow: str, index: int) -> dict[str, Any]:
     result = driver.execute_script("return window.photosearch.lastResult")
     plain = {k: v for k, v in query.items() if k != "local"}
     long_tasks = driver.execute_script("return window.__longTasks ?? []")
+    backend = driver.execute_script("return window.photosearch.backend")
     return {
         "photo": f"{path.parent.name}/{path.name}",
         "flow": flow,
@@ -200,6 +210,7 @@ def page_row(driver: Any, path: Path, flow: str, index: int) -> dict[str, Any]:
         "request_bytes_fingerprint_only": len(json.dumps(plain)),
         "reranked": result["reranked"],
         "top_item": result["candidates"][0]["item"]["id"] if result["candidates"] else None,
+        "backend": backend,  # where the models ran ({backend, adapter, reason})
     }
 
 
@@ -246,7 +257,8 @@ def main() -> None:
         default="turned",
         help="turned: turned views when asked vs always; first: the fingerprint's answer "
         "shown first vs waiting for the regions; worker: the models in a worker vs on the "
-        "page's thread (a page each)",
+        "page's thread (a page each); backend: wasm vs WebGPU (a page each, Chromium's "
+        "WebGPU on)",
     )
     parser.add_argument("--parse-cost", action="store_true", help="only the gateway's parsing")
     args = parser.parse_args()
@@ -261,7 +273,9 @@ def main() -> None:
     phone = sorted((DVD / "query").rglob("*.jpg"))
     step = max(1, len(phone) // args.photos)
     flows = COMPARISONS[args.compare]
-    report = measure(model, phone[::step][: args.photos], flows, args.compare in PER_PAGE)
+    photos = phone[::step][: args.photos]
+    flags = BROWSER_FLAGS.get(args.compare)
+    report = measure(model, photos, flows, args.compare in PER_PAGE, flags)
     print(json.dumps(report, indent=1))
 
 

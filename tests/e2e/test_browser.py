@@ -209,6 +209,14 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
             row.get_attribute("data-stage")
             for row in panel.find_elements(By.CSS_SELECTOR, "tbody tr")
         ]
+        runtime_row = panel.find_element(
+            By.CSS_SELECTOR, 'tr[data-stage="runtime"] td'
+        ).get_attribute("textContent")
+        # This browser has no WebGPU adapter (--disable-gpu): the models ran in wasm.
+        backend = driver.execute_script("return window.photosearch.backend")
+        threads = driver.execute_script(
+            "return window.photosearch.state.fingerprinter.runtime.threads"
+        )
         # The next visit runs the model from Cache Storage: it is not downloaded again.
         open_page(driver, mesh)
         browser.sent_requests(driver)
@@ -265,7 +273,10 @@ def test_a_photo_finds_its_item_and_only_the_vector_leaves_the_page(
     server = [stage for stage, ms in timings["server"] if ms >= 0 and stage not in steps]
     local_stages = ["region_index", "descriptors", "rerank"] if has_local else []
     assert server == ["candidates", *local_stages, "names", "search"]
-    assert stages[:2] == ["model", "fingerprint"]
+    assert stages[:3] == ["model", "runtime", "fingerprint"]
+    assert backend == {"backend": "wasm", "adapter": None, "reason": "no WebGPU adapter"}
+    plural = "thread" if threads == 1 else "threads"
+    assert runtime_row == f"WebAssembly on the CPU, {threads} {plural}", runtime_row
     assert "names" in stages and stages[-1] == "page"
     assert body["model_id"] == MODEL_ID and len(body["vector"]) == 1280
     assert all(isinstance(v, float | int) for v in body["vector"])
@@ -652,6 +663,97 @@ def test_browser_local_descriptors_equal_the_reference_and_the_embedders(
     assert turned >= 1, "no photo had its turned views computed"
     assert min(worst["reference"].values()) >= 0.98, worst
     assert min(worst["embedder"].values()) >= 0.98, worst
+
+
+# SwiftShader's WebGPU adapter, which runs on the CPU: what this machine has.
+SOFTWARE_WEBGPU = ["--enable-unsafe-webgpu"]
+
+
+def test_on_a_software_webgpu_adapter_the_page_stays_on_wasm(
+    mesh: Mesh, catalog: dict[int, str]
+) -> None:
+    with browser.chromium(SOFTWARE_WEBGPU) as driver:
+        open_page(driver, mesh)
+        pick(driver, dvd_reference(3), searches=1)
+        backend = driver.execute_script("return window.photosearch.backend")
+        first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
+        assert first.get_attribute("data-item-id") == catalog[3]
+    assert backend["backend"] == "wasm" and "swiftshader" in backend["adapter"], backend
+    assert backend["reason"] == f"the WebGPU adapter ({backend['adapter']}) runs on the CPU"
+
+
+def test_in_webgpu_the_page_sends_what_it_sends_in_wasm_and_finds_the_item(
+    mesh: Mesh, catalog: dict[int, str], tmp_path: Path
+) -> None:
+    """The page asked for WebGPU (on SwiftShader, the adapter here): the fingerprint and the
+    regions equal the embedder's, as in wasm, and the details say where the models ran."""
+    photo = turned_copy(tmp_path, 4)
+    with browser.chromium(SOFTWARE_WEBGPU) as driver:
+        open_page(driver, mesh)
+        driver.execute_script("window.photosearch.options.backend = 'webgpu'")
+        pick(driver, photo, searches=1)
+        backend = driver.execute_script("return window.photosearch.backend")
+        sent = driver.execute_script("return window.photosearch.lastQuery")
+        first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
+        item = first.get_attribute("data-item-id")
+        panel = driver.find_element(By.ID, "timings")
+        runtime_row = panel.find_element(
+            By.CSS_SELECTOR, 'tr[data-stage="runtime"] td'
+        ).get_attribute("textContent")
+    assert backend["backend"] == "webgpu" and backend["reason"] == "asked for", backend
+    assert runtime_row == f"WebGPU ({backend['adapter']})"
+    assert item == catalog[4]
+    page = np.asarray(sent["vector"], dtype=np.float64)
+    server = embed_on_server(mesh, photo.read_bytes())
+    assert page @ server / np.linalg.norm(page) / np.linalg.norm(server) >= 0.99
+    assert sent["local"], "the regions were computed in WebGPU too"
+    grids = local_on_server(mesh, photo.read_bytes())
+    cosines = [median_cell_cosine(v, g) for v, g in zip(sent["local"], grids, strict=False)]
+    assert min(cosines) >= 0.98, cosines
+
+
+# Every WebGPU device request fails, as on a GPU whose driver is blocklisted or lost.
+BREAK_WEBGPU_DEVICES = """
+GPUAdapter.prototype.requestDevice = () => Promise.reject(new Error("no device for this page"));
+Object.assign(window.photosearch.options, { backend: "webgpu", workerInference: false });
+"""
+# The page finds an adapter, onnxruntime-web (asking after it, on the page's thread) none.
+LOSE_THE_ADAPTER_AFTER_THE_CHOICE = """
+const request = navigator.gpu.requestAdapter.bind(navigator.gpu);
+let calls = 0;
+navigator.gpu.requestAdapter = (options) =>
+  calls++ === 0 ? request(options) : Promise.resolve(null);
+Object.assign(window.photosearch.options, { backend: "webgpu", workerInference: false });
+"""
+
+
+@pytest.mark.parametrize(
+    ("breakage", "reason"),
+    [
+        (BREAK_WEBGPU_DEVICES, "gave no device (no device for this page)"),
+        (LOSE_THE_ADAPTER_AFTER_THE_CHOICE, "WebGPU failed: "),
+    ],
+    ids=["no device", "session refused"],
+)
+def test_a_webgpu_that_cannot_run_the_models_leaves_the_page_on_wasm(
+    mesh: Mesh, catalog: dict[int, str], breakage: str, reason: str
+) -> None:
+    """The models run on the page's thread here, so what is broken is what onnxruntime-web
+    sees: refused before the choice (no device) or when it opens the first model."""
+    with browser.chromium(SOFTWARE_WEBGPU) as driver:
+        open_page(driver, mesh)
+        driver.execute_script(breakage)
+        pick(driver, dvd_reference(5), searches=1)
+        backend = driver.execute_script("return window.photosearch.backend")
+        first = driver.find_element(By.CSS_SELECTOR, "#candidates li")
+        assert first.get_attribute("data-item-id") == catalog[5]
+        runtime = driver.execute_script(
+            "return window.photosearch.state.fingerprinter.runtime.backend"
+        )
+        sent = driver.execute_script("return window.photosearch.lastQuery")
+    assert backend["backend"] == runtime == "wasm", backend
+    assert reason in backend["reason"], backend
+    assert sent["local"], "the regions were computed in wasm too"
 
 
 def test_without_the_local_graph_the_page_searches_with_the_fingerprint_alone(

@@ -12,12 +12,15 @@ from photosearch_gateway.errors import ApiError
 from photosearch_gateway.state import Gateway, gateway
 
 STATIC_DIR = FsPath(__file__).resolve().parent.parent / "static"
-# The wasm build the page loads (static/js/app.js hands it to static/fingerprint/); nothing
-# else is served.
+# The builds the page loads (static/js/app.js hands one to static/fingerprint/): wasm, and
+# WebGPU (with its own wasm file) where the browser has a GPU adapter; nothing else is served.
 ORT_FILES = {
     "ort.wasm.min.mjs": "text/javascript",
     "ort-wasm-simd-threaded.mjs": "text/javascript",
     "ort-wasm-simd-threaded.wasm": "application/wasm",
+    "ort.webgpu.min.mjs": "text/javascript",
+    "ort-wasm-simd-threaded.asyncify.mjs": "text/javascript",
+    "ort-wasm-simd-threaded.asyncify.wasm": "application/wasm",
 }
 # Swagger UI's files the /docs page loads.
 SWAGGER_FILES = {

@@ -25,12 +25,19 @@ async def test_model_files_are_served_only_from_the_manifest(client: httpx.Async
         assert (await client.get(path)).status_code == 404, path
 
 
-async def test_only_the_wasm_runtime_files_are_served(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/vendor/ort/ort.node.min.mjs")).status_code == 404
+async def test_only_the_wasm_and_webgpu_runtime_files_are_served(client: httpx.AsyncClient) -> None:
+    for name in ("ort.node.min.mjs", "ort.all.min.mjs", "ort-wasm-simd-threaded.jsep.wasm"):
+        assert (await client.get(f"/vendor/ort/{name}")).status_code == 404, name
     assert (await client.get("/vendor/ort/..%2Fpackage.json")).status_code == 404
-    wasm = await client.get("/vendor/ort/ort-wasm-simd-threaded.wasm")
-    assert wasm.status_code == 200 and wasm.headers["content-type"] == "application/wasm"
-    assert wasm.headers["cross-origin-embedder-policy"] == "require-corp"
+    for name in ("ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.asyncify.wasm"):
+        wasm = await client.get(f"/vendor/ort/{name}")
+        assert wasm.status_code == 200 and wasm.headers["content-type"] == "application/wasm"
+        assert wasm.headers["cross-origin-embedder-policy"] == "require-corp"
+    for name in ("ort.wasm.min.mjs", "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs"):
+        module = await client.get(f"/vendor/ort/{name}")
+        assert module.status_code == 200 and module.headers["content-type"].startswith(
+            "text/javascript"
+        ), name
 
 
 def test_token_bucket_allows_a_burst_then_the_sustained_rate() -> None:

@@ -1,7 +1,9 @@
 // "Recognise by photo": fingerprint (and local descriptors, when the model has a local
 // graph) on the device, send only those vectors, show candidates. The fingerprinting is the
 // @photosearch/fingerprint module (/static/fingerprint/), which other apps import too.
-import { AS_TAKEN, createRuntime, Fingerprinter, RegionDescriber, TURNED, TURNS } from "/static/fingerprint/index.js";
+import {
+  AS_TAKEN, chooseBackend, createRuntime, Fingerprinter, ORT_MODULES, RegionDescriber, TURNED, TURNS,
+} from "/static/fingerprint/index.js";
 import { api, el, serverTimings } from "/static/js/api.js";
 import * as collection from "/static/js/collection.js";
 import * as contributor from "/static/js/contributor.js";
@@ -24,11 +26,12 @@ const state = {
 // `options.turnedViews`: "when asked" (by search), or "always" (all three views in one search,
 // to measure against). `options.fingerprintFirst`: with a model that compares regions, show
 // the fingerprint's candidates while the photo's regions are computed (false: wait for them).
-// `options.workerInference`: run the models in a worker (false: on the page's thread); read
-// when the first photo loads the runtime.
+// `options.workerInference`: run the models in a worker (false: on the page's thread);
+// `options.backend`: "auto" (WebGPU on a GPU adapter, wasm otherwise), "webgpu" or "wasm"; both
+// read when the first photo loads the runtime. `backend`: where the models run, and why.
 window.photosearch = {
-  state, lastFingerprint: null, lastQuery: null, timings: {},
-  options: { turnedViews: "when asked", fingerprintFirst: true, workerInference: true },
+  state, lastFingerprint: null, lastQuery: null, timings: {}, backend: null,
+  options: { turnedViews: "when asked", fingerprintFirst: true, workerInference: true, backend: "auto" },
 };
 
 function status(text) {
@@ -42,23 +45,53 @@ function showProgress(received, total, cached, what = "progress.model") {
   $("progress-text").textContent = t(cached ? "progress.cached" : "progress.downloading", values);
 }
 
-// onnxruntime-web (wasm) from where the gateway serves it (/config's ort_base_url), loaded
-// with the first photo.
+// onnxruntime-web from where the gateway serves it (/config's ort_base_url), loaded with the
+// first photo: its WebGPU build where the browser has a GPU adapter, the wasm one otherwise.
 function runtime() {
   if (!state.runtime) {
-    const base = state.config.ort_base_url;
-    // The models run in onnxruntime-web's worker: the page answers taps while they run.
-    const proxy = window.photosearch.options.workerInference;
-    state.runtime = import(`${base}ort.wasm.min.mjs`).then((ort) => createRuntime(ort, { wasmPaths: base, proxy }));
+    state.runtime = openRuntime(window.photosearch.options.backend);
     state.runtime.catch(() => { state.runtime = null; });
   }
   return state.runtime;
 }
 
+// The models run in onnxruntime-web's worker: the page answers taps while they run.
+const runtimeOptions = (backend) => ({
+  wasmPaths: state.config.ort_base_url, proxy: window.photosearch.options.workerInference, backend,
+});
+
+async function openRuntime(preference) {
+  const choice = await chooseBackend({ preference });
+  const ort = await import(`${state.config.ort_base_url}${ORT_MODULES[choice.backend]}`);
+  window.photosearch.backend = choice;
+  return createRuntime(ort, runtimeOptions(choice.backend));
+}
+
+// `load(runtime)` opens a model; one WebGPU cannot open leaves the page on wasm from then on
+// (the WebGPU build runs wasm too: nothing more to download).
+async function openModel(load) {
+  const rt = await runtime();
+  try {
+    return await load(rt);
+  } catch (error) {
+    if (rt.backend !== "webgpu") throw error;
+    console.warn("WebGPU could not open the model; running it in wasm", error);
+    const wasm = createRuntime(rt.ort, runtimeOptions("wasm"));
+    window.photosearch.backend = { ...window.photosearch.backend, backend: "wasm", reason: `WebGPU failed: ${error.message}` };
+    state.runtime = Promise.resolve(wasm);
+    // A fingerprint model already open in WebGPU is opened again in wasm with the next photo.
+    if (state.fingerprinter?.runtime.backend === "webgpu") {
+      state.fingerprinter = null;
+      state.loading = null;
+    }
+    return load(wasm);
+  }
+}
+
 async function fingerprinter() {
   if (state.fingerprinter) return state.fingerprinter;
   if (!state.loading) {
-    state.loading = runtime().then((rt) => Fingerprinter.load(state.config.model, { runtime: rt, onProgress: showProgress }));
+    state.loading = openModel((rt) => Fingerprinter.load(state.config.model, { runtime: rt, onProgress: showProgress }));
   }
   try {
     state.fingerprinter = await state.loading;
@@ -76,7 +109,7 @@ async function regionDescriber() {
   if (state.describer) return state.describer;
   if (!state.describerLoading) {
     const onProgress = (received, total, cached) => showProgress(received, total, cached, "progress.region_model");
-    state.describerLoading = runtime().then((rt) => RegionDescriber.load(state.config.model, { runtime: rt, onProgress }));
+    state.describerLoading = openModel((rt) => RegionDescriber.load(state.config.model, { runtime: rt, onProgress }));
   }
   try {
     state.describer = await state.describerLoading;
@@ -267,11 +300,16 @@ const SERVER_STAGES = [
   "candidates", "region_index", "region_words", "region_query", "descriptors", "rerank", "names", "search", "catalog",
 ];
 
+const runtimeText = (choice) => (choice?.backend === "webgpu"
+  ? t("runtimes.webgpu", { adapter: choice.adapter })
+  : t("runtimes.wasm", { count: state.fingerprinter?.runtime.threads ?? 1 }));
+
 function showTimings(modelId) {
   const times = window.photosearch.timings;
   const sum = (values) => (values ?? []).reduce((a, b) => a + b, 0);
   const rows = [
     ["model", t("stages.model"), modelId],
+    ["runtime", t("stages.runtime"), runtimeText(window.photosearch.backend)],
     ["fingerprint", t("stages.fingerprint"), `${times.fingerprint_ms.toFixed(0)} ms`],
   ];
   if (times.local_ms?.length) {
