@@ -79,6 +79,20 @@ class Extractor:
         self._global = session(fingerprint_onnx, threads)
         self._local = session(descriptor_onnx, threads) if descriptor_onnx else None
 
+    @property
+    def fingerprint_graph(self) -> ort.InferenceSession:
+        return self._global
+
+    @property
+    def descriptor_graph(self) -> ort.InferenceSession:
+        if self._local is None:
+            raise RuntimeError("no descriptor graph was given")
+        return self._local
+
+    def fingerprint_tensor(self, image: Image.Image) -> np.ndarray:
+        """(1, 3, crop, crop): the fingerprint graph's input, the view as the embedder makes it."""
+        return self.preprocess.view(image, parse_variants([])[0])[None]
+
     def decode(self, data: bytes) -> Image.Image:
         return self.preprocess.decode(data, parse_variants([]))
 

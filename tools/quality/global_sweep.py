@@ -10,7 +10,9 @@ Techniques (all model-agnostic, all computed with the embedder's own export):
   search already keeps several vectors per photo and scores an item by its best);
 - the same crops of the query (the best view counts);
 - alpha query expansion: the query vector plus its n nearest catalog vectors, each
-  weighted by its cosine to the power alpha, re-normalised, searched again.
+  weighted by its cosine to the power alpha, re-normalised, searched again;
+- with --one-pass: the fingerprint from the region pass's input instead of the 224-px view
+  (one_pass.py), for the query alone or for both sides (one backbone pass per photo).
 
 Each fold chooses the technique with the best mean candidate recall over datasets (then
 recall@1) on the other folds' items; the held-out fold is answered with that choice.
@@ -31,8 +33,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-from tools.quality.datasets import DEFAULT_ROOT, Dataset, discover, load_dataset
-from tools.quality.features import compute, make_extractor
+from photosearch_embedder.models import spec_for
+from tools.quality.datasets import DEFAULT_ROOT, Dataset, Photo, discover, load_dataset
+from tools.quality.features import compute, exported_model, make_extractor
+from tools.quality.one_pass import one_pass_fingerprints, pass_costs
 from tools.quality.rerank import global_item_scores, top_items
 from tools.quality.tuning import folds
 
@@ -40,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATASETS = "smvs_dvd_covers,coil100,lego_minifigs_kaggle_subset"
 CROPS = ("crop:0.8", "crop:0.6")
 CANDIDATES = 10  # SEARCH_RERANK_TOP_K as shipped
+ONE_PASS = "one pass"  # the variant name of the one-pass fingerprint
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Technique:
     query_crops: tuple[str, ...] = ()
     expand: int = 0  # nearest catalog vectors added to the query
     alpha: float = 0.0  # their weight: cosine ** alpha
+    one_pass: str = ""  # "query" or "both": whose fingerprint comes from the region pass
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -69,12 +75,15 @@ class Catalog:
     owners: list[str]
 
     def index(self, technique: Technique) -> tuple[np.ndarray, list[str]]:
-        names = ("global", *technique.index_crops)
+        names = (ONE_PASS if technique.one_pass == "both" else "global", *technique.index_crops)
         return np.concatenate([self.vectors[n] for n in names]), self.owners * len(names)
 
 
-def techniques() -> list[Technique]:
+def techniques(one_pass: bool = False) -> list[Technique]:
     out = [Technique("fingerprint")]
+    if one_pass:
+        out.append(Technique("one pass, query", one_pass="query"))
+        out.append(Technique("one pass, both", one_pass="both"))
     for crops in ((CROPS[0],), CROPS):
         label = "+".join(c.removeprefix("crop:") for c in crops)
         out.append(Technique(f"index crops {label}", index_crops=crops))
@@ -87,7 +96,8 @@ def techniques() -> list[Technique]:
 
 def item_scores(query: Query, catalog: Catalog, technique: Technique) -> dict[str, float]:
     vectors, owners = catalog.index(technique)
-    views = [query.vectors["global"], *(query.vectors[c] for c in technique.query_crops)]
+    first = query.vectors[ONE_PASS if technique.one_pass else "global"]
+    views = [first, *(query.vectors[c] for c in technique.query_crops)]
     if technique.expand:
         first = views[0]
         sims = vectors @ first
@@ -114,22 +124,30 @@ def mean_over_datasets(queries: Sequence[Query], hits: np.ndarray) -> np.ndarray
 
 
 def load(
-    datasets: Sequence[Dataset], model: str, variants: tuple[str, ...]
+    datasets: Sequence[Dataset], model: str, variants: tuple[str, ...], one_pass: bool = False
 ) -> tuple[list[Query], dict[str, Catalog]]:
+    """With `one_pass`, each photo's one-pass fingerprint too (variant ONE_PASS)."""
     cache = ROOT / "results" / "quality"
-    extractor = make_extractor(model, cache / "models", local=False)
+    extractor = make_extractor(model, cache / "models", local=one_pass)
     names = ("global", *variants)
+
+    def vectors_of(photos: list[Photo]) -> dict[str, np.ndarray]:
+        found = compute(extractor, photos, cache / "cache", variants=variants, local=False)
+        stacked = np.stack([p.fingerprints for p in found])  # (photos, variants, dim)
+        out = {n: stacked[:, i] for i, n in enumerate(names)}
+        if one_pass:
+            out[ONE_PASS] = one_pass_fingerprints(
+                model, extractor, photos, out["global"], cache / "cache"
+            )
+        return out
+
     queries: list[Query] = []
     catalogs = {}
     for d in datasets:
-        photos = compute(extractor, d.catalog, cache / "cache", variants=variants, local=False)
-        stacked = np.stack([p.fingerprints for p in photos])  # (photos, variants, dim)
-        catalogs[d.name] = Catalog(
-            {n: stacked[:, i] for i, n in enumerate(names)}, [p.item for p in d.catalog]
-        )
-        found = compute(extractor, d.queries, cache / "cache", variants=variants, local=False)
-        for photo, f in zip(d.queries, found, strict=True):
-            vectors = {n: f.fingerprints[i] for i, n in enumerate(names)}
+        catalogs[d.name] = Catalog(vectors_of(d.catalog), [p.item for p in d.catalog])
+        found = vectors_of(d.queries)
+        for i, photo in enumerate(d.queries):
+            vectors = {n: v[i] for n, v in found.items()}
             queries.append(Query(d.name, photo.key, photo.item, vectors))
     return queries, catalogs
 
@@ -142,11 +160,21 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--reranked", default="", help="technique names, ';'-separated")
+    parser.add_argument(
+        "--one-pass", action="store_true", help="also the one-pass fingerprint (one_pass.py)"
+    )
+    parser.add_argument(
+        "--pass-costs",
+        type=int,
+        default=0,
+        metavar="PHOTOS",
+        help="also time one pass against two on this many query photos (onnxruntime)",
+    )
     args = parser.parse_args()
     names = args.datasets.split(",")
     datasets = [load_dataset(p) for p in discover(args.datasets_root) if p.name in names]
-    queries, catalogs = load(datasets, args.model, CROPS)
-    candidates = techniques()
+    queries, catalogs = load(datasets, args.model, CROPS, args.one_pass)
+    candidates = techniques(args.one_pass)
     hits = {t.name: outcomes(queries, catalogs, t) for t in candidates}
     order = sorted({q.dataset for q in queries})
     print(f"in sample (R@1 / candidate recall@{CANDIDATES}), {len(queries)} queries:")
@@ -181,6 +209,21 @@ def main() -> None:
     if args.reranked:
         named = [t for t in candidates if t.name in args.reranked.split(";")]
         reranked(queries, catalogs, named, datasets, args)
+    if args.pass_costs:
+        print_pass_costs(args.model, datasets, args.pass_costs)
+
+
+def print_pass_costs(model: str, datasets: Sequence[Dataset], count: int) -> None:
+    models = ROOT / "results" / "quality" / "models"
+    files = exported_model(model, models)
+    local = files.preprocess()["local"]["onnx"]
+    photos = [p for d in datasets for p in d.queries]
+    chosen = photos[:: max(1, len(photos) // count)][:count]
+    extractor = make_extractor(model, models, local=True)
+    colour = spec_for(model).colour is not None
+    network = exported_model(spec_for(model).family, models).onnx_path if colour else None
+    costs = pass_costs(extractor, files.directory / local, chosen, rounds=5, network_onnx=network)
+    print(f"one pass against two (onnxruntime, batch 1, {os.cpu_count()} cores):", costs)
 
 
 def reranked(
