@@ -110,10 +110,8 @@ class Extractor:
         return self.preprocess.to_tensor(resized(image, size))[None]
 
     def local(self, image: Image.Image, long_side: int | None = None) -> LocalFeatures:
-        if self._local is None:
-            raise RuntimeError("no descriptor graph was given")
         tensor = self.local_tensor(image, long_side)
-        (feature_map,) = self._local.run([LOCAL], {INPUT: tensor})
+        (feature_map,) = self.descriptor_graph.run([LOCAL], {INPUT: tensor})
         _, channels, rows, cols = feature_map.shape
         cells = feature_map[0].reshape(channels, rows * cols).T
         return LocalFeatures(
@@ -126,8 +124,7 @@ class Extractor:
     def descriptor_fingerprint(self, image: Image.Image) -> np.ndarray:
         """The fingerprint output of the descriptor graph on the usual 224 crop (must
         equal the embedder's: a check that both graphs are the same network)."""
-        if self._local is None:
-            raise RuntimeError("no descriptor graph was given")
-        tensor = self.preprocess.view(image, parse_variants([])[0])[None]
-        out: np.ndarray = self._local.run([FINGERPRINT], {INPUT: tensor})[0][0]
+        graph = self.descriptor_graph
+        tensor = self.fingerprint_tensor(image)
+        out: np.ndarray = graph.run([FINGERPRINT], {INPUT: tensor})[0][0]
         return out

@@ -20,7 +20,7 @@ import onnxruntime as ort
 
 from photosearch_embedder.models import ColourFusion, spec_for
 from tools.quality.datasets import Photo
-from tools.quality.extract import Extractor
+from tools.quality.extract import Extractor, session
 from tools.quality.graph import FINGERPRINT, INPUT
 
 
@@ -93,8 +93,6 @@ def pass_costs(
     one pass of the whole network on the 448-px input (the descriptor graph). With
     `network_onnx` (the same network's fingerprint graph without the colour part), the
     colour part's cost too, which one pass still pays: the colour graph's time less it."""
-    from tools.quality.extract import session
-
     local = session(local_onnx)
     local_input = local.get_inputs()[0].name
     network = session(network_onnx) if network_onnx else None
